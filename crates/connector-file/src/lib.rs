@@ -1,0 +1,1 @@
+//! File connector (in progress).

@@ -1,0 +1,41 @@
+//! # memlens-core
+//!
+//! The types every other memlens crate stands on. **Key decision: one batched, `&self`
+//! reading trait ([`MemoryView`]) for physical and virtual memory alike**, with single
+//! reads, typed reads, strings and a cursor provided on top ([`MemoryViewExt`]); writing and
+//! CPU state are separate capabilities ([`MemoryWrite`], [`CpuState`]).
+//!
+//! - [`addr`]: [`PhysAddr`], [`VirtAddr`], [`PageSize`], number parsing.
+//! - [`size`]: sizes with units (`4k`, `2MiB`).
+//! - [`mem`] and [`ext`]: the memory traits and their helpers.
+//! - [`memmap`]: validated guest-physical → backing-offset maps (TOML in and out).
+//! - [`middleware`]: page cache, delay and metrics wrappers around any view.
+//! - [`cpu`], [`target`], [`os`]: registers, what a connector hands to an OS plugin, and
+//!   the OS/process traits with their listing types.
+//! - [`error`]: the error type; every variant carries its context.
+
+pub mod addr;
+pub mod cpu;
+pub mod error;
+pub mod ext;
+pub mod mem;
+pub mod memmap;
+pub mod middleware;
+pub mod os;
+pub mod size;
+pub mod target;
+
+pub use addr::{Address, PageSize, Pfn, PhysAddr, VirtAddr};
+pub use cpu::{Arch, CpuRegisters, CpuState};
+pub use error::{Error, ParseError, Result};
+pub use ext::{MemoryViewExt, MemoryWriteExt};
+pub use mem::{
+    MemRange, MemoryMetadata, MemoryView, MemoryWrite, PhysicalMemory, PhysicalWrite, ReadOp,
+    VirtualMemory, VirtualWrite, WriteOp,
+};
+pub use memmap::MemoryMap;
+pub use os::{MapInfo, ModuleInfo, Os, OsInfo, Perms, Process, ProcessInfo};
+pub use target::{PhysicalTarget, TargetInfo};
+
+/// Re-export so plugin crates derive `Pod` with the same version.
+pub use bytemuck;
