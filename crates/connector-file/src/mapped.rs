@@ -1,0 +1,280 @@
+//! [`MappedFile`]: a memory-mapped file plus a [`MemoryMap`] from guest-physical addresses
+//! to file offsets. **Key decision: every uncompressed format is this one reader** — a raw
+//! image is the identity map, an ELF core maps its `PT_LOAD`s, LiME maps its ranges — so
+//! the hot path (binary search of the map, then `memcpy` from the mapping) is written and
+//! tuned once.
+//!
+//! The file is mapped with `memmap2` read-only unless the caller asked for write access.
+//! Sparse files and files larger than RAM work (pages are faulted in on demand). As with
+//! any mapping, the file must not be truncated by another process while it is open (the
+//! OS would deliver SIGBUS); dumps are not modified in place in practice.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memlens_core::memmap::{MapEntry, Piece};
+use memlens_core::{
+    Error, MemRange, MemoryMap, MemoryMetadata, MemoryView, MemoryWrite, PhysAddr, ReadOp, WriteOp,
+};
+use memmap2::{Mmap, MmapRaw};
+
+use crate::error::FileError;
+
+enum Backing {
+    Read(Mmap),
+    Write(MmapRaw),
+}
+
+/// A memory-mapped file read through a memory map. See the module documentation.
+pub struct MappedFile {
+    path: PathBuf,
+    backing: Backing,
+    /// Pointer and length of the mapping, cached for the hot path.
+    base: *const u8,
+    size: usize,
+    map: MemoryMap,
+}
+
+// SAFETY: the mapping is owned by `backing` and lives as long as `self`; the raw pointer is
+// only an alias of it. Reads copy out; writes (only in `Write` mode, on explicit request)
+// copy in through the raw pointer, never through a shared `&[u8]`.
+unsafe impl Send for MappedFile {}
+// SAFETY: see `Send`; there is no interior state besides the mapping itself.
+unsafe impl Sync for MappedFile {}
+
+impl MappedFile {
+    /// Opens `path` read-only as a raw image: guest-physical address = file offset.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, FileError> {
+        Self::open_with(path.as_ref(), None, false)
+    }
+
+    /// Opens `path` with an explicit memory map (`None`: identity over the whole file).
+    /// `writable` maps the file shared and writable: only when the user asked for it.
+    pub fn open_with(
+        path: &Path,
+        map: Option<MemoryMap>,
+        writable: bool,
+    ) -> Result<Self, FileError> {
+        let open_err = |source| FileError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(open_err)?;
+        if !meta.is_file() {
+            let kind = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            return Err(FileError::NotAFile {
+                path: path.to_path_buf(),
+                kind,
+            });
+        }
+        if meta.len() == 0 {
+            return Err(FileError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        let file = if writable {
+            OpenOptions::new().read(true).write(true).open(path)
+        } else {
+            File::open(path)
+        }
+        .map_err(open_err)?;
+        let map_err = |source| FileError::Map {
+            path: path.to_path_buf(),
+            source,
+        };
+        let (backing, base, size) = if writable {
+            let m = MmapRaw::map_raw(&file).map_err(map_err)?;
+            let (p, l) = (m.as_ptr(), m.len());
+            (Backing::Write(m), p, l)
+        } else {
+            // SAFETY: the file is opened read-only; concurrent truncation by another
+            // process is outside our control and documented in the module docs.
+            let m = unsafe { Mmap::map(&file) }.map_err(map_err)?;
+            let (p, l) = (m.as_ptr(), m.len());
+            (Backing::Read(m), p, l)
+        };
+        let map = match map {
+            Some(m) => m,
+            None => MemoryMap::identity(size as u64)?,
+        };
+        if map.backing_end() > size as u64 {
+            return Err(FileError::MapPastEnd {
+                path: path.to_path_buf(),
+                needed: map.backing_end(),
+                size: size as u64,
+            });
+        }
+        #[cfg(unix)]
+        if let Backing::Read(m) = &backing {
+            // Random access is the norm for introspection: no read-ahead of whole regions.
+            let _ = m.advise(memmap2::Advice::Random);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            backing,
+            base,
+            size,
+            map,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The memory map in force.
+    pub fn map(&self) -> &MemoryMap {
+        &self.map
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.size as u64
+    }
+
+    /// The whole file as bytes (for format parsers).
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `base..base+size` is the live mapping owned by `self.backing`.
+        unsafe { std::slice::from_raw_parts(self.base, self.size) }
+    }
+
+    /// Flushes written pages to the file (a no-op when opened read-only).
+    pub fn flush(&self) -> Result<(), FileError> {
+        match &self.backing {
+            Backing::Write(m) => m.flush().map_err(|source| FileError::Map {
+                path: self.path.clone(),
+                source,
+            }),
+            Backing::Read(_) => Ok(()),
+        }
+    }
+
+    /// Whether the file was opened writable.
+    pub fn is_writable(&self) -> bool {
+        matches!(self.backing, Backing::Write(_))
+    }
+
+    #[inline]
+    fn copy_out(&self, off: u64, dst: &mut [u8]) {
+        // SAFETY: callers pass ranges validated against the map, and `backing_end() <= size`
+        // was checked at open, so `off + dst.len() <= size`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(off as usize), dst.as_mut_ptr(), dst.len())
+        }
+    }
+
+    fn gap_error(&self, addr: PhysAddr, len: usize) -> Error {
+        match self.map.max_addr() {
+            Some(max) if addr > max => Error::OutOfRange { addr, len, max },
+            _ => Error::Gap { addr },
+        }
+    }
+}
+
+impl MemoryView for MappedFile {
+    type Addr = PhysAddr;
+
+    #[inline]
+    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+        for op in ops.iter_mut() {
+            let len = op.buf.len();
+            if let Some(off) = self.map.resolve_contiguous(op.addr, len) {
+                self.copy_out(off, op.buf);
+                op.result = Ok(());
+                continue;
+            }
+            if len == 0 {
+                op.result = Ok(());
+                continue;
+            }
+            op.result = Ok(());
+            for p in self.map.pieces(op.addr, len) {
+                match p {
+                    Piece::Backed {
+                        buf_off,
+                        backing,
+                        len: n,
+                    } => self.copy_out(backing, &mut op.buf[buf_off..buf_off + n]),
+                    Piece::Gap {
+                        buf_off,
+                        addr,
+                        len: n,
+                    } => {
+                        op.buf[buf_off..buf_off + n].fill(0);
+                        let e = self.gap_error(addr, n);
+                        memlens_core::mem::record_failure(&mut op.result, len, buf_off, n, e);
+                    }
+                }
+            }
+            memlens_core::mem::finish_partial(&mut op.result);
+        }
+    }
+
+    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+        MemoryMetadata {
+            max_addr: self.map.max_addr().unwrap_or_default(),
+            real_size: self.map.real_size(),
+            readonly: !self.is_writable(),
+            preferred_batch: 1024,
+        }
+    }
+
+    fn ranges(&self) -> Vec<MemRange<PhysAddr>> {
+        self.map
+            .entries()
+            .iter()
+            .map(|e: &MapEntry| MemRange::new(e.base, e.len))
+            .collect()
+    }
+}
+
+impl MemoryWrite for MappedFile {
+    fn write_batch(&self, ops: &mut [WriteOp<'_, PhysAddr>]) {
+        let Backing::Write(_) = &self.backing else {
+            let e = Error::ReadOnly {
+                what: format!("{} (opened read-only)", self.path.display()),
+            };
+            for op in ops.iter_mut() {
+                op.result = Err(e.clone());
+            }
+            return;
+        };
+        for op in ops.iter_mut() {
+            let len = op.buf.len();
+            op.result = Ok(());
+            for p in self.map.pieces(op.addr, len) {
+                match p {
+                    Piece::Backed {
+                        buf_off,
+                        backing,
+                        len: n,
+                    } => {
+                        // SAFETY: range validated against the map and the file size; the
+                        // mapping is writable (Write mode) and outlives this call.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                op.buf.as_ptr().add(buf_off),
+                                (self.base as *mut u8).add(backing as usize),
+                                n,
+                            )
+                        }
+                    }
+                    Piece::Gap {
+                        buf_off,
+                        addr,
+                        len: n,
+                    } => {
+                        let e = self.gap_error(addr, n);
+                        memlens_core::mem::record_failure(&mut op.result, len, buf_off, n, e);
+                    }
+                }
+            }
+            memlens_core::mem::finish_partial(&mut op.result);
+        }
+    }
+}
