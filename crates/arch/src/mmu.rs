@@ -1,0 +1,749 @@
+//! MMU descriptions. **Key decision: an architecture is a value, not a code path.** A
+//! [`Mmu`] lists its levels (index bits, shift, whether a walk may end there in a large
+//! page), the entry size, how virtual addresses are laid out (flat 32-bit, sign-extended,
+//! or split into TTBR0/TTBR1 halves), and bit rules ([`BitRule`]) that say when an entry is
+//! valid, when it maps a large page, and when it removes write, user or execute
+//! permission. The walker, the page map and the TLB read only these fields, so x86,
+//! PAE, x86-64 (4 and 5 levels) and every aarch64 granule share one walker.
+//!
+//! Level numbers count from the leaf: level 1 is the last level (x86 PT, aarch64 L3), so
+//! `Error::NotPresent { level: 4, .. }` on x86-64 means the PML4 entry was not present.
+
+use memlens_core::{Arch, CpuRegisters, PhysAddr};
+use serde::Serialize;
+
+use crate::error::ArchError;
+use crate::types::Roots;
+
+/// Most levels any supported MMU has (x86-64 LA57 has 5; room for one more).
+pub const MAX_LEVELS: usize = 6;
+
+/// Every architecture name accepted by [`Mmu::from_name`].
+pub const ARCH_NAMES: &[&str] = &[
+    "x86_64",
+    "x86_64-la57",
+    "x86",
+    "x86-pae",
+    "aarch64",
+    "aarch64-16k",
+    "aarch64-64k",
+    "aarch64-64k-52",
+];
+
+/// A test on an entry: it matches when `entry & mask == value`. [`BitRule::NEVER`] never
+/// matches (mask 0, value 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BitRule {
+    /// Bits looked at.
+    pub mask: u64,
+    /// Required value of those bits.
+    pub value: u64,
+}
+
+impl BitRule {
+    /// A rule that never matches.
+    pub const NEVER: Self = Self { mask: 0, value: 1 };
+    /// A rule that always matches.
+    pub const ALWAYS: Self = Self { mask: 0, value: 0 };
+    /// Matches when bit `b` is set.
+    pub const fn set(b: u32) -> Self {
+        Self {
+            mask: 1 << b,
+            value: 1 << b,
+        }
+    }
+    /// Matches when bit `b` is clear.
+    pub const fn clear(b: u32) -> Self {
+        Self {
+            mask: 1 << b,
+            value: 0,
+        }
+    }
+    /// Whether `entry` matches.
+    #[inline(always)]
+    pub const fn matches(self, entry: u64) -> bool {
+        entry & self.mask == self.value
+    }
+}
+
+/// A permission restriction, tested on table entries (applies to everything below) and on
+/// leaf entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Restriction {
+    /// Tested on entries that point to a further table.
+    pub table: BitRule,
+    /// Tested on entries that map a page.
+    pub leaf: BitRule,
+}
+
+impl Restriction {
+    /// A restriction that never applies.
+    pub const NONE: Self = Self {
+        table: BitRule::NEVER,
+        leaf: BitRule::NEVER,
+    };
+    /// The same rule on tables and leaves.
+    pub const fn both(r: BitRule) -> Self {
+        Self { table: r, leaf: r }
+    }
+}
+
+/// Where physical-address bits above the normal mask come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PaHigh {
+    /// Nowhere.
+    None,
+    /// x86 32-bit PSE-36: a 4 MiB page's PA\[39:32\] is in entry bits 20:13.
+    Pse36,
+    /// aarch64 64 KiB granule with 52-bit PA: PA\[51:48\] is in descriptor bits 15:12.
+    Aarch64Bits15To12,
+}
+
+/// The decoding rules of one MMU's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EntryRules {
+    /// The entry is present / valid.
+    pub valid: BitRule,
+    /// At a level above the last: the entry maps a large page (block) instead of a table.
+    pub large: BitRule,
+    /// At the last level: the entry must also match this to map a page.
+    pub last_ok: BitRule,
+    /// Writing is forbidden.
+    pub read_only: Restriction,
+    /// User (EL0 / ring 3) access is forbidden.
+    pub kernel_only: Restriction,
+    /// Execution is forbidden for user pages.
+    pub nx_user: Restriction,
+    /// Execution is forbidden for kernel pages.
+    pub nx_kernel: Restriction,
+    /// Physical-address bits of a table entry.
+    pub table_addr_mask: u64,
+    /// Physical-address bits of a leaf entry (the page-offset bits are cleared on top).
+    pub leaf_addr_mask: u64,
+    /// Extra high physical-address bits.
+    pub pa_high: PaHigh,
+}
+
+/// How virtual addresses are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VaLayout {
+    /// 32-bit addresses; bits 63:32 must be zero.
+    Flat32,
+    /// One root; bits above `va_bits - 1` must copy bit `va_bits - 1` (x86-64).
+    SignExtended,
+    /// Two roots: addresses with top bits all 0 use the lower root (TTBR0), all 1 the
+    /// upper root (TTBR1); anything else is not canonical (aarch64).
+    Split,
+}
+
+/// One level of a page table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Level {
+    /// Level number, 1 = last.
+    pub number: u8,
+    /// Lowest virtual-address bit of this level's index (= log2 of what one entry maps).
+    pub shift: u8,
+    /// Number of index bits (the table has `2^bits` entries).
+    pub bits: u8,
+    /// Whether an entry at this level may map a large page (only meaningful above the
+    /// last level).
+    pub large: bool,
+    /// Whether permission bits are defined at this level (not in PAE's PDPT).
+    pub perms: bool,
+}
+
+impl Level {
+    const fn new(number: u8, shift: u8, bits: u8, large: bool) -> Self {
+        Self {
+            number,
+            shift,
+            bits,
+            large,
+            perms: true,
+        }
+    }
+    /// Number of entries in a table of this level.
+    #[inline]
+    pub const fn entries(&self) -> u64 {
+        1 << self.bits
+    }
+    /// Index of `va` in a table of this level.
+    #[inline(always)]
+    pub const fn index(&self, va: u64) -> u64 {
+        (va >> self.shift) & ((1 << self.bits) - 1)
+    }
+    /// Bytes mapped by one entry.
+    #[inline]
+    pub const fn entry_span(&self) -> u64 {
+        1 << self.shift
+    }
+}
+
+/// The outcome of decoding one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Continue at the table at this physical address.
+    Table(u64),
+    /// The entry maps a page: physical base and log2 of its size.
+    Leaf {
+        /// Physical address of the page.
+        base: u64,
+        /// log2 of the page size.
+        shift: u8,
+    },
+    /// The entry is not present.
+    NotPresent,
+    /// The entry cannot be followed.
+    Bad(&'static str),
+}
+
+/// Restriction bits collected along a walk (see [`Mmu::restrictions`]).
+pub(crate) const R_RO: u8 = 1;
+pub(crate) const R_KERNEL: u8 = 2;
+pub(crate) const R_NXU: u8 = 4;
+pub(crate) const R_NXK: u8 = 8;
+
+/// An MMU description. See the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mmu {
+    name: &'static str,
+    #[serde(skip)]
+    arch: Arch,
+    entry_bytes: u8,
+    granule_shift: u8,
+    va_bits: u8,
+    layout: VaLayout,
+    root_mask: u64,
+    levels: [Level; MAX_LEVELS],
+    nlevels: u8,
+    rules: EntryRules,
+}
+
+const X86_64_ADDR: u64 = 0x000f_ffff_ffff_f000;
+
+const X86_64_RULES: EntryRules = EntryRules {
+    valid: BitRule::set(0),
+    large: BitRule::set(7),
+    last_ok: BitRule::ALWAYS,
+    read_only: Restriction::both(BitRule::clear(1)),
+    kernel_only: Restriction::both(BitRule::clear(2)),
+    nx_user: Restriction::both(BitRule::set(63)),
+    nx_kernel: Restriction::both(BitRule::set(63)),
+    table_addr_mask: X86_64_ADDR,
+    leaf_addr_mask: X86_64_ADDR,
+    pa_high: PaHigh::None,
+};
+
+const fn pad(levels: &[Level]) -> [Level; MAX_LEVELS] {
+    let mut out = [Level::new(0, 0, 0, false); MAX_LEVELS];
+    let mut i = 0;
+    while i < levels.len() {
+        out[i] = levels[i];
+        i += 1;
+    }
+    out
+}
+
+/// aarch64 page sizes ("translation granules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Granule {
+    /// 4 KiB pages; blocks of 1 GiB and 2 MiB.
+    K4,
+    /// 16 KiB pages; blocks of 32 MiB.
+    K16,
+    /// 64 KiB pages; blocks of 512 MiB.
+    K64,
+}
+
+impl Granule {
+    /// log2 of the page size.
+    pub const fn shift(self) -> u8 {
+        match self {
+            Granule::K4 => 12,
+            Granule::K16 => 14,
+            Granule::K64 => 16,
+        }
+    }
+}
+
+impl Mmu {
+    /// x86-64 with 4-level paging (48-bit addresses; 4 KiB, 2 MiB and 1 GiB pages).
+    pub const fn x86_64() -> Self {
+        Self {
+            name: "x86_64",
+            arch: Arch::X86_64,
+            entry_bytes: 8,
+            granule_shift: 12,
+            va_bits: 48,
+            layout: VaLayout::SignExtended,
+            root_mask: X86_64_ADDR,
+            levels: pad(&[
+                Level::new(4, 39, 9, false),
+                Level::new(3, 30, 9, true),
+                Level::new(2, 21, 9, true),
+                Level::new(1, 12, 9, false),
+            ]),
+            nlevels: 4,
+            rules: X86_64_RULES,
+        }
+    }
+
+    /// x86-64 with 5-level paging (CR4.LA57; 57-bit addresses).
+    pub const fn x86_64_la57() -> Self {
+        Self {
+            name: "x86_64-la57",
+            arch: Arch::X86_64,
+            entry_bytes: 8,
+            granule_shift: 12,
+            va_bits: 57,
+            layout: VaLayout::SignExtended,
+            root_mask: X86_64_ADDR,
+            levels: pad(&[
+                Level::new(5, 48, 9, false),
+                Level::new(4, 39, 9, false),
+                Level::new(3, 30, 9, true),
+                Level::new(2, 21, 9, true),
+                Level::new(1, 12, 9, false),
+            ]),
+            nlevels: 5,
+            rules: X86_64_RULES,
+        }
+    }
+
+    /// 32-bit x86 without PAE: 4-byte entries, 4 KiB and 4 MiB (PSE, PSE-36) pages, no NX.
+    pub const fn x86() -> Self {
+        Self {
+            name: "x86",
+            arch: Arch::X86,
+            entry_bytes: 4,
+            granule_shift: 12,
+            va_bits: 32,
+            layout: VaLayout::Flat32,
+            root_mask: 0xffff_f000,
+            levels: pad(&[Level::new(2, 22, 10, true), Level::new(1, 12, 10, false)]),
+            nlevels: 2,
+            rules: EntryRules {
+                nx_user: Restriction::NONE,
+                nx_kernel: Restriction::NONE,
+                table_addr_mask: 0xffff_f000,
+                leaf_addr_mask: 0xffff_f000,
+                pa_high: PaHigh::Pse36,
+                ..X86_64_RULES
+            },
+        }
+    }
+
+    /// 32-bit x86 with PAE: 3 levels (a 4-entry PDPT), 8-byte entries, 2 MiB pages, NX.
+    /// CR3 is 32-byte aligned.
+    pub const fn x86_pae() -> Self {
+        let mut pdpt = Level::new(3, 30, 2, false);
+        pdpt.perms = false;
+        Self {
+            name: "x86-pae",
+            arch: Arch::X86,
+            entry_bytes: 8,
+            granule_shift: 12,
+            va_bits: 32,
+            layout: VaLayout::Flat32,
+            root_mask: 0xffff_ffe0,
+            levels: pad(&[
+                pdpt,
+                Level::new(2, 21, 9, true),
+                Level::new(1, 12, 9, false),
+            ]),
+            nlevels: 3,
+            rules: X86_64_RULES,
+        }
+    }
+
+    /// aarch64 (VMSAv8-64 stage 1, EL1&0) with a granule and a virtual-address size (the
+    /// same for both halves: 64 - TnSZ). 25..=48 bits for every granule; 52 bits with the
+    /// 64 KiB granule (FEAT_LVA, with 52-bit output addresses, FEAT_LPA).
+    ///
+    /// Descriptors: bit 0 valid; bit 1 table (above the last level) or page (at the last
+    /// level; 0 there is reserved); AP\[2\] (bit 7) read-only, AP\[1\] (bit 6) EL0 access;
+    /// UXN bit 54, PXN bit 53; table descriptors' APTable (62:61), UXNTable (60) and
+    /// PXNTable (59) restrict everything below. A page with DBM (bit 51) set counts as
+    /// writable even when AP\[2\] is set: Linux uses DBM as its software write bit and
+    /// keeps clean writable pages read-only until the first write.
+    pub fn aarch64(granule: Granule, va_bits: u8) -> Result<Self, ArchError> {
+        let g = granule.shift();
+        let b = g - 3;
+        let max = if granule == Granule::K64 { 52 } else { 48 };
+        let ok = (25..=48).contains(&va_bits) || va_bits == max;
+        if !ok {
+            return Err(ArchError::InvalidConfig {
+                arch: "aarch64",
+                what: format!(
+                    "{va_bits}-bit virtual addresses with a {} KiB granule (valid: 25..=48{})",
+                    1u32 << (g - 10),
+                    if max == 52 { " or 52" } else { "" }
+                ),
+            });
+        }
+        let n = (va_bits - g).div_ceil(b);
+        let mut levels = [Level::new(0, 0, 0, false); MAX_LEVELS];
+        for i in 0..n {
+            // i = 0 is the top level.
+            let number = n - i;
+            let shift = g + (number - 1) * b;
+            let bits = if i == 0 { va_bits - shift } else { b };
+            let large = match granule {
+                Granule::K4 => number == 2 || number == 3,
+                Granule::K16 | Granule::K64 => number == 2,
+            };
+            levels[usize::from(i)] = Level::new(number, shift, bits, large);
+        }
+        let addr = 0x0000_ffff_ffff_ffff & !((1u64 << g) - 1);
+        let (name, pa_high) = match (granule, va_bits) {
+            (Granule::K4, _) => ("aarch64", PaHigh::None),
+            (Granule::K16, _) => ("aarch64-16k", PaHigh::None),
+            (Granule::K64, 52) => ("aarch64-64k-52", PaHigh::Aarch64Bits15To12),
+            (Granule::K64, _) => ("aarch64-64k", PaHigh::None),
+        };
+        Ok(Self {
+            name,
+            arch: Arch::Aarch64,
+            entry_bytes: 8,
+            granule_shift: g,
+            va_bits,
+            layout: VaLayout::Split,
+            root_mask: 0x0000_ffff_ffff_fffe,
+            levels,
+            nlevels: n,
+            rules: EntryRules {
+                valid: BitRule::set(0),
+                large: BitRule::clear(1),
+                last_ok: BitRule::set(1),
+                read_only: Restriction {
+                    table: BitRule::set(62),
+                    leaf: BitRule {
+                        mask: (1 << 7) | (1 << 51),
+                        value: 1 << 7,
+                    },
+                },
+                kernel_only: Restriction {
+                    table: BitRule::set(61),
+                    leaf: BitRule::clear(6),
+                },
+                nx_user: Restriction {
+                    table: BitRule::set(60),
+                    leaf: BitRule::set(54),
+                },
+                nx_kernel: Restriction {
+                    table: BitRule::set(59),
+                    leaf: BitRule::set(53),
+                },
+                table_addr_mask: addr,
+                leaf_addr_mask: addr,
+                pa_high,
+            },
+        })
+    }
+
+    /// The MMU for a name of [`ARCH_NAMES`] (`aarch64*` names use 48-bit halves, or 52 for
+    /// `aarch64-64k-52`).
+    pub fn from_name(name: &str) -> Result<Self, ArchError> {
+        Ok(match name {
+            "x86_64" | "x86-64" | "amd64" => Self::x86_64(),
+            "x86_64-la57" | "x86-64-la57" => Self::x86_64_la57(),
+            "x86" | "i386" => Self::x86(),
+            "x86-pae" | "i386-pae" => Self::x86_pae(),
+            "aarch64" | "arm64" => Self::aarch64(Granule::K4, 48)?,
+            "aarch64-16k" => Self::aarch64(Granule::K16, 48)?,
+            "aarch64-64k" => Self::aarch64(Granule::K64, 48)?,
+            "aarch64-64k-52" => Self::aarch64(Granule::K64, 52)?,
+            _ => {
+                return Err(ArchError::UnknownArch {
+                    name: name.to_string(),
+                    valid: ARCH_NAMES,
+                })
+            }
+        })
+    }
+
+    /// The MMU and page-table roots described by a vCPU's registers.
+    ///
+    /// x86: 5-level when CR4.LA57 is set; 32-bit (PAE or not, by CR4.PAE) when EFER is
+    /// known and EFER.LMA is clear; otherwise 4-level x86-64. aarch64: the granule and
+    /// size come from TCR_EL1's TG1/T1SZ when known (4 KiB / 48-bit otherwise); the roots
+    /// are TTBR0 (lower half) and TTBR1 (upper half).
+    pub fn from_registers(regs: &CpuRegisters) -> Result<(Self, Roots), ArchError> {
+        match regs {
+            CpuRegisters::X86(r) => {
+                let long = r.efer.is_none_or(|e| e & (1 << 10) != 0);
+                let mmu = if !long {
+                    if r.cr4 & (1 << 5) != 0 {
+                        Self::x86_pae()
+                    } else {
+                        Self::x86()
+                    }
+                } else if r.la57() {
+                    Self::x86_64_la57()
+                } else {
+                    Self::x86_64()
+                };
+                Ok((mmu, Roots::single(PhysAddr(r.cr3))))
+            }
+            CpuRegisters::Aarch64(r) => {
+                let (granule, va_bits) = match r.tcr {
+                    Some(tcr) => {
+                        let g = match (tcr >> 30) & 3 {
+                            1 => Granule::K16,
+                            3 => Granule::K64,
+                            _ => Granule::K4,
+                        };
+                        let t1sz = ((tcr >> 16) & 0x3f) as u8;
+                        (g, 64u8.saturating_sub(t1sz))
+                    }
+                    None => (Granule::K4, 48),
+                };
+                let mmu = Self::aarch64(granule, va_bits)?;
+                let (Some(t0), Some(t1)) = (r.ttbr0, r.ttbr1) else {
+                    return Err(ArchError::NoRoot {
+                        what: "aarch64 registers without TTBR0_EL1/TTBR1_EL1".into(),
+                    });
+                };
+                Ok((mmu, Roots::split(PhysAddr(t0), PhysAddr(t1))))
+            }
+            other => Err(ArchError::NoRoot {
+                what: format!("unsupported register set {other:?}"),
+            }),
+        }
+    }
+
+    /// The name (one of [`ARCH_NAMES`]).
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+    /// The core architecture.
+    pub const fn arch(&self) -> Arch {
+        self.arch
+    }
+    /// Bytes per entry (4 or 8).
+    pub const fn entry_bytes(&self) -> u8 {
+        self.entry_bytes
+    }
+    /// log2 of the smallest page size.
+    pub const fn granule_shift(&self) -> u8 {
+        self.granule_shift
+    }
+    /// The smallest page size in bytes.
+    pub const fn granule(&self) -> u64 {
+        1 << self.granule_shift
+    }
+    /// Virtual-address bits per half (32 for x86).
+    pub const fn va_bits(&self) -> u8 {
+        self.va_bits
+    }
+    /// The virtual-address layout.
+    pub const fn layout(&self) -> VaLayout {
+        self.layout
+    }
+    /// The levels, top first.
+    pub fn levels(&self) -> &[Level] {
+        &self.levels[..usize::from(self.nlevels)]
+    }
+    /// The entry rules.
+    pub const fn rules(&self) -> &EntryRules {
+        &self.rules
+    }
+    /// Bits of a root register value that form the table address.
+    pub const fn root_mask(&self) -> u64 {
+        self.root_mask
+    }
+    /// Page sizes this MMU can map, smallest first.
+    pub fn page_sizes(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .levels()
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| l.large || *i + 1 == usize::from(self.nlevels))
+            .map(|(_, l)| l.entry_span())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether `va` is canonical (translatable at all).
+    #[inline(always)]
+    pub const fn is_canonical(&self, va: u64) -> bool {
+        match self.layout {
+            VaLayout::Flat32 => va >> 32 == 0,
+            VaLayout::SignExtended => {
+                let s = 64 - self.va_bits as u32;
+                (((va << s) as i64) >> s) as u64 == va
+            }
+            VaLayout::Split => {
+                let top = va >> self.va_bits;
+                top == 0 || top == (u64::MAX >> self.va_bits)
+            }
+        }
+    }
+
+    /// Whether `va` lies in the upper half (the kernel half; TTBR1 on aarch64).
+    #[inline(always)]
+    pub const fn is_upper(&self, va: u64) -> bool {
+        match self.layout {
+            VaLayout::Flat32 => false,
+            _ => va >> 63 != 0,
+        }
+    }
+
+    /// The table address of the root that translates `va` (masked and aligned).
+    #[inline(always)]
+    pub fn root_for(&self, roots: &Roots, va: u64) -> u64 {
+        let raw = if self.layout == VaLayout::Split && self.is_upper(va) {
+            roots.upper.0
+        } else {
+            roots.lower.0
+        };
+        self.mask_root(raw)
+    }
+
+    /// A root register value reduced to its table address.
+    #[inline(always)]
+    pub fn mask_root(&self, raw: u64) -> u64 {
+        let top = self.levels[0];
+        let table_bytes = (1u64 << top.bits) * u64::from(self.entry_bytes);
+        raw & self.root_mask & !(table_bytes - 1)
+    }
+
+    /// The lowest address of each half: `[(first, last)]` inclusive, one pair per root to
+    /// walk (one for x86, two for split layouts). Sign-extended layouts also have two
+    /// halves but one root.
+    pub fn halves(&self) -> Vec<(u64, u64, bool)> {
+        match self.layout {
+            VaLayout::Flat32 => vec![(0, 0xffff_ffff, false)],
+            VaLayout::SignExtended | VaLayout::Split => {
+                let span = 1u64 << (self.va_bits - 1);
+                let full = if self.layout == VaLayout::Split {
+                    1u64 << self.va_bits
+                } else {
+                    span
+                };
+                vec![(0, full - 1, false), (0u64.wrapping_sub(full), u64::MAX, true)]
+            }
+        }
+    }
+
+    /// Decodes the entry `e` found at level index `li` (0 = top).
+    #[inline(always)]
+    pub fn decode(&self, li: usize, e: u64) -> Step {
+        let r = &self.rules;
+        if !r.valid.matches(e) {
+            return Step::NotPresent;
+        }
+        let last = li + 1 >= usize::from(self.nlevels);
+        let lv = self.levels[li.min(MAX_LEVELS - 1)];
+        if last {
+            if !r.last_ok.matches(e) {
+                return Step::Bad("reserved descriptor type at the last level");
+            }
+            return Step::Leaf {
+                base: self.leaf_base(e, lv.shift, false),
+                shift: lv.shift,
+            };
+        }
+        if r.large.matches(e) {
+            if !lv.large {
+                return Step::Bad("large-page bit set at a level without large pages");
+            }
+            return Step::Leaf {
+                base: self.leaf_base(e, lv.shift, true),
+                shift: lv.shift,
+            };
+        }
+        let mut t = e & r.table_addr_mask;
+        if r.pa_high == PaHigh::Aarch64Bits15To12 {
+            t |= ((e >> 12) & 0xf) << 48;
+        }
+        Step::Table(t)
+    }
+
+    #[inline(always)]
+    fn leaf_base(&self, e: u64, shift: u8, large: bool) -> u64 {
+        let r = &self.rules;
+        let mut b = e & r.leaf_addr_mask & !((1u64 << shift) - 1);
+        match r.pa_high {
+            PaHigh::None => {}
+            PaHigh::Pse36 => {
+                if large {
+                    b |= ((e >> 13) & 0xff) << 32;
+                }
+            }
+            PaHigh::Aarch64Bits15To12 => b |= ((e >> 12) & 0xf) << 48,
+        }
+        b
+    }
+
+    /// The restriction bits (`R_*`) that entry `e` at level index `li` adds.
+    #[inline(always)]
+    pub(crate) fn restrictions(&self, li: usize, e: u64, leaf: bool) -> u8 {
+        if !self.levels[li.min(MAX_LEVELS - 1)].perms {
+            return 0;
+        }
+        let r = &self.rules;
+        let pick = |x: Restriction| if leaf { x.leaf } else { x.table };
+        let mut out = 0;
+        if pick(r.read_only).matches(e) {
+            out |= R_RO;
+        }
+        if pick(r.kernel_only).matches(e) {
+            out |= R_KERNEL;
+        }
+        if pick(r.nx_user).matches(e) {
+            out |= R_NXU;
+        }
+        if pick(r.nx_kernel).matches(e) {
+            out |= R_NXK;
+        }
+        out
+    }
+
+    /// Reads entry `i` of a little-endian table held in `buf`.
+    #[inline(always)]
+    pub(crate) fn entry_at(&self, buf: &[u8], off: usize) -> Option<u64> {
+        if self.entry_bytes == 8 {
+            let b: [u8; 8] = buf.get(off..off + 8)?.try_into().ok()?;
+            Some(u64::from_le_bytes(b))
+        } else {
+            let b: [u8; 4] = buf.get(off..off + 4)?.try_into().ok()?;
+            Some(u64::from(u32::from_le_bytes(b)))
+        }
+    }
+
+    /// The virtual address with index bits `va` completed for its half: sign-extends
+    /// (x86-64) or fills the upper bits (aarch64 upper half).
+    #[inline]
+    pub(crate) fn complete_va(&self, va: u64, upper: bool) -> u64 {
+        match self.layout {
+            VaLayout::Flat32 => va & 0xffff_ffff,
+            VaLayout::SignExtended => {
+                let s = 64 - u32::from(self.va_bits);
+                (((va << s) as i64) >> s) as u64
+            }
+            VaLayout::Split => {
+                let low = va & ((1u64 << self.va_bits) - 1);
+                if upper {
+                    low | !((1u64 << self.va_bits) - 1)
+                } else {
+                    low
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Mmu {
+    type Err = ArchError;
+    fn from_str(s: &str) -> Result<Self, ArchError> {
+        Self::from_name(s)
+    }
+}
+
+impl std::fmt::Display for Mmu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}

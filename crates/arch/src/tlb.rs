@@ -1,0 +1,271 @@
+//! A software TLB. **Key decision: a 2-way set-associative array of seqlock-protected
+//! slots made of atomics**, so lookups from many threads take no lock and never block:
+//! a reader copies a slot and checks that its sequence number did not move; a writer
+//! that loses a race simply does not insert. Keys are (table root, virtual page of the
+//! smallest page size); a hit inside a large page still returns the large page's base
+//! and size.
+//!
+//! Each entry records when it was inserted; with a validity time (live targets), older
+//! entries are misses. The clock is read once per batch, not per lookup.
+
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use memlens_core::{PhysAddr, VirtAddr};
+
+use crate::types::{page_size, PageFlags, Translation};
+
+/// Settings of a [`Tlb`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlbConfig {
+    /// Number of entries (rounded up to a power of two, at least 2).
+    pub entries: usize,
+    /// How long an entry stays valid; `None` = until [`Tlb::flush`] (dumps).
+    pub validity: Option<Duration>,
+}
+
+impl Default for TlbConfig {
+    fn default() -> Self {
+        Self {
+            entries: 16384,
+            validity: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    seq: AtomicU64,
+    root: AtomicU64,
+    vpage: AtomicU64,
+    pa: AtomicU64,
+    /// bits 0..8: size shift (0 = empty); 8..16: flags; 16..64: birth in µs since `epoch`.
+    meta: AtomicU64,
+}
+
+/// A thread-safe translation cache. See the module documentation.
+pub struct Tlb {
+    slots: Box<[Slot]>,
+    sets_mask: usize,
+    granule_shift: u8,
+    validity_us: Option<u64>,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Tlb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tlb")
+            .field("entries", &self.slots.len())
+            .field("validity_us", &self.validity_us)
+            .finish()
+    }
+}
+
+/// A point in time as the TLB measures it (µs since its creation); get one per batch
+/// with [`Tlb::now`].
+#[derive(Debug, Clone, Copy)]
+pub struct TlbTime(u64);
+
+impl Tlb {
+    /// A TLB for an MMU whose smallest page is `1 << granule_shift` bytes.
+    pub fn new(cfg: TlbConfig, granule_shift: u8) -> Self {
+        let n = cfg.entries.clamp(2, 1 << 24).next_power_of_two();
+        Self {
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            sets_mask: n / 2 - 1,
+            granule_shift: granule_shift.min(63),
+            validity_us: cfg
+                .validity
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Number of entries.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The current time for lookups and inserts of one batch.
+    pub fn now(&self) -> TlbTime {
+        if self.validity_us.is_some() {
+            TlbTime(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+        } else {
+            TlbTime(0)
+        }
+    }
+
+    #[inline(always)]
+    fn set_of(&self, root: u64, vpage: u64) -> usize {
+        let h = (vpage ^ root.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((h >> 32) as usize) & self.sets_mask
+    }
+
+    /// Looks `va` up under the table root `root` (as masked by the MMU).
+    #[inline]
+    pub fn lookup(&self, root: u64, va: VirtAddr, now: TlbTime) -> Option<Translation> {
+        let vpage = va.0 >> self.granule_shift;
+        let set = self.set_of(root, vpage);
+        for way in 0..2 {
+            let s = self.slots.get(set * 2 + way)?;
+            let s1 = s.seq.load(Ordering::Acquire);
+            if s1 & 1 != 0 {
+                continue;
+            }
+            let r = s.root.load(Ordering::Relaxed);
+            let v = s.vpage.load(Ordering::Relaxed);
+            let pa = s.pa.load(Ordering::Relaxed);
+            let meta = s.meta.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if s.seq.load(Ordering::Relaxed) != s1 {
+                continue;
+            }
+            let shift = (meta & 0xff) as u8;
+            if shift == 0 || r != root || v != vpage {
+                continue;
+            }
+            if let Some(valid) = self.validity_us {
+                if now.0.saturating_sub(meta >> 16) > valid {
+                    continue;
+                }
+            }
+            let size = page_size(shift);
+            return Some(Translation {
+                va,
+                pa: PhysAddr(pa | (va.0 & size.mask())),
+                size,
+                flags: PageFlags::from_bits((meta >> 8) as u8),
+            });
+        }
+        None
+    }
+
+    /// Records a translation made under `root`.
+    #[inline]
+    pub fn insert(&self, root: u64, t: &Translation, now: TlbTime) {
+        let vpage = t.va.0 >> self.granule_shift;
+        let set = self.set_of(root, vpage);
+        let pick = |way: usize| {
+            self.slots.get(set * 2 + way).filter(|s| {
+                let m = s.meta.load(Ordering::Relaxed);
+                m & 0xff == 0
+                    || (s.vpage.load(Ordering::Relaxed) == vpage
+                        && s.root.load(Ordering::Relaxed) == root)
+            })
+        };
+        let slot = pick(0)
+            .or_else(|| pick(1))
+            .or_else(|| self.slots.get(set * 2 + (vpage as usize & 1)));
+        let Some(s) = slot else { return };
+        let s1 = s.seq.load(Ordering::Relaxed);
+        if s1 & 1 != 0
+            || s
+                .seq
+                .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return; // another writer holds the slot: skip, it is only a cache
+        }
+        fence(Ordering::Release);
+        s.root.store(root, Ordering::Relaxed);
+        s.vpage.store(vpage, Ordering::Relaxed);
+        s.pa.store(t.page_pa().0, Ordering::Relaxed);
+        let meta = u64::from(t.size.shift()) | u64::from(t.flags.bits()) << 8 | now.0 << 16;
+        s.meta.store(meta, Ordering::Relaxed);
+        s.seq.store(s1 + 2, Ordering::Release);
+    }
+
+    /// Drops every entry.
+    pub fn flush(&self) {
+        for s in self.slots.iter() {
+            let s1 = s.seq.load(Ordering::Relaxed);
+            if s1 & 1 == 0
+                && s
+                    .seq
+                    .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                fence(Ordering::Release);
+                s.meta.store(0, Ordering::Relaxed);
+                s.seq.store(s1 + 2, Ordering::Release);
+            } else {
+                // A writer is filling it right now; clearing meta still invalidates it
+                // for readers once that writer finishes (its data may survive: rare and
+                // harmless for dumps; live targets rely on the validity time too).
+                s.meta.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memlens_core::PageSize;
+
+    fn t(va: u64, pa: u64, size: PageSize) -> Translation {
+        Translation {
+            va: VirtAddr(va),
+            pa: PhysAddr(pa),
+            size,
+            flags: PageFlags {
+                writable: true,
+                user: false,
+                nx: true,
+            },
+        }
+    }
+
+    #[test]
+    fn hit_miss_large_and_flush() {
+        let tlb = Tlb::new(TlbConfig::default(), 12);
+        let now = tlb.now();
+        assert!(tlb.lookup(0x1000, VirtAddr(0x4000_1234), now).is_none());
+        tlb.insert(0x1000, &t(0x4000_1234, 0x20_1234, PageSize::M2), now);
+        let hit = tlb.lookup(0x1000, VirtAddr(0x4000_1fff), now).unwrap();
+        assert_eq!(hit.pa, PhysAddr(0x20_1fff));
+        assert_eq!(hit.size, PageSize::M2);
+        assert!(hit.flags.writable && hit.flags.nx && !hit.flags.user);
+        // Another root does not hit.
+        assert!(tlb.lookup(0x2000, VirtAddr(0x4000_1fff), now).is_none());
+        tlb.flush();
+        assert!(tlb.lookup(0x1000, VirtAddr(0x4000_1fff), now).is_none());
+    }
+
+    #[test]
+    fn validity_expires() {
+        let tlb = Tlb::new(
+            TlbConfig {
+                entries: 64,
+                validity: Some(Duration::from_millis(1)),
+            },
+            12,
+        );
+        let now = tlb.now();
+        tlb.insert(0, &t(0x1000, 0x5000, PageSize::K4), now);
+        assert!(tlb.lookup(0, VirtAddr(0x1000), now).is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(tlb.lookup(0, VirtAddr(0x1000), tlb.now()).is_none());
+    }
+
+    #[test]
+    fn many_threads() {
+        let tlb = Tlb::new(TlbConfig { entries: 256, validity: None }, 12);
+        std::thread::scope(|sc| {
+            for th in 0..4u64 {
+                let tlb = &tlb;
+                sc.spawn(move || {
+                    let now = tlb.now();
+                    for i in 0..20_000u64 {
+                        let va = ((i * 7 + th) % 1024) << 12;
+                        tlb.insert(0, &t(va, va + (1 << 30), PageSize::K4), now);
+                        if let Some(h) = tlb.lookup(0, VirtAddr(va + 8), now) {
+                            // Never a torn entry: pa always belongs to the va.
+                            assert_eq!(h.pa.0, va + (1 << 30) + 8);
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
