@@ -1,0 +1,758 @@
+//! Rust → vtable adapters. Each `export_*` boxes an `Arc` of a core trait object and
+//! returns an owned `#[repr(C)]` object whose functions are monomorphic `extern "C"`
+//! trampolines. **Every trampoline runs under `catch_unwind`**: a panic becomes
+//! `STATUS_PANIC` (or, for reads, a failed outcome on every op) and never unwinds into
+//! foreign frames.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use memlens_core::mem::{MemoryView, MemoryWrite, ReadOp, WriteOp};
+use memlens_core::{Address, CpuState, Error, Os, PhysicalTarget, Process};
+use serde::Serialize;
+
+use super::import::{self, Origin};
+use super::*;
+use crate::args::Args;
+use crate::traits::{ConnectorPlugin, InputKind, OsPlugin};
+
+/// Runs `f`, turning an error into `STATUS_ERROR` + message and a panic into
+/// `STATUS_PANIC` + message on `err`.
+pub(crate) fn guard(err: Option<StrSink>, f: impl FnOnce() -> Result<i32, String>) -> i32 {
+    let (status, msg) = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(s)) => return s,
+        Ok(Err(m)) => (STATUS_ERROR, m),
+        Err(p) => (STATUS_PANIC, panic_message(&*p)),
+    };
+    if let Some(e) = err {
+        // SAFETY: sinks handed to us are valid for the call.
+        unsafe { e.put(&msg) };
+    }
+    status
+}
+
+fn put_json<T: Serialize + ?Sized>(out: StrSink, v: &T) -> Result<i32, String> {
+    let s = serde_json::to_string(v).map_err(|e| format!("serialising result: {e}"))?;
+    // SAFETY: sinks handed to us are valid for the call.
+    unsafe { out.put(&s) };
+    Ok(STATUS_OK)
+}
+
+/// Calls `f` with the flattened form of `e` (strings borrowed for the call).
+pub(crate) fn with_cerror<R>(e: &Error, f: impl FnOnce(&CError) -> R) -> R {
+    let mut c = CError {
+        code: errcode::OTHER,
+        level: 0,
+        a: 0,
+        b: 0,
+        c: 0,
+        msg: StrRef::NONE,
+        msg2: StrRef::NONE,
+    };
+    let owned: (String, String);
+    match e {
+        Error::OutOfRange { addr, len, max } => {
+            c.code = errcode::OUT_OF_RANGE;
+            (c.a, c.b, c.c) = (addr.0, *len as u64, max.0);
+        }
+        Error::Gap { addr } => {
+            c.code = errcode::GAP;
+            c.a = addr.0;
+        }
+        Error::NotPresent { va, root, level } => {
+            c.code = errcode::NOT_PRESENT;
+            (c.a, c.b, c.level) = (va.0, root.0, u32::from(*level));
+        }
+        Error::BadEntry {
+            va,
+            root,
+            level,
+            entry,
+            why,
+        } => {
+            c.code = errcode::BAD_ENTRY;
+            (c.a, c.b, c.c, c.level) = (va.0, root.0, *entry, u32::from(*level));
+            c.msg = StrRef::new(why);
+        }
+        Error::NonCanonical { va, arch } => {
+            c.code = errcode::NON_CANONICAL;
+            c.a = va.0;
+            c.msg = StrRef::new(arch);
+        }
+        Error::Io {
+            path,
+            offset,
+            source,
+        } => {
+            c.code = errcode::IO;
+            c.a = *offset;
+            owned = (path.display().to_string(), source.to_string());
+            c.msg = StrRef::new(&owned.0);
+            c.msg2 = StrRef::new(&owned.1);
+            return f(&c);
+        }
+        Error::ReadOnly { what } => {
+            c.code = errcode::READ_ONLY;
+            c.msg = StrRef::new(what);
+        }
+        Error::Unsupported { what } => {
+            c.code = errcode::UNSUPPORTED;
+            c.msg = StrRef::new(what);
+        }
+        Error::Corrupt { location, what } => {
+            c.code = errcode::CORRUPT;
+            c.msg = StrRef::new(location);
+            c.msg2 = StrRef::new(what);
+        }
+        Error::Limit { what, limit } => {
+            c.code = errcode::LIMIT;
+            c.msg = StrRef::new(what);
+            c.a = *limit;
+        }
+        other => {
+            owned = (other.to_string(), String::new());
+            c.msg = StrRef::new(&owned.0);
+            return f(&c);
+        }
+    }
+    f(&c)
+}
+
+/// Reports the failed outcomes of `results` (one per op, in order).
+fn report_results<'r>(results: impl Iterator<Item = &'r Result<(), Error>>, report: ErrReport) {
+    for (i, r) in results.enumerate() {
+        match r {
+            Ok(()) => {}
+            Err(Error::Partial { total, failed }) => {
+                for span in failed {
+                    with_cerror(&span.cause, |c| {
+                        // SAFETY: the report callback is valid for the call.
+                        unsafe { (report.report)(report.ctx, i, c, span.offset, span.len, *total) }
+                    });
+                }
+            }
+            Err(e) => with_cerror(e, |c| {
+                // SAFETY: as above.
+                unsafe { (report.report)(report.ctx, i, c, 0, 0, 0) }
+            }),
+        }
+    }
+}
+
+/// Reports a panic message for the whole batch (index `usize::MAX`).
+fn report_panic(report: ErrReport, msg: &str) {
+    let c = CError {
+        code: errcode::OTHER,
+        level: 0,
+        a: 0,
+        b: 0,
+        c: 0,
+        msg: StrRef::new(msg),
+        msg2: StrRef::NONE,
+    };
+    // SAFETY: the report callback is valid for the call.
+    unsafe { (report.report)(report.ctx, usize::MAX, &c, 0, 0, 0) }
+}
+
+/// # Safety
+/// `c.buf` must point to `c.len` writable bytes not aliased by any other op.
+unsafe fn buf_mut<'a>(c: &CReadOp) -> &'a mut [u8] {
+    if c.len == 0 || c.buf.is_null() {
+        return &mut [];
+    }
+    // SAFETY: by the caller's guarantee.
+    unsafe { std::slice::from_raw_parts_mut(c.buf, c.len) }
+}
+
+/// # Safety
+/// `c.buf` must point to `c.len` readable bytes.
+unsafe fn buf_ref<'a>(c: &CWriteOp) -> &'a [u8] {
+    if c.len == 0 || c.buf.is_null() {
+        return &[];
+    }
+    // SAFETY: by the caller's guarantee.
+    unsafe { std::slice::from_raw_parts(c.buf, c.len) }
+}
+
+unsafe extern "C" fn mem_drop<M: ?Sized>(this: *mut c_void) {
+    if this.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `this` came from `Box::into_raw(Box<Arc<M>>)` in `export_memory` and
+        // is dropped exactly once by the owner.
+        drop(unsafe { Box::from_raw(this as *mut Arc<M>) })
+    }));
+}
+
+unsafe extern "C" fn mem_read<M: MemoryView + ?Sized>(
+    this: *const c_void,
+    ops: *mut CReadOp,
+    n: usize,
+    report: ErrReport,
+) -> i32 {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `this` is the live `Box<Arc<M>>` of this object.
+        let m = unsafe { &*(this as *const Arc<M>) };
+        if n == 0 || ops.is_null() {
+            return;
+        }
+        // SAFETY: the caller passes `n` ops with disjoint, writable buffers.
+        let cops = unsafe { std::slice::from_raw_parts(ops, n) };
+        let addr = <M::Addr as Address>::from_u64;
+        if n == 1 {
+            // SAFETY: see above.
+            let mut one = [ReadOp::new(addr(cops[0].addr), unsafe {
+                buf_mut(&cops[0])
+            })];
+            m.read_batch(&mut one);
+            report_results(one.iter().map(|o| &o.result), report);
+        } else {
+            let mut v: Vec<ReadOp<'_, M::Addr>> = cops
+                .iter()
+                // SAFETY: see above.
+                .map(|c| ReadOp::new(addr(c.addr), unsafe { buf_mut(c) }))
+                .collect();
+            m.read_batch(&mut v);
+            report_results(v.iter().map(|o| &o.result), report);
+        }
+    }));
+    match r {
+        Ok(()) => STATUS_OK,
+        Err(p) => {
+            report_panic(report, &panic_message(&*p));
+            STATUS_PANIC
+        }
+    }
+}
+
+unsafe extern "C" fn mem_write<M: MemoryWrite + ?Sized>(
+    this: *const c_void,
+    ops: *const CWriteOp,
+    n: usize,
+    report: ErrReport,
+) -> i32 {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `this` is the live `Box<Arc<M>>` of this object.
+        let m = unsafe { &*(this as *const Arc<M>) };
+        if n == 0 || ops.is_null() {
+            return;
+        }
+        // SAFETY: the caller passes `n` ops with readable buffers.
+        let cops = unsafe { std::slice::from_raw_parts(ops, n) };
+        let mut v: Vec<WriteOp<'_, M::Addr>> = cops
+            .iter()
+            // SAFETY: see above.
+            .map(|c| WriteOp::new(M::Addr::from_u64(c.addr), unsafe { buf_ref(c) }))
+            .collect();
+        m.write_batch(&mut v);
+        report_results(v.iter().map(|o| &o.result), report);
+    }));
+    match r {
+        Ok(()) => STATUS_OK,
+        Err(p) => {
+            report_panic(report, &panic_message(&*p));
+            STATUS_PANIC
+        }
+    }
+}
+
+unsafe extern "C" fn mem_metadata<M: MemoryView + ?Sized>(
+    this: *const c_void,
+    out: *mut CMetadata,
+) -> i32 {
+    guard(None, || {
+        // SAFETY: `this` is the live `Box<Arc<M>>`; `out` is writable.
+        let (m, out) = unsafe { (&*(this as *const Arc<M>), &mut *out) };
+        let md = m.metadata();
+        *out = CMetadata {
+            max_addr: md.max_addr.to_u64(),
+            real_size: md.real_size,
+            preferred_batch: md.preferred_batch as u64,
+            readonly: u32::from(md.readonly),
+            reserved: 0,
+        };
+        Ok(STATUS_OK)
+    })
+}
+
+unsafe extern "C" fn mem_ranges<M: MemoryView + ?Sized>(
+    this: *const c_void,
+    out: RangeSink,
+) -> i32 {
+    guard(None, || {
+        // SAFETY: `this` is the live `Box<Arc<M>>`.
+        let m = unsafe { &*(this as *const Arc<M>) };
+        for r in m.ranges() {
+            // SAFETY: the sink is valid for the call.
+            unsafe { (out.push)(out.ctx, r.base.to_u64(), r.len) };
+        }
+        Ok(STATUS_OK)
+    })
+}
+
+/// Exports a read-only memory view.
+pub fn export_memory<M: MemoryView + ?Sized + 'static>(m: Arc<M>) -> MemObj {
+    MemObj {
+        this: Box::into_raw(Box::new(m)) as *mut c_void,
+        vt: MemVtable {
+            drop: mem_drop::<M>,
+            read_batch: mem_read::<M>,
+            write_batch: None,
+            metadata: mem_metadata::<M>,
+            ranges: mem_ranges::<M>,
+        },
+    }
+}
+
+/// Exports a writable memory view (reads work too).
+pub fn export_writer<M: MemoryWrite + ?Sized + 'static>(m: Arc<M>) -> MemObj {
+    let mut o = export_memory(m);
+    o.vt.write_batch = Some(mem_write::<M>);
+    o
+}
+
+unsafe extern "C" fn noop_drop(_: *mut c_void) {}
+unsafe extern "C" fn none_read(_: *const c_void, _: *mut CReadOp, _: usize, _: ErrReport) -> i32 {
+    STATUS_NONE
+}
+unsafe extern "C" fn none_md(_: *const c_void, _: *mut CMetadata) -> i32 {
+    STATUS_NONE
+}
+unsafe extern "C" fn none_ranges(_: *const c_void, _: RangeSink) -> i32 {
+    STATUS_NONE
+}
+unsafe extern "C" fn none_count(_: *const c_void) -> usize {
+    0
+}
+unsafe extern "C" fn none_regs(_: *const c_void, _: usize, _: StrSink, _: StrSink) -> i32 {
+    STATUS_NONE
+}
+
+impl MemObj {
+    /// An absent object (`this` null, inert functions).
+    pub const ABSENT: MemObj = MemObj {
+        this: std::ptr::null_mut(),
+        vt: MemVtable {
+            drop: noop_drop,
+            read_batch: none_read,
+            write_batch: None,
+            metadata: none_md,
+            ranges: none_ranges,
+        },
+    };
+}
+
+impl CpuObj {
+    /// An absent object.
+    pub const ABSENT: CpuObj = CpuObj {
+        this: std::ptr::null_mut(),
+        vt: CpuVtable {
+            drop: noop_drop,
+            cpu_count: none_count,
+            registers: none_regs,
+        },
+    };
+}
+
+unsafe extern "C" fn cpu_drop(this: *mut c_void) {
+    if this.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: from `Box::into_raw` in `export_cpu`; dropped once.
+        drop(unsafe { Box::from_raw(this as *mut Arc<dyn CpuState>) })
+    }));
+}
+
+unsafe extern "C" fn cpu_count(this: *const c_void) -> usize {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the live box of this object.
+        unsafe { &*(this as *const Arc<dyn CpuState>) }.cpu_count()
+    }))
+    .unwrap_or(0)
+}
+
+unsafe extern "C" fn cpu_registers(
+    this: *const c_void,
+    cpu: usize,
+    out: StrSink,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || {
+        // SAFETY: the live box of this object.
+        let c = unsafe { &*(this as *const Arc<dyn CpuState>) };
+        let regs = c.registers(cpu).map_err(|e| e.to_string())?;
+        put_json(out, &regs)
+    })
+}
+
+/// Exports CPU state.
+pub fn export_cpu(c: Arc<dyn CpuState>) -> CpuObj {
+    CpuObj {
+        this: Box::into_raw(Box::new(c)) as *mut c_void,
+        vt: CpuVtable {
+            drop: cpu_drop,
+            cpu_count,
+            registers: cpu_registers,
+        },
+    }
+}
+
+/// Exports a physical target: the object and its `TargetInfo` as JSON.
+pub fn export_target(t: PhysicalTarget) -> Result<(PhysTargetObj, String), String> {
+    let info =
+        serde_json::to_string(&t.info).map_err(|e| format!("serialising TargetInfo: {e}"))?;
+    Ok((
+        PhysTargetObj {
+            memory: export_memory(t.memory),
+            writer: t.writer.map_or(MemObj::ABSENT, export_writer),
+            cpu: t.cpu.map_or(CpuObj::ABSENT, export_cpu),
+        },
+        info,
+    ))
+}
+
+// ---- processes ----
+
+fn proc_ref<'a>(this: *const c_void) -> &'a Arc<dyn Process> {
+    // SAFETY: callers pass the live box created by `export_process`.
+    unsafe { &*(this as *const Arc<dyn Process>) }
+}
+
+unsafe extern "C" fn proc_drop(this: *mut c_void) {
+    if this.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: from `Box::into_raw` in `export_process`; dropped once.
+        drop(unsafe { Box::from_raw(this as *mut Arc<dyn Process>) })
+    }));
+}
+unsafe extern "C" fn proc_info(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
+    guard(Some(err), || put_json(out, proc_ref(this).info()))
+}
+unsafe extern "C" fn proc_memory(this: *const c_void, out: *mut MemObj, err: StrSink) -> i32 {
+    guard(Some(err), || {
+        let m = export_memory(proc_ref(this).memory());
+        // SAFETY: `out` is writable.
+        unsafe { *out = m };
+        Ok(STATUS_OK)
+    })
+}
+unsafe extern "C" fn proc_writer(this: *const c_void, out: *mut MemObj, err: StrSink) -> i32 {
+    guard(Some(err), || match proc_ref(this).writer() {
+        Some(w) => {
+            // SAFETY: `out` is writable.
+            unsafe { *out = export_writer(w) };
+            Ok(STATUS_OK)
+        }
+        None => Ok(STATUS_NONE),
+    })
+}
+unsafe extern "C" fn proc_maps(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
+    guard(Some(err), || {
+        put_json(out, &proc_ref(this).maps().map_err(|e| e.to_string())?)
+    })
+}
+unsafe extern "C" fn proc_modules(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
+    guard(Some(err), || {
+        put_json(out, &proc_ref(this).modules().map_err(|e| e.to_string())?)
+    })
+}
+unsafe extern "C" fn proc_module_details(
+    this: *const c_void,
+    module: StrRef,
+    out: StrSink,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || {
+        // SAFETY: `module` is valid for the call.
+        let json = unsafe { module.get() }.ok_or("no module given")?;
+        let m: memlens_core::ModuleInfo =
+            serde_json::from_str(&json).map_err(|e| format!("bad ModuleInfo JSON: {e}"))?;
+        put_json(
+            out,
+            &proc_ref(this)
+                .module_details(&m)
+                .map_err(|e| e.to_string())?,
+        )
+    })
+}
+
+/// Exports a process.
+pub fn export_process(p: Arc<dyn Process>) -> ProcObj {
+    ProcObj {
+        this: Box::into_raw(Box::new(p)) as *mut c_void,
+        vt: ProcVtable {
+            drop: proc_drop,
+            info: proc_info,
+            memory: proc_memory,
+            writer: proc_writer,
+            maps: proc_maps,
+            modules: proc_modules,
+            module_details: proc_module_details,
+        },
+    }
+}
+
+// ---- OS ----
+
+fn os_ref<'a>(this: *const c_void) -> &'a Arc<dyn Os> {
+    // SAFETY: callers pass the live box created by `export_os`.
+    unsafe { &*(this as *const Arc<dyn Os>) }
+}
+
+unsafe extern "C" fn os_drop(this: *mut c_void) {
+    if this.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: from `Box::into_raw` in `export_os`; dropped once.
+        drop(unsafe { Box::from_raw(this as *mut Arc<dyn Os>) })
+    }));
+}
+unsafe extern "C" fn os_info(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
+    guard(Some(err), || put_json(out, &os_ref(this).info()))
+}
+unsafe extern "C" fn os_processes(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
+    guard(Some(err), || {
+        put_json(out, &os_ref(this).processes().map_err(|e| e.to_string())?)
+    })
+}
+unsafe extern "C" fn os_process(
+    this: *const c_void,
+    pid: u32,
+    out: *mut ProcObj,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || {
+        let p = os_ref(this).process(pid).map_err(|e| e.to_string())?;
+        // SAFETY: `out` is writable.
+        unsafe { *out = export_process(p) };
+        Ok(STATUS_OK)
+    })
+}
+unsafe extern "C" fn os_kernel_modules(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
+    guard(Some(err), || {
+        put_json(
+            out,
+            &os_ref(this).kernel_modules().map_err(|e| e.to_string())?,
+        )
+    })
+}
+unsafe extern "C" fn os_kernel_memory(this: *const c_void, out: *mut MemObj, err: StrSink) -> i32 {
+    guard(Some(err), || match os_ref(this).kernel_memory() {
+        Some(m) => {
+            // SAFETY: `out` is writable.
+            unsafe { *out = export_memory(m) };
+            Ok(STATUS_OK)
+        }
+        None => Ok(STATUS_NONE),
+    })
+}
+unsafe extern "C" fn os_physical(
+    this: *const c_void,
+    out: *mut PhysTargetObj,
+    info: StrSink,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || match os_ref(this).physical() {
+        Some(t) => {
+            let (obj, json) = export_target(t)?;
+            // SAFETY: `out` is writable; the sink is valid for the call.
+            unsafe {
+                *out = obj;
+                info.put(&json);
+            }
+            Ok(STATUS_OK)
+        }
+        None => Ok(STATUS_NONE),
+    })
+}
+
+/// Exports an OS.
+pub fn export_os(os: Arc<dyn Os>) -> OsObj {
+    OsObj {
+        this: Box::into_raw(Box::new(os)) as *mut c_void,
+        vt: OsVtable {
+            drop: os_drop,
+            info: os_info,
+            processes: os_processes,
+            process: os_process,
+            kernel_modules: os_kernel_modules,
+            kernel_memory: os_kernel_memory,
+            physical: os_physical,
+        },
+    }
+}
+
+// ---- descriptors ----
+
+fn check_input(name: &str, kind: InputKind, given: bool, what: &str) -> Result<(), String> {
+    match (kind, given) {
+        (InputKind::None, true) => Err(format!(
+            "'{name}' takes no input, but the previous step gives it {what}"
+        )),
+        (InputKind::Required, false) => Err(format!(
+            "'{name}' needs {what} as input: put a step before it"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The `help` function of connector `T`'s descriptor.
+///
+/// # Safety
+/// `out` must be a valid sink.
+pub unsafe extern "C" fn connector_help<T: ConnectorPlugin>(out: StrSink) -> i32 {
+    guard(Some(out), || {
+        // SAFETY: valid sink.
+        unsafe { out.put(&T::help()) };
+        Ok(STATUS_OK)
+    })
+}
+
+/// The `targets` function of connector `T`'s descriptor.
+///
+/// # Safety
+/// `args` must be valid for the call, `out`/`err` valid sinks.
+pub unsafe extern "C" fn connector_targets<T: ConnectorPlugin>(
+    args: StrRef,
+    out: StrSink,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || {
+        // SAFETY: valid for the call.
+        let raw = unsafe { args.get() }.unwrap_or_default();
+        let mut spec = T::args();
+        if let Some(t) = spec.target.as_mut() {
+            t.required = false;
+        }
+        let a = Args::parse(T::NAME, &spec, None, &raw).map_err(|e| e.to_string())?;
+        put_json(out, &T::targets(&a).map_err(|e| e.to_string())?)
+    })
+}
+
+/// The `create` function of connector `T`'s descriptor.
+///
+/// # Safety
+/// Arguments as documented on [`ConnectorDescriptor::create`].
+pub unsafe extern "C" fn connector_create<T: ConnectorPlugin>(
+    host: *const HostContext,
+    target: StrRef,
+    args: StrRef,
+    input: *const OsObj,
+    out: *mut PhysTargetObj,
+    info: StrSink,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || {
+        // Take ownership of the input first: it is released on every path.
+        let input: Option<Arc<dyn Os>> = if input.is_null() {
+            None
+        } else {
+            // SAFETY: the host moved a valid OS object to us.
+            Some(unsafe { import::import_os(*input, Origin::host("input OS")) })
+        };
+        // SAFETY: `host` is null or valid for the call.
+        if let Some(h) = unsafe { host.as_ref() } {
+            crate::logger::install_forwarder(h);
+        }
+        check_input(T::NAME, T::INPUT, input.is_some(), "an OS")?;
+        // SAFETY: valid for the call.
+        let (target, raw) = unsafe { (target.get(), args.get().unwrap_or_default()) };
+        let a =
+            Args::parse(T::NAME, &T::args(), target.as_deref(), &raw).map_err(|e| e.to_string())?;
+        let t = T::create(&a, input).map_err(|e| e.to_string())?;
+        let (obj, json) = export_target(t)?;
+        // SAFETY: `out` is writable, the sink valid.
+        unsafe {
+            *out = obj;
+            info.put(&json);
+        }
+        Ok(STATUS_OK)
+    })
+}
+
+/// The `help` function of OS plugin `T`'s descriptor.
+///
+/// # Safety
+/// `out` must be a valid sink.
+pub unsafe extern "C" fn os_help<T: OsPlugin>(out: StrSink) -> i32 {
+    guard(Some(out), || {
+        // SAFETY: valid sink.
+        unsafe { out.put(&T::help()) };
+        Ok(STATUS_OK)
+    })
+}
+
+/// The `create` function of OS plugin `T`'s descriptor.
+///
+/// # Safety
+/// Arguments as documented on [`OsDescriptor::create`].
+pub unsafe extern "C" fn os_create<T: OsPlugin>(
+    host: *const HostContext,
+    target: StrRef,
+    args: StrRef,
+    input: *const PhysTargetObj,
+    input_info: StrRef,
+    out: *mut OsObj,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || {
+        let input: Option<PhysicalTarget> = if input.is_null() {
+            None
+        } else {
+            // SAFETY: the host moved a valid target to us; the info is valid for the call.
+            Some(unsafe { import::import_target(*input, input_info, Origin::host("input")) }?)
+        };
+        // SAFETY: `host` is null or valid for the call.
+        if let Some(h) = unsafe { host.as_ref() } {
+            crate::logger::install_forwarder(h);
+        }
+        check_input(T::NAME, T::INPUT, input.is_some(), "a physical target")?;
+        // SAFETY: valid for the call.
+        let (target, raw) = unsafe { (target.get(), args.get().unwrap_or_default()) };
+        let a =
+            Args::parse(T::NAME, &T::args(), target.as_deref(), &raw).map_err(|e| e.to_string())?;
+        let os = T::create(&a, input).map_err(|e| e.to_string())?;
+        // SAFETY: `out` is writable.
+        unsafe { *out = export_os(os) };
+        Ok(STATUS_OK)
+    })
+}
+
+/// The descriptor of connector `T` (used by [`export_connector!`](crate::export_connector)).
+pub const fn connector_descriptor<T: ConnectorPlugin>(symbol_suffix: &str) -> ConnectorDescriptor {
+    ConnectorDescriptor {
+        header: make_header(
+            KIND_CONNECTOR,
+            T::INPUT as u32,
+            T::NAME,
+            T::VERSION,
+            T::DESCRIPTION,
+            symbol_suffix,
+        ),
+        help: connector_help::<T>,
+        targets: connector_targets::<T>,
+        create: connector_create::<T>,
+    }
+}
+
+/// The descriptor of OS plugin `T` (used by [`export_os!`](crate::export_os)).
+pub const fn os_descriptor<T: OsPlugin>(symbol_suffix: &str) -> OsDescriptor {
+    OsDescriptor {
+        header: make_header(
+            KIND_OS,
+            T::INPUT as u32,
+            T::NAME,
+            T::VERSION,
+            T::DESCRIPTION,
+            symbol_suffix,
+        ),
+        help: os_help::<T>,
+        create: os_create::<T>,
+    }
+}

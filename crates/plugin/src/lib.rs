@@ -1,0 +1,81 @@
+//! # memlens-plugin
+//!
+//! Connectors and OS plugins as **shared libraries loaded at run time**, checked before
+//! they are trusted, configured from a string and chained. **Key decision: the ABI is a
+//! layer** — plugins implement plain Rust traits ([`ConnectorPlugin`], [`OsPlugin`]) that
+//! produce ordinary core objects ([`PhysicalTarget`](memlens_core::PhysicalTarget),
+//! `Arc<dyn Os>`); a one-line macro exports them through `#[repr(C)]` descriptors and
+//! vtables ([`abi`]), and the host turns loaded vtables back into the same core trait
+//! objects. The same traits serve static linking ([`StaticRegistry`]).
+//!
+//! - [`args`]: the argument syntax `name[:target[:key=value,…[:middleware]]]`, declared
+//!   per plugin, validated with errors that list the valid keys.
+//! - [`abi`]: descriptors, vtables, the layout fingerprint, export/import adapters.
+//! - [`analyzer`]: reads a library's exports and descriptor headers from the file (ELF,
+//!   PE, Mach-O) and rejects wrong format, architecture, ABI or layout *before* `dlopen`.
+//! - [`inventory`]: search paths, permission checks, duplicate resolution, loading.
+//! - [`builder`]: chains `-c CONN -o OS -c CONN -o OS` into one object.
+//! - [`logger`]: plugin log records reach the host's logger and level filter.
+//! - [`listing`]: the data behind `memlens plugins list/help/targets`.
+//! - [`capi`]: the C API (`include/memlens.h`).
+//!
+//! # How to write a plugin
+//!
+//! ```ignore
+//! use std::sync::Arc;
+//! use memlens_core::{Os, PhysicalTarget, TargetInfo};
+//! use memlens_plugin::{ArgDecl, ArgSpec, Args, BoxError, ConnectorPlugin};
+//!
+//! pub struct MyConnector;
+//!
+//! impl ConnectorPlugin for MyConnector {
+//!     const NAME: &'static str = "mine";               // -c mine:...
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const DESCRIPTION: &'static str = "reads my device";
+//!     fn args() -> ArgSpec {
+//!         ArgSpec::new()
+//!             .target("device path", true)
+//!             .arg(ArgDecl::size("size", "bytes to expose").default("1GiB"))
+//!     }
+//!     fn create(args: &Args, _input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget, BoxError> {
+//!         let size = args.size("size")?.unwrap_or(0);
+//!         let mem = open_device(args.target().unwrap_or_default(), size)?; // your PhysicalMemory
+//!         Ok(PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default()))
+//!     }
+//! }
+//!
+//! // One line turns the crate into a loadable plugin (symbol MEMLENS_CONNECTOR_MINE):
+//! memlens_plugin::export_connector!(MINE = MyConnector);
+//! ```
+//!
+//! In `Cargo.toml`: `[lib] crate-type = ["rlib", "cdylib"]`. Copy the built `.so` into a
+//! directory of `$MEMLENS_PLUGIN_PATH` (or `~/.local/lib/memlens`); `memlens plugins list`
+//! shows it, or why it was rejected. An OS plugin implements [`OsPlugin`] and uses
+//! [`export_os!`]. To link the same crate statically, register it in a
+//! [`StaticRegistry`] instead.
+//!
+//! Rules inside a plugin: panics are caught at the boundary and become errors, but do not
+//! rely on it; log with the `log` macros (records reach the host); the objects you return
+//! must be `Send + Sync` (the core traits require it).
+//!
+//! # What crosses the boundary and its cost
+//!
+//! Memory reads cross as an array of `#[repr(C)]` `(addr, buf, len)` ops written in place:
+//! one indirect call per *batch*, no copy, no allocation for single reads; only failed ops
+//! are reported back (flattened core errors). Listings (processes, maps, modules, info)
+//! cross as **JSON** of the core types: simple and schema-checked, at the price of a
+//! serialisation per call — a few µs per hundred processes, small next to the memory reads
+//! that produce them. CPU registers cross as JSON too.
+
+pub mod abi;
+pub mod args;
+pub mod error;
+pub mod logger;
+mod macros;
+pub mod registry;
+pub mod traits;
+
+pub use args::{ArgDecl, ArgKind, ArgSpec, Args, MiddlewareSpec, PluginSpec};
+pub use error::{BoxError, Error, Result};
+pub use registry::StaticRegistry;
+pub use traits::{ConnectorPlugin, InputKind, OsPlugin, PluginKind, TargetListing};
