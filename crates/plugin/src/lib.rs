@@ -68,14 +68,21 @@
 //! that produce them. CPU registers cross as JSON too.
 
 pub mod abi;
+pub mod analyzer;
 pub mod args;
+pub mod builder;
+pub mod capi;
 pub mod error;
+pub mod inventory;
+pub mod listing;
 pub mod logger;
 mod macros;
 pub mod registry;
 pub mod traits;
 
 pub use args::{ArgDecl, ArgKind, ArgSpec, Args, MiddlewareSpec, PluginSpec};
+pub use builder::{Builder, Built, ChainSpec, Output, Step};
 pub use error::{BoxError, Error, Result};
+pub use inventory::{Inventory, PluginEntry};
 pub use registry::StaticRegistry;
 pub use traits::{ConnectorPlugin, InputKind, OsPlugin, PluginKind, TargetListing};

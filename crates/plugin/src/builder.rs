@@ -1,0 +1,291 @@
+//! Chains of plugins: `-c CONN[:args] -o OS[:args] [-c … -o …]`, in order, each step's
+//! output the next step's input. **Key decision: the chain alternates kinds** — a
+//! connector's [`PhysicalTarget`] feeds an OS plugin, and an OS (`Arc<dyn Os>`) feeds a
+//! connector, which picks one of its processes by its target argument (a VM inside a
+//! process: `-o native -c qemu:vm -o linux`). Two steps of the same kind in a row are an
+//! error, because there is nothing sensible to hand from one to the other.
+//!
+//! Plugins are looked up in the [`StaticRegistry`] first (the binary's own, which files
+//! cannot shadow), then in the [`Inventory`]. A missing plugin is an error listing the
+//! available ones with a "did you mean" suggestion.
+//!
+//! Middleware from a connector step's fourth section wraps its memory, innermost first:
+//! `delay` (a slow target), `cache`, `metrics` (what the user sees).
+
+use std::sync::Arc;
+
+use memlens_core::middleware::{CacheConfig, Delay, Metrics, PageCache};
+use memlens_core::{Os, PhysicalMemory, PhysicalTarget};
+
+use crate::args::{MiddlewareSpec, PluginSpec};
+use crate::error::{Error, Result};
+use crate::inventory::{not_found, Inventory};
+use crate::registry::{ConnectorFactory, OsFactory, StaticRegistry};
+use crate::traits::PluginKind;
+
+/// One step of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Step {
+    /// Connector (`-c`) or OS (`-o`).
+    pub kind: PluginKind,
+    /// The parsed step.
+    pub spec: PluginSpec,
+}
+
+/// A parsed, validated chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChainSpec {
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+impl ChainSpec {
+    /// Parses command-line words: `-c X`, `--connector X`, `--connector=X`, `-o X`,
+    /// `--os X`, `--os=X`, in any number, in order. Any other word is an error.
+    pub fn parse_cli<S: AsRef<str>>(words: &[S]) -> Result<ChainSpec> {
+        let mut chain = ChainSpec::default();
+        let mut it = words.iter().map(AsRef::as_ref);
+        while let Some(w) = it.next() {
+            let (kind, value) = match w {
+                "-c" | "--connector" => (PluginKind::Connector, it.next()),
+                "-o" | "--os" => (PluginKind::Os, it.next()),
+                _ => {
+                    if let Some(v) = w.strip_prefix("--connector=") {
+                        (PluginKind::Connector, Some(v))
+                    } else if let Some(v) = w.strip_prefix("--os=") {
+                        (PluginKind::Os, Some(v))
+                    } else {
+                        return Err(Error::Chain(format!(
+                            "unexpected '{w}': expected -c CONNECTOR or -o OS"
+                        )));
+                    }
+                }
+            };
+            let v = value.ok_or_else(|| Error::Chain(format!("'{w}' needs a value")))?;
+            chain.push(kind, v)?;
+        }
+        Ok(chain)
+    }
+
+    /// Appends a step, checking that kinds alternate.
+    pub fn push(&mut self, kind: PluginKind, value: &str) -> Result<()> {
+        let spec = PluginSpec::parse(value)?;
+        if kind == PluginKind::Os && !spec.middleware.is_empty() {
+            return Err(Error::Chain(format!(
+                "'{value}': middleware (4th section) applies to connectors only"
+            )));
+        }
+        if let Some(prev) = self.steps.last() {
+            if prev.kind == kind {
+                return Err(Error::Chain(format!(
+                    "'{}' follows '{}': two {kind} steps in a row (a connector feeds an OS, \
+                     an OS feeds a connector)",
+                    spec.name, prev.spec.name
+                )));
+            }
+        }
+        self.steps.push(Step { kind, spec });
+        Ok(())
+    }
+}
+
+/// What a chain produced.
+pub enum Output {
+    /// The last step was a connector.
+    Target(PhysicalTarget),
+    /// The last step was an OS plugin.
+    Os(Arc<dyn Os>),
+}
+
+/// A built chain: its output and the metrics of connectors that asked for them.
+pub struct Built {
+    /// The last step's output.
+    pub output: Output,
+    /// `(connector name, metrics)` for each step with the `metrics` middleware.
+    pub metrics: Vec<(String, Arc<Metrics<Arc<dyn PhysicalMemory>>>)>,
+}
+
+impl Built {
+    /// The OS, if the chain ended with one.
+    pub fn os(&self) -> Option<Arc<dyn Os>> {
+        match &self.output {
+            Output::Os(o) => Some(o.clone()),
+            Output::Target(_) => None,
+        }
+    }
+    /// The physical target: the last connector's, or the one under the final OS.
+    pub fn target(&self) -> Option<PhysicalTarget> {
+        match &self.output {
+            Output::Target(t) => Some(t.clone()),
+            Output::Os(o) => o.physical(),
+        }
+    }
+}
+
+/// Builds chains from a registry and an inventory.
+#[derive(Default, Clone, Copy)]
+pub struct Builder<'a> {
+    registry: Option<&'a StaticRegistry>,
+    inventory: Option<&'a Inventory>,
+}
+
+impl<'a> Builder<'a> {
+    /// A builder with no plugins.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Uses statically linked plugins (looked up first).
+    pub fn registry(mut self, r: &'a StaticRegistry) -> Self {
+        self.registry = Some(r);
+        self
+    }
+    /// Uses plugins from files.
+    pub fn inventory(mut self, i: &'a Inventory) -> Self {
+        self.inventory = Some(i);
+        self
+    }
+
+    fn names(&self, kind: PluginKind) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .registry
+            .map(|r| {
+                r.metas()
+                    .into_iter()
+                    .filter(|m| m.kind == kind)
+                    .map(|m| m.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(i) = self.inventory {
+            v.extend(i.names(kind));
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The factory of connector `name`.
+    pub fn connector(&self, name: &str) -> Result<Box<dyn ConnectorFactory + 'a>> {
+        if let Some(c) = self.registry.and_then(|r| r.connector(name)) {
+            return Ok(Box::new(*c));
+        }
+        match self.inventory {
+            Some(i) if i.find(PluginKind::Connector, name).is_some() => {
+                Ok(Box::new(i.load_connector(name)?))
+            }
+            Some(i) => i
+                .load_connector(name)
+                .map(|c| Box::new(c) as _)
+                .map_err(|e| match e {
+                    Error::NotFound { .. } => not_found(
+                        PluginKind::Connector,
+                        name,
+                        &self.names(PluginKind::Connector),
+                    ),
+                    e => e,
+                }),
+            None => Err(not_found(
+                PluginKind::Connector,
+                name,
+                &self.names(PluginKind::Connector),
+            )),
+        }
+    }
+
+    /// The factory of OS plugin `name`.
+    pub fn os(&self, name: &str) -> Result<Box<dyn OsFactory + 'a>> {
+        if let Some(c) = self.registry.and_then(|r| r.os(name)) {
+            return Ok(Box::new(*c));
+        }
+        match self.inventory {
+            Some(i) if i.find(PluginKind::Os, name).is_some() => Ok(Box::new(i.load_os(name)?)),
+            Some(i) => i
+                .load_os(name)
+                .map(|c| Box::new(c) as _)
+                .map_err(|e| match e {
+                    Error::NotFound { .. } => {
+                        not_found(PluginKind::Os, name, &self.names(PluginKind::Os))
+                    }
+                    e => e,
+                }),
+            None => Err(not_found(PluginKind::Os, name, &self.names(PluginKind::Os))),
+        }
+    }
+
+    /// Builds a chain.
+    pub fn build(&self, chain: &ChainSpec) -> Result<Built> {
+        if chain.steps.is_empty() {
+            return Err(Error::Chain(
+                "no steps: give at least one -c CONNECTOR or -o OS".into(),
+            ));
+        }
+        let mut metrics = Vec::new();
+        let mut out: Option<Output> = None;
+        for step in &chain.steps {
+            out = Some(match step.kind {
+                PluginKind::Connector => {
+                    let input = match out.take() {
+                        None => None,
+                        Some(Output::Os(o)) => Some(o),
+                        Some(Output::Target(_)) => {
+                            return Err(Error::Chain("two connector steps in a row".into()))
+                        }
+                    };
+                    let f = self.connector(&step.spec.name)?;
+                    let mut t = f.create(&step.spec, input)?;
+                    let m = &step.spec.middleware;
+                    if !m.is_empty() {
+                        t.memory = wrap(t.memory, m, &step.spec.name, &mut metrics);
+                    }
+                    Output::Target(t)
+                }
+                PluginKind::Os => {
+                    let input = match out.take() {
+                        None => None,
+                        Some(Output::Target(t)) => Some(t),
+                        Some(Output::Os(_)) => {
+                            return Err(Error::Chain("two OS steps in a row".into()))
+                        }
+                    };
+                    let f = self.os(&step.spec.name)?;
+                    Output::Os(f.create(&step.spec, input)?)
+                }
+            });
+        }
+        let output = out.ok_or_else(|| Error::Chain("empty chain".into()))?;
+        Ok(Built { output, metrics })
+    }
+
+    /// Parses command-line words and builds the chain.
+    pub fn build_cli<S: AsRef<str>>(&self, words: &[S]) -> Result<Built> {
+        self.build(&ChainSpec::parse_cli(words)?)
+    }
+}
+
+fn wrap(
+    mut mem: Arc<dyn PhysicalMemory>,
+    m: &MiddlewareSpec,
+    name: &str,
+    metrics: &mut Vec<(String, Arc<Metrics<Arc<dyn PhysicalMemory>>>)>,
+) -> Arc<dyn PhysicalMemory> {
+    if let Some(d) = m.delay {
+        mem = Arc::new(Delay::new(mem, d, Default::default()));
+    }
+    if m.cache {
+        let mut cfg = CacheConfig::default();
+        if let Some(s) = m.cache_size {
+            cfg.capacity = s;
+        }
+        if let Some(p) = m.cache_page_size {
+            cfg.page_size = p;
+        }
+        cfg.validity = m.cache_time;
+        mem = Arc::new(PageCache::new(mem, cfg));
+    }
+    if m.metrics {
+        let met = Arc::new(Metrics::new(mem));
+        metrics.push((name.to_string(), met.clone()));
+        mem = met;
+    }
+    mem
+}
