@@ -128,6 +128,44 @@ struct Scratch {
     reads: Vec<Read>,
     buf: Vec<u8>,
     results: Vec<Result<()>>,
+    retry_slot: Vec<usize>,
+    retry_buf: Vec<u8>,
+    retry_results: Vec<Result<()>>,
+}
+
+/// Re-reads, one entry per op and all in one batch, the entries of the pending
+/// addresses whose multi-entry read failed. `s.retry_slot[k]` is the slot of pending `k`.
+fn retry_entries<P: PhysicalMemory + ?Sized>(
+    mem: &P,
+    lv: &crate::mmu::Level,
+    eb: u64,
+    pend: &[Pending],
+    s: &mut Scratch,
+) {
+    s.retry_slot.clear();
+    s.retry_slot.resize(pend.len(), usize::MAX);
+    let mut addrs: Vec<u64> = Vec::new();
+    for run in &s.runs {
+        let (rd, res) = (&s.reads[run.read], &s.results[run.read]);
+        if res.is_ok() || rd.len <= eb {
+            continue;
+        }
+        for (k, p) in pend.iter().enumerate().take(run.end).skip(run.start) {
+            s.retry_slot[k] = addrs.len();
+            addrs.push(p.table.wrapping_add(lv.index(p.va) * eb));
+        }
+    }
+    s.retry_buf.clear();
+    s.retry_buf.resize(addrs.len() * eb as usize, 0);
+    s.retry_results.clear();
+    let mut ops: Vec<ReadOp<'_, PhysAddr>> = s
+        .retry_buf
+        .chunks_mut(eb as usize)
+        .zip(&addrs)
+        .map(|(b, a)| ReadOp::new(PhysAddr(*a), b))
+        .collect();
+    mem.read_batch(&mut ops);
+    s.retry_results.extend(ops.into_iter().map(|o| o.result));
 }
 
 fn walk_chunk<P: PhysicalMemory + ?Sized>(
@@ -206,6 +244,19 @@ fn walk_chunk<P: PhysicalMemory + ?Sized>(
             mem.read_batch(&mut ops);
             s.results.extend(ops.into_iter().map(|o| o.result));
         }
+        // 3b. A failed multi-entry read is retried entry by entry (one more batch), so
+        // that a connector failing a whole span for one bad byte cannot make a batch
+        // differ from the same translations done one by one.
+        let retry = s
+            .reads
+            .iter()
+            .zip(&s.results)
+            .any(|(rd, r)| r.is_err() && rd.len > eb);
+        if retry {
+            retry_entries(mem, lv, eb, pend, s);
+        } else {
+            s.retry_slot.clear();
+        }
         // 4. Decode; keep the addresses that continue, in order (compaction in place).
         let mut w = 0usize;
         for run in &s.runs {
@@ -216,13 +267,26 @@ fn walk_chunk<P: PhysicalMemory + ?Sized>(
                 let p = pend[k];
                 let off = lv.index(p.va) * eb;
                 let in_read = off - run_lo;
-                if let Some(cause) = span_failure(res, in_read, eb) {
-                    out[p.idx] = Err(unreadable(mmu, li, &p, cause));
-                    continue;
-                }
-                let entry = mmu
-                    .entry_at(&s.buf, rd.buf_off + in_read as usize)
-                    .unwrap_or(0);
+                let entry = if let Some(cause) = span_failure(res, in_read, eb) {
+                    match s.retry_slot.get(k).copied().filter(|x| *x != usize::MAX) {
+                        Some(slot) => match &s.retry_results[slot] {
+                            Ok(()) => mmu
+                                .entry_at(&s.retry_buf, slot * eb as usize)
+                                .unwrap_or(0),
+                            Err(e) => {
+                                out[p.idx] = Err(unreadable(mmu, li, &p, e.clone()));
+                                continue;
+                            }
+                        },
+                        None => {
+                            out[p.idx] = Err(unreadable(mmu, li, &p, cause));
+                            continue;
+                        }
+                    }
+                } else {
+                    mmu.entry_at(&s.buf, rd.buf_off + in_read as usize)
+                        .unwrap_or(0)
+                };
                 match mmu.decode(li, entry) {
                     Step::Table(t) => {
                         let mut q = p;
