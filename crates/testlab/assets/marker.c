@@ -86,6 +86,8 @@ static const char *wanted_syms[] = {
     "vmcoreinfo_note", "startup_64", "primary_entry", "kimage_voffset", "memstart_addr", NULL,
 };
 
+static unsigned long ksym_total, ksym_vmlinux;
+
 static int keep_kallsyms(const char *line)
 {
     char name[512];
@@ -93,8 +95,10 @@ static int keep_kallsyms(const char *line)
     char type;
     char extra[512];
     int n = sscanf(line, "%llx %c %511s %511s", &addr, &type, name, extra);
+    ksym_total++;
     if (n != 3)
         return 0; /* module symbols carry a 4th field */
+    ksym_vmlinux++;
     if (strncmp(name, "kallsyms_", 9) == 0)
         return 1;
     for (int i = 0; wanted_syms[i]; i++)
@@ -203,6 +207,7 @@ int main(int argc, char **argv, char **envp)
     end("maps");
     begin("kallsyms");
     cat_file("/proc/kallsyms", keep_kallsyms);
+    printf("count %lu %lu\n", ksym_total, ksym_vmlinux);
     end("kallsyms");
     begin("iomem");
     cat_file("/proc/iomem", NULL);

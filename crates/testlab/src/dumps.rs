@@ -50,10 +50,15 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
 
 /// Reads the program headers of a 64-bit little-endian ELF file.
 pub fn program_headers(path: &Path) -> Result<Vec<ProgramHeader>> {
-    let bad = |detail: &str| Error::Format { what: "ELF file", path: path.into(), detail: detail.into() };
+    let bad = |detail: &str| Error::Format {
+        what: "ELF file",
+        path: path.into(),
+        detail: detail.into(),
+    };
     let mut f = File::open(path).map_err(Error::io("open", path))?;
     let mut eh = [0u8; 64];
-    f.read_exact(&mut eh).map_err(|_| bad("shorter than an ELF64 header"))?;
+    f.read_exact(&mut eh)
+        .map_err(|_| bad("shorter than an ELF64 header"))?;
     if &eh[..4] != b"\x7fELF" {
         return Err(bad("no \\x7fELF magic"));
     }
@@ -70,16 +75,20 @@ pub fn program_headers(path: &Path) -> Result<Vec<ProgramHeader>> {
         // PN_XNUM: the real count is in section header 0's sh_info.
         let shoff = le64(&eh, 40).ok_or_else(|| bad("e_shoff"))?;
         let mut sh = [0u8; 64];
-        f.seek(SeekFrom::Start(shoff)).map_err(Error::io("seek", path))?;
-        f.read_exact(&mut sh).map_err(|_| bad("PN_XNUM but section header 0 unreadable"))?;
+        f.seek(SeekFrom::Start(shoff))
+            .map_err(Error::io("seek", path))?;
+        f.read_exact(&mut sh)
+            .map_err(|_| bad("PN_XNUM but section header 0 unreadable"))?;
         phnum = le32(&sh, 44).ok_or_else(|| bad("sh_info"))? as u64;
     }
     if phnum > 1_000_000 {
         return Err(bad("implausible program header count"));
     }
     let mut table = vec![0u8; phnum as usize * phentsize];
-    f.seek(SeekFrom::Start(phoff)).map_err(Error::io("seek", path))?;
-    f.read_exact(&mut table).map_err(|_| bad("program header table truncated"))?;
+    f.seek(SeekFrom::Start(phoff))
+        .map_err(Error::io("seek", path))?;
+    f.read_exact(&mut table)
+        .map_err(|_| bad("program header table truncated"))?;
     let mut out = Vec::with_capacity(phnum as usize);
     for e in table.chunks_exact(phentsize) {
         let get = |at| le64(e, at).ok_or_else(|| bad("program header"));
@@ -139,7 +148,10 @@ pub fn write_raw(elf: &Path, raw: &Path, keep: &[PhysRange]) -> Result<(Vec<Phys
     let mut end = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     for ph in phdrs.iter().filter(|p| p.kind == PT_LOAD && p.filesz > 0) {
-        let range = PhysRange { start: ph.paddr, end: ph.paddr + ph.filesz };
+        let range = PhysRange {
+            start: ph.paddr,
+            end: ph.paddr + ph.filesz,
+        };
         if !keep.is_empty() && !keep.iter().any(|k| k.overlaps(&range)) {
             continue;
         }
@@ -147,21 +159,29 @@ pub fn write_raw(elf: &Path, raw: &Path, keep: &[PhysRange]) -> Result<(Vec<Phys
             return Err(Error::Format {
                 what: "ELF dump",
                 path: elf.into(),
-                detail: format!("PT_LOAD at paddr {:#x} extends past the end of the file", ph.paddr),
+                detail: format!(
+                    "PT_LOAD at paddr {:#x} extends past the end of the file",
+                    ph.paddr
+                ),
             });
         }
-        input.seek(SeekFrom::Start(ph.offset)).map_err(Error::io("seek", elf))?;
+        input
+            .seek(SeekFrom::Start(ph.offset))
+            .map_err(Error::io("seek", elf))?;
         let mut done = 0u64;
         while done < ph.filesz {
             let n = (ph.filesz - done).min(buf.len() as u64) as usize;
-            input.read_exact(&mut buf[..n]).map_err(Error::io("read", elf))?;
+            input
+                .read_exact(&mut buf[..n])
+                .map_err(Error::io("read", elf))?;
             for (i, block) in buf[..n].chunks(4096).enumerate() {
                 // Slice equality compiles to memcmp: fast even in debug builds.
                 if block == &ZERO_PAGE[..block.len()] {
                     continue;
                 }
                 let at = ph.paddr + done + (i * 4096) as u64;
-                out.seek(SeekFrom::Start(at)).map_err(Error::io("seek", raw))?;
+                out.seek(SeekFrom::Start(at))
+                    .map_err(Error::io("seek", raw))?;
                 out.write_all(block).map_err(Error::io("write", raw))?;
             }
             done += n as u64;

@@ -120,9 +120,16 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { action, path, source }
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
     }
 
     pub(crate) fn parse(what: impl Into<String>, expected: impl Into<String>, got: &str) -> Error {
@@ -135,6 +142,10 @@ impl Error {
             got.truncate(cut);
             got.push('…');
         }
-        Error::Parse { what: what.into(), expected: expected.into(), got }
+        Error::Parse {
+            what: what.into(),
+            expected: expected.into(),
+            got,
+        }
     }
 }

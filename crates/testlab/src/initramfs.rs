@@ -38,7 +38,14 @@ pub fn fnv64(parts: &[&[u8]]) -> u64 {
 
 /// Hash of the embedded guest assets, as recorded in `truth.json`.
 pub fn assets_hash() -> String {
-    format!("{:016x}", fnv64(&[MARKER_C.as_bytes(), INIT_SH.as_bytes(), SLEEPER_SH.as_bytes()]))
+    format!(
+        "{:016x}",
+        fnv64(&[
+            MARKER_C.as_bytes(),
+            INIT_SH.as_bytes(),
+            SLEEPER_SH.as_bytes()
+        ])
+    )
 }
 
 /// Minimal writer for the cpio `newc` format (the one the kernel unpacks).
@@ -129,9 +136,17 @@ fn compiler(arch: Arch) -> &'static str {
 /// Builds (or reuses) the initramfs for a kernel. Cached under
 /// `<lab>/initramfs/<arch>-<release>-<assets hash>/`.
 pub fn ensure_initramfs(kernel: &Kernel, busybox: &Path) -> Result<Initramfs> {
-    let key = format!("{}-{}-{}", kernel.arch.debian(), kernel.release, assets_hash());
+    let key = format!(
+        "{}-{}-{}",
+        kernel.arch.debian(),
+        kernel.release,
+        assets_hash()
+    );
     let dir = util::lab_dir().join("initramfs").join(&key);
-    let out = Initramfs { path: dir.join("initrd.gz"), marker_binary: dir.join("memlens-marker") };
+    let out = Initramfs {
+        path: dir.join("initrd.gz"),
+        marker_binary: dir.join("memlens-marker"),
+    };
     let _lock = FileLock::acquire(&format!("initramfs-{key}"))?;
     if dir.join("complete").is_file() && out.path.is_file() {
         return Ok(out);
@@ -148,7 +163,21 @@ pub fn ensure_initramfs(kernel: &Kernel, busybox: &Path) -> Result<Initramfs> {
     )?;
     let read = |p: &Path| fs::read(p).map_err(Error::io("read", p));
     let mut c = Cpio::default();
-    for d in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "tmp", "lib", "lib/modules", "lib/modules/testlab"] {
+    for d in [
+        "bin",
+        "sbin",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "lib",
+        "lib/modules",
+        "lib/modules/testlab",
+    ] {
         c.dir(d);
     }
     c.chardev("dev/console", 5, 1);
@@ -158,15 +187,23 @@ pub fn ensure_initramfs(kernel: &Kernel, busybox: &Path) -> Result<Initramfs> {
     c.file("bin/memlens-marker", 0o755, &read(&out.marker_binary)?);
     c.file("bin/lab-sleeper", 0o755, SLEEPER_SH.as_bytes());
     for m in &kernel.modules {
-        let name = m.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = m
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         c.file(&format!("lib/modules/testlab/{name}"), 0o644, &read(m)?);
     }
     let cpio = c.finish();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&cpio).map_err(Error::io("compress", &out.path))?;
+    gz.write_all(&cpio)
+        .map_err(Error::io("compress", &out.path))?;
     let data = gz.finish().map_err(Error::io("compress", &out.path))?;
     util::write_atomic(&out.path, &data)?;
     util::write_atomic(&dir.join("complete"), key.as_bytes())?;
-    log::info!("initramfs {} ({} KiB)", out.path.display(), data.len() / 1024);
+    log::info!(
+        "initramfs {} ({} KiB)",
+        out.path.display(),
+        data.len() / 1024
+    );
     Ok(out)
 }

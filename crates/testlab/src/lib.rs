@@ -48,7 +48,10 @@ pub fn scenarios() -> Vec<&'static str> {
 
 /// Looks a scenario recipe up, or fails with the list of known names.
 pub fn spec(name: &str) -> Result<&'static ScenarioSpec> {
-    spec::find(name).ok_or_else(|| Error::UnknownScenario { name: name.into(), known: scenarios().join(", ") })
+    spec::find(name).ok_or_else(|| Error::UnknownScenario {
+        name: name.into(),
+        known: scenarios().join(", "),
+    })
 }
 
 /// A finished scenario: dumps of one stopped guest, its kernel and its ground truth.
@@ -114,7 +117,16 @@ impl Scenario {
             return None;
         }
         let s = Scenario::at(spec, &dir, truth);
-        let complete = [&s.raw, &s.elf, &s.kdump_flat, &s.kdump, &s.vmlinuz, &s.console_log].iter().all(|p| p.is_file())
+        let complete = [
+            &s.raw,
+            &s.elf,
+            &s.kdump_flat,
+            &s.kdump,
+            &s.vmlinuz,
+            &s.console_log,
+        ]
+        .iter()
+        .all(|p| p.is_file())
             && (spec.arch != Arch::X86_64 || s.vmlinux.is_some());
         complete.then_some(s)
     }
@@ -164,7 +176,10 @@ pub fn setup_hint(name: &str) -> String {
 pub fn require(name: &str) -> Scenario {
     match scenario(name) {
         Ok(s) => s,
-        Err(e) => panic!("testlab scenario `{name}` is not available: {e}\n{}", setup_hint(name)),
+        Err(e) => panic!(
+            "testlab scenario `{name}` is not available: {e}\n{}",
+            setup_hint(name)
+        ),
     }
 }
 
@@ -232,7 +247,10 @@ impl LiveGuest {
 pub fn boot_live(name: &str) -> Result<LiveGuest> {
     let spec = spec(name)?;
     let prep = recipe::prepare(spec.arch)?;
-    let dir = util::lab_dir().join("live").join(format!("{name}-{}-{}", std::process::id(), unique()));
+    let dir =
+        util::lab_dir()
+            .join("live")
+            .join(format!("{name}-{}-{}", std::process::id(), unique()));
     let (qemu, console) = {
         let _slot = util::job_slot()?;
         let mut q = qemu::launch(spec, &prep.kernel, &prep.initrd, &dir)?;
@@ -240,7 +258,14 @@ pub fn boot_live(name: &str) -> Result<LiveGuest> {
         (q, console)
     };
     let guest = truth::parse_guest_truth(&console)?;
-    Ok(LiveGuest { qemu, spec, guest, vmlinuz: prep.kernel.vmlinuz, vmlinux: prep.kernel.vmlinux, dir })
+    Ok(LiveGuest {
+        qemu,
+        spec,
+        guest,
+        vmlinuz: prep.kernel.vmlinuz,
+        vmlinux: prep.kernel.vmlinux,
+        dir,
+    })
 }
 
 fn unique() -> u32 {
@@ -249,12 +274,14 @@ fn unique() -> u32 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-
 /// Like [`boot_live`], for tests: panics with the reason and the set-up command.
 #[track_caller]
 pub fn require_live(name: &str) -> LiveGuest {
     match boot_live(name) {
         Ok(g) => g,
-        Err(e) => panic!("testlab cannot boot `{name}` live: {e}\n{}", setup_hint(name)),
+        Err(e) => panic!(
+            "testlab cannot boot `{name}` live: {e}\n{}",
+            setup_hint(name)
+        ),
     }
 }

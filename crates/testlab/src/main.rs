@@ -7,7 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "testlab", about = "memlens real-target test lab (QEMU guests, dumps, ground truth)")]
+#[command(
+    name = "testlab",
+    about = "memlens real-target test lab (QEMU guests, dumps, ground truth)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -47,19 +50,35 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::List => {
             for s in testlab::SCENARIOS {
-                let state = if testlab::Scenario::load_cached(s.name).is_some() { "built" } else { "-" };
+                let state = if testlab::Scenario::load_cached(s.name).is_some() {
+                    "built"
+                } else {
+                    "-"
+                };
                 println!("{:<16} {:<6} {}", s.name, state, s.description);
             }
         }
         Cmd::Dir => println!("{}", testlab::util::lab_dir().display()),
         Cmd::Build { name, force } => {
-            let names: Vec<&str> = if name == "all" { testlab::scenarios() } else { vec![testlab::spec(&name)?.name] };
+            let names: Vec<&str> = if name == "all" {
+                testlab::scenarios()
+            } else {
+                vec![testlab::spec(&name)?.name]
+            };
             let mut failed = Vec::new();
             for n in names {
                 let t = Instant::now();
-                let r = if force { testlab::rebuild(n) } else { testlab::scenario(n) };
+                let r = if force {
+                    testlab::rebuild(n)
+                } else {
+                    testlab::scenario(n)
+                };
                 match r {
-                    Ok(s) => println!("{n}: ok in {:.1} s -> {}", t.elapsed().as_secs_f64(), s.dir.display()),
+                    Ok(s) => println!(
+                        "{n}: ok in {:.1} s -> {}",
+                        t.elapsed().as_secs_f64(),
+                        s.dir.display()
+                    ),
                     Err(e) => {
                         eprintln!("{n}: FAILED after {:.1} s: {e}", t.elapsed().as_secs_f64());
                         failed.push(n);
@@ -84,28 +103,59 @@ fn main() -> Result<()> {
             let _ = std::io::stdin().lock().read_line(&mut line);
         }
         Cmd::Truth { name, json } => {
-            let s = testlab::Scenario::load_cached(&name)
-                .with_context(|| format!("scenario {name} is not built; run `cargo run -p testlab -- build {name}`"))?;
+            let s = testlab::Scenario::load_cached(&name).with_context(|| {
+                format!("scenario {name} is not built; run `cargo run -p testlab -- build {name}`")
+            })?;
             if json {
                 println!("{}", std::fs::read_to_string(&s.truth_path)?);
                 return Ok(());
             }
             let t = &s.truth;
             println!("truth:        {}", s.truth_path.display());
-            println!("kernel:       {} ({})", t.guest.kernel_release, t.guest.kernel_cmdline);
+            println!(
+                "kernel:       {} ({})",
+                t.guest.kernel_release, t.guest.kernel_cmdline
+            );
             println!("processes:    {}", t.guest.processes.len());
-            println!("modules:      {}", t.guest.modules.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" "));
-            println!("marker pid:   {} caught on vCPU {:?} after {} stop(s)", t.guest.marker.pid, t.monitor.marker_cpu, t.monitor.stop_attempts);
+            println!(
+                "modules:      {}",
+                t.guest
+                    .modules
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            println!(
+                "marker pid:   {} caught on vCPU {:?} after {} stop(s)",
+                t.guest.marker.pid, t.monitor.marker_cpu, t.monitor.stop_attempts
+            );
             for (k, v) in &t.guest.kallsyms {
                 if ["_text", "init_task", "page_offset_base", "__start_BTF"].contains(&k.as_str()) {
                     println!("kallsyms:     {k} = {v:#x}");
                 }
             }
             for c in &t.monitor.cpus {
-                let g = |r: &str| c.get(r).map(|v| format!("{v:#x}")).unwrap_or_else(|| "?".into());
-                println!("vCPU {}:       CR3={} CR4={} RIP={} PC={}", c.cpu, g("CR3"), g("CR4"), g("RIP"), g("PC"));
+                let g = |r: &str| {
+                    c.get(r)
+                        .map(|v| format!("{v:#x}"))
+                        .unwrap_or_else(|| "?".into())
+                };
+                println!(
+                    "vCPU {}:       CR3={} CR4={} RIP={} PC={}",
+                    c.cpu,
+                    g("CR3"),
+                    g("CR4"),
+                    g("RIP"),
+                    g("PC")
+                );
             }
-            for (label, p) in [("raw", &s.raw), ("elf", &s.elf), ("kdump-flat", &s.kdump_flat), ("kdump", &s.kdump)] {
+            for (label, p) in [
+                ("raw", &s.raw),
+                ("elf", &s.elf),
+                ("kdump-flat", &s.kdump_flat),
+                ("kdump", &s.kdump),
+            ] {
                 let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
                 println!("{label:<13} {} ({} MiB)", p.display(), len >> 20);
             }

@@ -20,7 +20,11 @@ pub const MODULES: &[&str] = &["qemu_fw_cfg", "dummy", "crc-itu-t"];
 
 /// Module file paths inside the kernel package, as `tar` wildcards (a `*` after `.ko`
 /// also matches compressed modules).
-const MODULE_GLOBS: &[&str] = &["*/qemu_fw_cfg.ko*", "*/drivers/net/dummy.ko*", "*/lib/crc-itu-t.ko*"];
+const MODULE_GLOBS: &[&str] = &[
+    "*/qemu_fw_cfg.ko*",
+    "*/drivers/net/dummy.ko*",
+    "*/lib/crc-itu-t.ko*",
+];
 
 /// Something the host must have, and the Debian package that provides it.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +37,11 @@ struct Need {
 }
 
 const fn need(probe: &'static str, package: &'static str) -> Need {
-    Need { probe, package, must_be_static: false }
+    Need {
+        probe,
+        package,
+        must_be_static: false,
+    }
 }
 
 fn needs(arch: Arch) -> Vec<Need> {
@@ -45,13 +53,20 @@ fn needs(arch: Arch) -> Vec<Need> {
     ];
     match arch {
         Arch::X86_64 => {
-            v.push(Need { probe: "/bin/busybox", package: "busybox-static", must_be_static: true });
+            v.push(Need {
+                probe: "/bin/busybox",
+                package: "busybox-static",
+                must_be_static: true,
+            });
             v.push(need("gcc", "gcc"));
             v.push(need("/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"));
         }
         Arch::Aarch64 => {
             v.push(need("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"));
-            v.push(need("/usr/aarch64-linux-gnu/lib/libc.a", "libc6-dev-arm64-cross"));
+            v.push(need(
+                "/usr/aarch64-linux-gnu/lib/libc.a",
+                "libc6-dev-arm64-cross",
+            ));
         }
     }
     v
@@ -68,19 +83,30 @@ fn satisfied(n: &Need) -> bool {
 }
 
 fn install_command(pkgs: &[&str]) -> String {
-    format!("sudo apt-get update && sudo apt-get install -y --no-install-recommends {}", pkgs.join(" "))
+    format!(
+        "sudo apt-get update && sudo apt-get install -y --no-install-recommends {}",
+        pkgs.join(" ")
+    )
 }
 
 /// Installs (with `apt-get`) whatever the given architecture's scenarios need and the host
 /// lacks. Idempotent and quick when everything is present.
 pub fn ensure_packages(arch: Arch) -> Result<()> {
-    let missing: Vec<&'static str> = needs(arch).iter().filter(|n| !satisfied(n)).map(|n| n.package).collect();
+    let missing: Vec<&'static str> = needs(arch)
+        .iter()
+        .filter(|n| !satisfied(n))
+        .map(|n| n.package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     let _lock = FileLock::acquire("apt")?;
     // Someone else may have installed them while we waited.
-    let missing: Vec<&'static str> = needs(arch).iter().filter(|n| !satisfied(n)).map(|n| n.package).collect();
+    let missing: Vec<&'static str> = needs(arch)
+        .iter()
+        .filter(|n| !satisfied(n))
+        .map(|n| n.package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -115,7 +141,10 @@ pub fn ensure_packages(arch: Arch) -> Result<()> {
     if let Some(n) = needs(arch).iter().find(|n| !satisfied(n)) {
         return Err(Error::MissingPackage {
             package: n.package.into(),
-            why: format!("`{}` still missing (or not static) after installing", n.probe),
+            why: format!(
+                "`{}` still missing (or not static) after installing",
+                n.probe
+            ),
             command: install_command(&[n.package]),
         });
     }
@@ -173,7 +202,9 @@ fn host_debian_arch() -> &'static str {
 
 fn apt(tool: &str, opts: &[String]) -> Command {
     let mut c = Command::new(tool);
-    c.args(opts).arg("-oAPT::Sandbox::User=root").env("DEBIAN_FRONTEND", "noninteractive");
+    c.args(opts)
+        .arg("-oAPT::Sandbox::User=root")
+        .env("DEBIAN_FRONTEND", "noninteractive");
     c
 }
 
@@ -196,7 +227,10 @@ fn resolve_image_package(arch: Arch, opts: &[String]) -> Result<String> {
         detail: format!("cannot update the apt lists to find the Debian kernel ({e}); run `apt-get update` (network access to the Debian mirror is needed once)"),
     })?;
     lookup().ok_or_else(|| Error::Unsupported {
-        detail: format!("`apt-cache depends {meta}` names no linux-image-<abi>-{} package", arch.debian()),
+        detail: format!(
+            "`apt-cache depends {meta}` names no linux-image-<abi>-{} package",
+            arch.debian()
+        ),
     })
 }
 
@@ -224,9 +258,16 @@ pub fn ensure_kernel(arch: Arch) -> Result<Kernel> {
     let deb = match find_deb(&debs, &unsigned) {
         Some(d) => d,
         None => {
-            util::run(apt("apt-get", &opts).args(["download", &unsigned]).current_dir(&debs))?;
+            util::run(
+                apt("apt-get", &opts)
+                    .args(["download", &unsigned])
+                    .current_dir(&debs),
+            )?;
             find_deb(&debs, &unsigned).ok_or_else(|| Error::Unsupported {
-                detail: format!("apt-get download {unsigned} produced no .deb in {}", debs.display()),
+                detail: format!(
+                    "apt-get download {unsigned} produced no .deb in {}",
+                    debs.display()
+                ),
             })?
         }
     };
@@ -242,15 +283,24 @@ pub fn ensure_kernel(arch: Arch) -> Result<Kernel> {
     }
     util::run_sh(&script, &dir)?;
     let boot = x.join("boot");
-    fs::rename(boot.join(format!("vmlinuz-{release}")), dir.join("vmlinuz")).map_err(Error::io("move vmlinuz", &boot))?;
-    fs::rename(boot.join(format!("config-{release}")), dir.join("config")).map_err(Error::io("move config", &boot))?;
+    fs::rename(boot.join(format!("vmlinuz-{release}")), dir.join("vmlinuz"))
+        .map_err(Error::io("move vmlinuz", &boot))?;
+    fs::rename(boot.join(format!("config-{release}")), dir.join("config"))
+        .map_err(Error::io("move config", &boot))?;
     let mods = dir.join("modules");
     util::mkdirs(&mods)?;
     for m in MODULES {
-        let found = find_file(&x, &|n: &str| n == format!("{m}.ko") || n.starts_with(&format!("{m}.ko.")))
-            .ok_or_else(|| Error::Unsupported { detail: format!("module {m}.ko not in {}", deb.display()) })?;
+        let found = find_file(&x, &|n: &str| {
+            n == format!("{m}.ko") || n.starts_with(&format!("{m}.ko."))
+        })
+        .ok_or_else(|| Error::Unsupported {
+            detail: format!("module {m}.ko not in {}", deb.display()),
+        })?;
         let out = mods.join(format!("{m}.ko"));
-        let name = found.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = found
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.ends_with(".xz") {
             let data = util::run(Command::new("xz").arg("-dc").arg(&found))?.stdout;
             fs::write(&out, data).map_err(Error::io("write", &out))?;
@@ -268,7 +318,10 @@ pub fn ensure_kernel(arch: Arch) -> Result<Kernel> {
     util::write_atomic(&dir.join("complete"), release.as_bytes())?;
     util::write_atomic(&current, release.as_bytes())?;
     load_kernel(arch, &root, &release).ok_or_else(|| Error::Unsupported {
-        detail: format!("kernel folder {} incomplete after extraction", dir.display()),
+        detail: format!(
+            "kernel folder {} incomplete after extraction",
+            dir.display()
+        ),
     })
 }
 
@@ -284,7 +337,10 @@ fn load_kernel(arch: Arch, root: &Path, release: &str) -> Option<Kernel> {
         vmlinuz: dir.join("vmlinuz"),
         config: dir.join("config"),
         vmlinux: (arch == Arch::X86_64).then(|| dir.join("vmlinux")),
-        modules: MODULES.iter().map(|m| dir.join("modules").join(format!("{m}.ko"))).collect(),
+        modules: MODULES
+            .iter()
+            .map(|m| dir.join("modules").join(format!("{m}.ko")))
+            .collect(),
         deb: find_deb(&root.join("debs"), &unsigned)?,
         dir,
     };
@@ -297,11 +353,15 @@ fn load_kernel(arch: Arch, root: &Path, release: &str) -> Option<Kernel> {
 
 fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
     let prefix = format!("{package}_");
-    fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.file_name()
-            .map(|n| n.to_string_lossy())
-            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
-    })
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+        })
 }
 
 fn find_file(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
@@ -322,11 +382,14 @@ fn find_file(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
 pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
     const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
     let data = fs::read(bzimage).map_err(Error::io("read", bzimage))?;
-    let at = data.windows(XZ_MAGIC.len()).position(|w| w == XZ_MAGIC).ok_or_else(|| Error::Format {
-        what: "bzImage",
-        path: bzimage.into(),
-        detail: "no xz stream magic (fd 37 7a 58 5a 00) found".into(),
-    })?;
+    let at = data
+        .windows(XZ_MAGIC.len())
+        .position(|w| w == XZ_MAGIC)
+        .ok_or_else(|| Error::Format {
+            what: "bzImage",
+            path: bzimage.into(),
+            detail: "no xz stream magic (fd 37 7a 58 5a 00) found".into(),
+        })?;
     let outf = fs::File::create(out).map_err(Error::io("create", out))?;
     let mut child = Command::new("xz")
         .args(["-dc", "--single-stream"])
@@ -334,7 +397,10 @@ pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
         .stdout(outf)
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Command { command: "xz -dc --single-stream".into(), detail: e.to_string() })?;
+        .map_err(|e| Error::Command {
+            command: "xz -dc --single-stream".into(),
+            detail: e.to_string(),
+        })?;
     let mut stdin = child.stdin.take().ok_or_else(|| Error::Command {
         command: "xz -dc".into(),
         detail: "no stdin pipe".into(),
@@ -344,17 +410,27 @@ pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
         // xz stops reading after the stream; a broken pipe here is expected and harmless.
         let _ = stdin.write_all(&payload);
     });
-    let res = child.wait_with_output().map_err(|e| Error::Command { command: "xz -dc".into(), detail: e.to_string() })?;
+    let res = child.wait_with_output().map_err(|e| Error::Command {
+        command: "xz -dc".into(),
+        detail: e.to_string(),
+    })?;
     let _ = writer.join();
     if !res.status.success() {
         return Err(Error::Command {
-            command: format!("xz -dc --single-stream (payload of {} at offset {at})", bzimage.display()),
+            command: format!(
+                "xz -dc --single-stream (payload of {} at offset {at})",
+                bzimage.display()
+            ),
             detail: String::from_utf8_lossy(&res.stderr).into_owned(),
         });
     }
     let head = fs::read(out).map_err(Error::io("read", out))?;
     if !head.starts_with(b"\x7fELF") {
-        return Err(Error::Format { what: "vmlinux", path: out.into(), detail: "decompressed payload is not an ELF file".into() });
+        return Err(Error::Format {
+            what: "vmlinux",
+            path: out.into(),
+            detail: "decompressed payload is not an ELF file".into(),
+        });
     }
     Ok(())
 }
@@ -378,18 +454,38 @@ pub fn ensure_busybox(arch: Arch) -> Result<PathBuf> {
     let debs = root.join("debs");
     util::mkdirs(&debs)?;
     if find_deb(&debs, "busybox-static").is_none() {
-        if util::run(apt("apt-get", &opts).args(["download", "busybox-static"]).current_dir(&debs)).is_err() {
+        if util::run(
+            apt("apt-get", &opts)
+                .args(["download", "busybox-static"])
+                .current_dir(&debs),
+        )
+        .is_err()
+        {
             util::run(apt("apt-get", &opts).arg("update"))?;
-            util::run(apt("apt-get", &opts).args(["download", "busybox-static"]).current_dir(&debs))?;
+            util::run(
+                apt("apt-get", &opts)
+                    .args(["download", "busybox-static"])
+                    .current_dir(&debs),
+            )?;
         }
     }
     let deb = find_deb(&debs, "busybox-static").ok_or_else(|| Error::Unsupported {
-        detail: format!("busybox-static ({}) .deb not found after download", arch.debian()),
+        detail: format!(
+            "busybox-static ({}) .deb not found after download",
+            arch.debian()
+        ),
     })?;
     let x = root.join("busybox-extract");
     util::remove_any(&x)?;
     util::mkdirs(&x)?;
-    util::run_sh(&format!("dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' ./bin/busybox", deb.display(), x.display()), &root)?;
+    util::run_sh(
+        &format!(
+            "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' ./bin/busybox",
+            deb.display(),
+            x.display()
+        ),
+        &root,
+    )?;
     fs::rename(x.join("bin/busybox"), &out).map_err(Error::io("move busybox", &x))?;
     util::remove_any(&x)?;
     Ok(out)

@@ -49,7 +49,14 @@ pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
     // functions (prctl, getppid, _exit); it touches no allocator or lock.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died before prctl took effect.
@@ -60,11 +67,15 @@ pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
         });
     }
     let (tx, rx) = mpsc::channel();
-    let sent = spawner().lock().map_err(|_| std::io::Error::other("spawner lock poisoned"))?.send((cmd, tx));
+    let sent = spawner()
+        .lock()
+        .map_err(|_| std::io::Error::other("spawner lock poisoned"))?
+        .send((cmd, tx));
     if sent.is_err() {
         return Err(std::io::Error::other("spawner thread is gone"));
     }
-    rx.recv().map_err(|_| std::io::Error::other("spawner thread did not answer"))?
+    rx.recv()
+        .map_err(|_| std::io::Error::other("spawner thread did not answer"))?
 }
 
 /// A running QEMU; killed (SIGKILL) and reaped on drop.
@@ -123,7 +134,9 @@ impl QemuProcess {
     pub fn wait_for_console(&mut self, line: &str, timeout: Duration) -> Result<String> {
         let start = Instant::now();
         loop {
-            let text = std::fs::read(&self.console_log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let text = std::fs::read(&self.console_log)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             if text.lines().any(|l| l.trim_end_matches('\r') == line) {
                 return Ok(text);
             }
@@ -156,12 +169,22 @@ pub fn boot_timeout(arch: Arch) -> Duration {
         Arch::X86_64 => 240,
         Arch::Aarch64 => 480,
     };
-    let s = std::env::var("MEMLENS_LAB_BOOT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let s = std::env::var("MEMLENS_LAB_BOOT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
     Duration::from_secs(s)
 }
 
 /// The QEMU arguments (without the program) for a scenario.
-pub fn qemu_args(spec: &ScenarioSpec, kernel: &Kernel, initrd: &Initramfs, name: &str, qmp: &Path, console: &Path) -> Vec<String> {
+pub fn qemu_args(
+    spec: &ScenarioSpec,
+    kernel: &Kernel,
+    initrd: &Initramfs,
+    name: &str,
+    qmp: &Path,
+    console: &Path,
+) -> Vec<String> {
     let mut a: Vec<String> = vec!["-name".into(), name.into(), "-accel".into(), "tcg".into()];
     if let Some(m) = spec.machine {
         a.extend(["-M".into(), m.into()]);
@@ -169,7 +192,12 @@ pub fn qemu_args(spec: &ScenarioSpec, kernel: &Kernel, initrd: &Initramfs, name:
     if let Some(c) = spec.cpu {
         a.extend(["-cpu".into(), c.into()]);
     }
-    a.extend(["-m".into(), format!("{}M", spec.memory_mib), "-smp".into(), spec.smp.to_string()]);
+    a.extend([
+        "-m".into(),
+        format!("{}M", spec.memory_mib),
+        "-smp".into(),
+        spec.smp.to_string(),
+    ]);
     a.extend(
         [
             "-display",
@@ -185,7 +213,10 @@ pub fn qemu_args(spec: &ScenarioSpec, kernel: &Kernel, initrd: &Initramfs, name:
         .map(String::from),
     );
     a.extend(["-serial".into(), format!("file:{}", console.display())]);
-    a.extend(["-qmp".into(), format!("unix:{},server=on,wait=off", qmp.display())]);
+    a.extend([
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", qmp.display()),
+    ]);
     a.extend(["-kernel".into(), kernel.vmlinuz.display().to_string()]);
     a.extend(["-initrd".into(), initrd.path.display().to_string()]);
     let console_dev = match spec.arch {
@@ -202,7 +233,12 @@ pub fn qemu_args(spec: &ScenarioSpec, kernel: &Kernel, initrd: &Initramfs, name:
 }
 
 /// Starts QEMU for a scenario, with its console log and stderr in `dir`.
-pub fn launch(spec: &ScenarioSpec, kernel: &Kernel, initrd: &Initramfs, dir: &Path) -> Result<QemuProcess> {
+pub fn launch(
+    spec: &ScenarioSpec,
+    kernel: &Kernel,
+    initrd: &Initramfs,
+    dir: &Path,
+) -> Result<QemuProcess> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = format!("memlens-lab-{}-{}-{n}", spec.name, std::process::id());
@@ -216,9 +252,25 @@ pub fn launch(spec: &ScenarioSpec, kernel: &Kernel, initrd: &Initramfs, dir: &Pa
     let args = qemu_args(spec, kernel, initrd, &name, &qmp_socket, &console_log);
     let stderr = File::create(&stderr_log).map_err(Error::io("create", &stderr_log))?;
     let mut cmd = Command::new(spec.arch.qemu_binary());
-    cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-    let command: Vec<String> = std::iter::once(spec.arch.qemu_binary().to_string()).chain(args).collect();
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let command: Vec<String> = std::iter::once(spec.arch.qemu_binary().to_string())
+        .chain(args)
+        .collect();
     log::info!("booting {}: {}", spec.name, command.join(" "));
-    let child = spawn_tied(cmd).map_err(|e| Error::Command { command: command.join(" "), detail: format!("cannot start: {e}") })?;
-    Ok(QemuProcess { child, scenario: spec.name.into(), name, qmp_socket, console_log, stderr_log, command })
+    let child = spawn_tied(cmd).map_err(|e| Error::Command {
+        command: command.join(" "),
+        detail: format!("cannot start: {e}"),
+    })?;
+    Ok(QemuProcess {
+        child,
+        scenario: spec.name.into(),
+        name,
+        qmp_socket,
+        console_log,
+        stderr_log,
+        command,
+    })
 }

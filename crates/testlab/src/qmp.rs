@@ -56,23 +56,41 @@ impl Qmp {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(e) => {
-                    return Err(Error::Qmp { command: "connect".into(), detail: format!("{}: {e}", path.display()) })
+                    return Err(Error::Qmp {
+                        command: "connect".into(),
+                        detail: format!("{}: {e}", path.display()),
+                    })
                 }
             }
         };
         // Dumping a 4 GiB guest takes a while: be generous, but never hang forever.
         let io_timeout = Some(Duration::from_secs(900));
-        let to_err = |e: std::io::Error| Error::Qmp { command: "connect".into(), detail: e.to_string() };
+        let to_err = |e: std::io::Error| Error::Qmp {
+            command: "connect".into(),
+            detail: e.to_string(),
+        };
         stream.set_read_timeout(io_timeout).map_err(to_err)?;
         stream.set_write_timeout(io_timeout).map_err(to_err)?;
         let writer = stream.try_clone().map_err(to_err)?;
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer, path: path.into(), events: Vec::new(), version: Value::Null };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+            path: path.into(),
+            events: Vec::new(),
+            version: Value::Null,
+        };
         let greeting = qmp.read_message("greeting")?;
         qmp.version = greeting
             .get("QMP")
             .and_then(|q| q.get("version"))
             .cloned()
-            .ok_or_else(|| Error::parse("QMP greeting", "an object with QMP.version", &greeting.to_string()))?;
+            .ok_or_else(|| {
+                Error::parse(
+                    "QMP greeting",
+                    "an object with QMP.version",
+                    &greeting.to_string(),
+                )
+            })?;
         qmp.execute("qmp_capabilities", None)?;
         Ok(qmp)
     }
@@ -84,14 +102,23 @@ impl Qmp {
 
     fn read_message(&mut self, command: &str) -> Result<Value> {
         let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .map_err(|e| Error::Qmp { command: command.into(), detail: format!("read: {e}") })?;
+        let n = self.reader.read_line(&mut line).map_err(|e| Error::Qmp {
+            command: command.into(),
+            detail: format!("read: {e}"),
+        })?;
         if n == 0 {
-            return Err(Error::Qmp { command: command.into(), detail: "QEMU closed the QMP socket".into() });
+            return Err(Error::Qmp {
+                command: command.into(),
+                detail: "QEMU closed the QMP socket".into(),
+            });
         }
-        serde_json::from_str(&line).map_err(|_| Error::parse(format!("QMP reply to {command}"), "one JSON object per line", line.trim()))
+        serde_json::from_str(&line).map_err(|_| {
+            Error::parse(
+                format!("QMP reply to {command}"),
+                "one JSON object per line",
+                line.trim(),
+            )
+        })
     }
 
     /// Sends a command and waits for its reply; returns the `return` value. A QMP `error`
@@ -106,7 +133,10 @@ impl Qmp {
         text.push('\n');
         self.writer
             .write_all(text.as_bytes())
-            .map_err(|e| Error::Qmp { command: command.into(), detail: format!("write: {e}") })?;
+            .map_err(|e| Error::Qmp {
+                command: command.into(),
+                detail: format!("write: {e}"),
+            })?;
         loop {
             let reply = self.read_message(command)?;
             if reply.get("event").is_some() {
@@ -120,9 +150,16 @@ impl Qmp {
             if let Some(e) = reply.get("error") {
                 let class = e.get("class").and_then(Value::as_str).unwrap_or("?");
                 let desc = e.get("desc").and_then(Value::as_str).unwrap_or("?");
-                return Err(Error::Qmp { command: command.into(), detail: format!("{class}: {desc}") });
+                return Err(Error::Qmp {
+                    command: command.into(),
+                    detail: format!("{class}: {desc}"),
+                });
             }
-            return Err(Error::parse(format!("QMP reply to {command}"), "`return`, `error` or `event`", &reply.to_string()));
+            return Err(Error::parse(
+                format!("QMP reply to {command}"),
+                "`return`, `error` or `event`",
+                &reply.to_string(),
+            ));
         }
     }
 
@@ -139,7 +176,9 @@ impl Qmp {
     /// Whether the guest is running (`query-status`).
     pub fn running(&mut self) -> Result<bool> {
         let s = self.execute("query-status", None)?;
-        s.get("running").and_then(Value::as_bool).ok_or_else(|| Error::parse("query-status reply", "a `running` boolean", &s.to_string()))
+        s.get("running").and_then(Value::as_bool).ok_or_else(|| {
+            Error::parse("query-status reply", "a `running` boolean", &s.to_string())
+        })
     }
 
     /// Runs a human monitor command (e.g. `info registers -a`) and returns its text output.
@@ -159,9 +198,13 @@ impl Qmp {
             args["cpu-index"] = json!(c);
         }
         let r = self.execute("human-monitor-command", Some(args))?;
-        r.as_str()
-            .map(|s| s.replace("\r\n", "\n"))
-            .ok_or_else(|| Error::parse(format!("reply to HMP `{command_line}`"), "a string", &r.to_string()))
+        r.as_str().map(|s| s.replace("\r\n", "\n")).ok_or_else(|| {
+            Error::parse(
+                format!("reply to HMP `{command_line}`"),
+                "a string",
+                &r.to_string(),
+            )
+        })
     }
 
     /// Writes all guest memory to `path` (synchronously; the guest is paused meanwhile).
@@ -169,8 +212,11 @@ impl Qmp {
     pub fn dump_guest_memory(&mut self, path: &Path, format: DumpFormat) -> Result<()> {
         let _ = std::fs::remove_file(path);
         let proto = format!("file:{}", path.display());
-        self.execute("dump-guest-memory", Some(json!({ "paging": false, "protocol": proto, "format": format.qmp_name() })))
-            .map(drop)
+        self.execute(
+            "dump-guest-memory",
+            Some(json!({ "paging": false, "protocol": proto, "format": format.qmp_name() })),
+        )
+        .map(drop)
     }
 
     /// Translates a guest-virtual address with vCPU `cpu`'s page tables (`gva2gpa`).
@@ -188,9 +234,16 @@ impl Qmp {
             return Ok(None);
         };
         let v = v.trim();
-        match v.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok()) {
+        match v
+            .strip_prefix("0x")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        {
             Some(x) => Ok(Some(x)),
-            None => Err(Error::parse("`x /1gx` output", "`ADDR: 0xVALUE`", out.trim())),
+            None => Err(Error::parse(
+                "`x /1gx` output",
+                "`ADDR: 0xVALUE`",
+                out.trim(),
+            )),
         }
     }
 

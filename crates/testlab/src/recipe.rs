@@ -73,8 +73,17 @@ pub fn scenario_dir(name: &str) -> PathBuf {
 /// vCPU with `gva2gpa` of the marker's first heap string against its pagemap address; if
 /// none matches, `cont`, wait a little, and try again. Returns (vCPU, attempts); `None` if
 /// the marker was never caught (the guest is left stopped either way).
-pub fn stop_on_marker(qmp: &mut Qmp, guest: &GuestTruth, cpus: u32, max_attempts: u32) -> Result<(Option<u32>, u32)> {
-    let probe = guest.marker.of_kind(MarkerKind::Heap).find(|s| s.pa.is_some()).cloned();
+pub fn stop_on_marker(
+    qmp: &mut Qmp,
+    guest: &GuestTruth,
+    cpus: u32,
+    max_attempts: u32,
+) -> Result<(Option<u32>, u32)> {
+    let probe = guest
+        .marker
+        .of_kind(MarkerKind::Heap)
+        .find(|s| s.pa.is_some())
+        .cloned();
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -99,7 +108,9 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_ok() {
         return Ok(());
     }
-    fs::copy(from, to).map(drop).map_err(Error::io("copy", from))
+    fs::copy(from, to)
+        .map(drop)
+        .map_err(Error::io("copy", from))
 }
 
 const KERNEL_SYMBOLS: &[&str] = &[
@@ -124,7 +135,11 @@ pub fn build(spec: &ScenarioSpec, prep: &Prepared) -> Result<Truth> {
     util::mkdirs(&dir)?;
     let mut q = qemu::launch(spec, &prep.kernel, &prep.initrd, &dir)?;
     let console = q.wait_for_console(truth::READY_LINE, qemu::boot_timeout(spec.arch))?;
-    log::info!("{}: guest ready after {:.1} s", spec.name, t0.elapsed().as_secs_f64());
+    log::info!(
+        "{}: guest ready after {:.1} s",
+        spec.name,
+        t0.elapsed().as_secs_f64()
+    );
     let guest = truth::parse_guest_truth(&console)?;
     let mut qmp = Qmp::connect(&q.qmp_socket, Duration::from_secs(10))?;
     let qemu_version = {
@@ -136,23 +151,45 @@ pub fn build(spec: &ScenarioSpec, prep: &Prepared) -> Result<Truth> {
     std::thread::sleep(Duration::from_millis(300));
     let (marker_cpu, stop_attempts) = stop_on_marker(&mut qmp, &guest, spec.smp, 40)?;
     match marker_cpu {
-        Some(c) => log::info!("{}: marker caught on vCPU {c} after {stop_attempts} stop(s)", spec.name),
-        None => log::warn!("{}: marker not on any vCPU after {stop_attempts} stops", spec.name),
+        Some(c) => log::info!(
+            "{}: marker caught on vCPU {c} after {stop_attempts} stop(s)",
+            spec.name
+        ),
+        None => log::warn!(
+            "{}: marker not on any vCPU after {stop_attempts} stops",
+            spec.name
+        ),
     }
-    let mut monitor = MonitorTruth { marker_cpu, stop_attempts, ..Default::default() };
+    let mut monitor = MonitorTruth {
+        marker_cpu,
+        stop_attempts,
+        ..Default::default()
+    };
     monitor.registers_raw = qmp.hmp("info registers -a")?;
     monitor.cpus = truth::parse_registers(&monitor.registers_raw);
     let user_cpu = marker_cpu.unwrap_or(0);
     for s in &guest.marker.strings {
         let label = format!("marker {:?} {}", s.kind, s.index).to_lowercase();
         let pa = qmp.gva2gpa(s.va, user_cpu)?;
-        monitor.translations.push(Translation { label, cpu: user_cpu, va: s.va, pa });
+        monitor.translations.push(Translation {
+            label,
+            cpu: user_cpu,
+            va: s.va,
+            pa,
+        });
     }
     for name in KERNEL_SYMBOLS {
-        let Some(&va) = guest.kallsyms.get(*name) else { continue };
+        let Some(&va) = guest.kallsyms.get(*name) else {
+            continue;
+        };
         for cpu in 0..spec.smp {
             let pa = qmp.gva2gpa(va, cpu)?;
-            monitor.translations.push(Translation { label: format!("kallsyms {name}"), cpu, va, pa });
+            monitor.translations.push(Translation {
+                label: format!("kallsyms {name}"),
+                cpu,
+                va,
+                pa,
+            });
         }
     }
     if spec.arch == Arch::X86_64 {
@@ -165,8 +202,14 @@ pub fn build(spec: &ScenarioSpec, prep: &Prepared) -> Result<Truth> {
             }
         }
         if let Some(pob) = monitor.page_offset_base {
-            let mut targets: Vec<(String, u64)> = vec![("direct map of physical 0x1000000".into(), 0x100_0000)];
-            for s in guest.marker.strings.iter().filter(|s| s.kind == MarkerKind::Heap) {
+            let mut targets: Vec<(String, u64)> =
+                vec![("direct map of physical 0x1000000".into(), 0x100_0000)];
+            for s in guest
+                .marker
+                .strings
+                .iter()
+                .filter(|s| s.kind == MarkerKind::Heap)
+            {
                 if let Some(pa) = s.pa {
                     targets.push((format!("direct map of marker heap {}", s.index), pa));
                 }
@@ -174,7 +217,12 @@ pub fn build(spec: &ScenarioSpec, prep: &Prepared) -> Result<Truth> {
             for (label, pa) in targets {
                 for cpu in 0..spec.smp {
                     let got = qmp.gva2gpa(pob.wrapping_add(pa), cpu)?;
-                    monitor.translations.push(Translation { label: label.clone(), cpu, va: pob.wrapping_add(pa), pa: got });
+                    monitor.translations.push(Translation {
+                        label: label.clone(),
+                        cpu,
+                        va: pob.wrapping_add(pa),
+                        pa: got,
+                    });
                 }
             }
         }
@@ -186,26 +234,46 @@ pub fn build(spec: &ScenarioSpec, prep: &Prepared) -> Result<Truth> {
     let kdump = dir.join(files::KDUMP);
     let t = Instant::now();
     qmp.dump_guest_memory(&elf, DumpFormat::Elf)?;
-    log::info!("{}: ELF dump in {:.1} s", spec.name, t.elapsed().as_secs_f64());
+    log::info!(
+        "{}: ELF dump in {:.1} s",
+        spec.name,
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     qmp.dump_guest_memory(&flat, DumpFormat::KdumpZlib)?;
-    log::info!("{}: kdump-zlib dump in {:.1} s", spec.name, t.elapsed().as_secs_f64());
+    log::info!(
+        "{}: kdump-zlib dump in {:.1} s",
+        spec.name,
+        t.elapsed().as_secs_f64()
+    );
     let _ = qmp.quit();
     drop(qmp);
     q.kill();
 
     let input = File::open(&flat).map_err(Error::io("open", &flat))?;
-    util::run(Command::new("makedumpfile").arg("-R").arg(&kdump).stdin(input))?;
+    util::run(
+        Command::new("makedumpfile")
+            .arg("-R")
+            .arg(&kdump)
+            .stdin(input),
+    )?;
     let elf_segments = dumps::program_headers(&elf)?;
     let ram: Vec<PhysRange> = guest
         .iomem
         .iter()
         .filter(|e| e.depth == 0 && e.name == "System RAM")
-        .map(|e| PhysRange { start: e.start, end: e.end.saturating_add(1) })
+        .map(|e| PhysRange {
+            start: e.start,
+            end: e.end.saturating_add(1),
+        })
         .collect();
     let t = Instant::now();
     let (raw_ranges, raw_len) = dumps::write_raw(&elf, &dir.join(files::RAW), &ram)?;
-    log::info!("{}: raw image ({raw_len:#x} bytes) in {:.1} s", spec.name, t.elapsed().as_secs_f64());
+    log::info!(
+        "{}: raw image ({raw_len:#x} bytes) in {:.1} s",
+        spec.name,
+        t.elapsed().as_secs_f64()
+    );
 
     link_or_copy(&prep.kernel.vmlinuz, &dir.join(files::VMLINUZ))?;
     link_or_copy(&prep.kernel.config, &dir.join(files::CONFIG))?;
@@ -227,10 +295,18 @@ pub fn build(spec: &ScenarioSpec, prep: &Prepared) -> Result<Truth> {
         elf_segments,
         raw_ranges,
     };
-    let json = serde_json::to_vec_pretty(&truth).map_err(|source| Error::Json { what: "serialize truth".into(), source })?;
+    let json = serde_json::to_vec_pretty(&truth).map_err(|source| Error::Json {
+        what: "serialize truth".into(),
+        source,
+    })?;
     util::write_atomic(&dir.join(files::TRUTH), &json)?;
     util::remove_any(&final_dir)?;
-    fs::rename(&dir, &final_dir).map_err(Error::io("rename scenario folder into place", &final_dir))?;
-    log::info!("{}: built in {:.1} s", spec.name, t0.elapsed().as_secs_f64());
+    fs::rename(&dir, &final_dir)
+        .map_err(Error::io("rename scenario folder into place", &final_dir))?;
+    log::info!(
+        "{}: built in {:.1} s",
+        spec.name,
+        t0.elapsed().as_secs_f64()
+    );
     Ok(truth)
 }

@@ -121,7 +121,8 @@ pub const SCENARIOS: &[ScenarioSpec] = &[
         extra_append: "",
         kaslr: true,
         la57: false,
-        description: "x86-64, 4 GiB (1 GiB remapped above 4 GiB), KASLR on; the large benchmark dump",
+        description:
+            "x86-64, 4 GiB (1 GiB remapped above 4 GiB), KASLR on; the large benchmark dump",
     },
     ScenarioSpec {
         name: "arm64",
@@ -133,7 +134,8 @@ pub const SCENARIOS: &[ScenarioSpec] = &[
         extra_append: "",
         kaslr: true,
         la57: false,
-        description: "AArch64 `-M virt -cpu cortex-a57`, 256 MiB at 0x40000000, Debian arm64 kernel",
+        description:
+            "AArch64 `-M virt -cpu cortex-a57`, 256 MiB at 0x40000000, Debian arm64 kernel",
     },
 ];
 

@@ -66,6 +66,10 @@ pub struct GuestTruth {
     pub marker: Marker,
     /// Selected `/proc/kallsyms` symbols (name → address), vmlinux symbols only.
     pub kallsyms: BTreeMap<String, u64>,
+    /// Number of lines in `/proc/kallsyms` (all symbols, modules included).
+    pub kallsyms_lines: u64,
+    /// Number of vmlinux (non-module) symbols in `/proc/kallsyms`.
+    pub kallsyms_vmlinux_lines: u64,
     /// `/proc/iomem` (nesting flattened; `depth` is the indentation level).
     pub iomem: Vec<IomemEntry>,
 }
@@ -236,7 +240,10 @@ pub struct MonitorTruth {
 impl Truth {
     /// The marker process as listed in [`GuestTruth::processes`].
     pub fn marker_process(&self) -> Option<&ProcessTruth> {
-        self.guest.processes.iter().find(|p| p.pid == self.guest.marker.pid)
+        self.guest
+            .processes
+            .iter()
+            .find(|p| p.pid == self.guest.marker.pid)
     }
     /// Registers of the vCPU that ran the marker.
     pub fn marker_cpu_registers(&self) -> Option<&CpuRegisters> {
@@ -264,7 +271,10 @@ pub fn console_sections(console: &str) -> BTreeMap<String, Vec<String>> {
     let mut current: Option<String> = None;
     for raw in console.split('\n') {
         let line = raw.trim_end_matches('\r');
-        if let Some(name) = line.strip_prefix("===TESTLAB-BEGIN ").and_then(|r| r.strip_suffix("===")) {
+        if let Some(name) = line
+            .strip_prefix("===TESTLAB-BEGIN ")
+            .and_then(|r| r.strip_suffix("==="))
+        {
             out.insert(name.to_string(), Vec::new());
             current = Some(name.to_string());
         } else if line.starts_with("===TESTLAB-END ") {
@@ -279,16 +289,22 @@ pub fn console_sections(console: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 fn hex(what: &str, s: &str) -> Result<u64> {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|_| Error::parse(what, "a hexadecimal number", s))
+    u64::from_str_radix(s.trim_start_matches("0x"), 16)
+        .map_err(|_| Error::parse(what, "a hexadecimal number", s))
 }
 
 fn dec<T: std::str::FromStr>(what: &str, s: &str) -> Result<T> {
-    s.parse().map_err(|_| Error::parse(what, "a decimal number", s))
+    s.parse()
+        .map_err(|_| Error::parse(what, "a decimal number", s))
 }
 
 fn section<'a>(secs: &'a BTreeMap<String, Vec<String>>, name: &str) -> Result<&'a [String]> {
     secs.get(name).map(Vec::as_slice).ok_or_else(|| {
-        Error::parse("console log", format!("a `===TESTLAB-BEGIN {name}===` section"), "(section missing)")
+        Error::parse(
+            "console log",
+            format!("a `===TESTLAB-BEGIN {name}===` section"),
+            "(section missing)",
+        )
     })
 }
 
@@ -300,19 +316,43 @@ pub fn parse_guest_truth(console: &str) -> Result<GuestTruth> {
     g.kernel_release = uname.first().cloned().unwrap_or_default();
     g.kernel_version = uname.get(1).cloned().unwrap_or_default();
     g.machine = uname.get(2).cloned().unwrap_or_default();
-    g.kernel_cmdline = section(&secs, "cmdline")?.first().cloned().unwrap_or_default();
+    g.kernel_cmdline = section(&secs, "cmdline")?
+        .first()
+        .cloned()
+        .unwrap_or_default();
     g.marker = parse_marker(section(&secs, "marker")?)?;
-    g.marker.maps = section(&secs, "maps")?.iter().filter(|l| !l.is_empty()).map(|l| parse_map_line(l)).collect::<Result<_>>()?;
-    g.processes = section(&secs, "ps")?.iter().filter(|l| !l.is_empty()).map(|l| parse_ps_line(l)).collect::<Result<_>>()?;
+    g.marker.maps = section(&secs, "maps")?
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| parse_map_line(l))
+        .collect::<Result<_>>()?;
+    g.processes = section(&secs, "ps")?
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| parse_ps_line(l))
+        .collect::<Result<_>>()?;
     g.processes.sort_by_key(|p| p.pid);
-    g.modules = section(&secs, "modules")?.iter().filter(|l| !l.is_empty()).map(|l| parse_module_line(l)).collect::<Result<_>>()?;
+    g.modules = section(&secs, "modules")?
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| parse_module_line(l))
+        .collect::<Result<_>>()?;
     for l in section(&secs, "kallsyms")? {
         let f: Vec<&str> = l.split_whitespace().collect();
-        if let [addr, _ty, name] = f.as_slice() {
-            g.kallsyms.entry((*name).to_string()).or_insert(hex("kallsyms address", addr)?);
+        if let ["count", total, vmlinux] = f.as_slice() {
+            g.kallsyms_lines = dec("kallsyms line count", total)?;
+            g.kallsyms_vmlinux_lines = dec("kallsyms vmlinux count", vmlinux)?;
+        } else if let [addr, _ty, name] = f.as_slice() {
+            g.kallsyms
+                .entry((*name).to_string())
+                .or_insert(hex("kallsyms address", addr)?);
         }
     }
-    g.iomem = section(&secs, "iomem")?.iter().filter(|l| !l.trim().is_empty()).map(|l| parse_iomem_line(l)).collect::<Result<_>>()?;
+    g.iomem = section(&secs, "iomem")?
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| parse_iomem_line(l))
+        .collect::<Result<_>>()?;
     Ok(g)
 }
 
@@ -333,7 +373,13 @@ fn parse_marker(lines: &[String]) -> Result<Marker> {
                     "mmap" => MarkerKind::Mmap,
                     "argv" => MarkerKind::Argv,
                     "env" => MarkerKind::Env,
-                    other => return Err(Error::parse("marker item kind", "heap|mmap|argv|env", other)),
+                    other => {
+                        return Err(Error::parse(
+                            "marker item kind",
+                            "heap|mmap|argv|env",
+                            other,
+                        ))
+                    }
                 };
                 let pa = hex("marker item pa", pa)?;
                 m.strings.push(MarkerString {
@@ -345,11 +391,21 @@ fn parse_marker(lines: &[String]) -> Result<Marker> {
                 });
             }
             [""] => {}
-            _ => return Err(Error::parse("marker record", "`pid N`, `page_size N`, `mmap_base 0xA N` or `item KIND I 0xVA 0xPA TEXT`", l)),
+            _ => {
+                return Err(Error::parse(
+                    "marker record",
+                    "`pid N`, `page_size N`, `mmap_base 0xA N` or `item KIND I 0xVA 0xPA TEXT`",
+                    l,
+                ))
+            }
         }
     }
     if m.pid == 0 {
-        return Err(Error::parse("marker section", "a `pid N` line", &lines.join("\\n")));
+        return Err(Error::parse(
+            "marker section",
+            "a `pid N` line",
+            &lines.join("\\n"),
+        ));
     }
     Ok(m)
 }
@@ -366,8 +422,18 @@ pub fn parse_map_line(l: &str) -> Result<MapEntry> {
     let dev = next()?.to_string();
     let inode = dec("maps inode", next()?)?;
     let path = it.next().unwrap_or("").trim().to_string();
-    let (s, e) = range.split_once('-').ok_or_else(|| Error::parse(what, expected, l))?;
-    Ok(MapEntry { start: hex("maps start", s)?, end: hex("maps end", e)?, perms, offset, dev, inode, path })
+    let (s, e) = range
+        .split_once('-')
+        .ok_or_else(|| Error::parse(what, expected, l))?;
+    Ok(MapEntry {
+        start: hex("maps start", s)?,
+        end: hex("maps end", e)?,
+        perms,
+        offset,
+        dev,
+        inode,
+        path,
+    })
 }
 
 /// Parses one marker `ps` record: `<pid> <cmdline-hex or -> <raw /proc/pid/stat>`.
@@ -375,8 +441,12 @@ pub fn parse_ps_line(l: &str) -> Result<ProcessTruth> {
     let expected = "`PID HEX|- STAT`";
     let mut it = l.splitn(3, ' ');
     let pid: u32 = dec("ps pid", it.next().unwrap_or(""))?;
-    let hexcmd = it.next().ok_or_else(|| Error::parse("ps record", expected, l))?;
-    let stat = it.next().ok_or_else(|| Error::parse("ps record", expected, l))?;
+    let hexcmd = it
+        .next()
+        .ok_or_else(|| Error::parse("ps record", expected, l))?;
+    let stat = it
+        .next()
+        .ok_or_else(|| Error::parse("ps record", expected, l))?;
     let mut cmdline = Vec::new();
     if hexcmd != "-" {
         let bytes = (0..hexcmd.len() / 2)
@@ -384,18 +454,35 @@ pub fn parse_ps_line(l: &str) -> Result<ProcessTruth> {
             .collect::<std::result::Result<Vec<u8>, _>>()
             .map_err(|_| Error::parse("ps cmdline", "hex bytes", hexcmd))?;
         let trimmed = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
-        cmdline = trimmed.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        cmdline = trimmed
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
     }
     // stat: "pid (comm) S ppid ..." — comm may contain spaces and parentheses.
-    let open = stat.find('(').ok_or_else(|| Error::parse("stat line", "`pid (comm) state ppid ...`", stat))?;
-    let close = stat.rfind(')').ok_or_else(|| Error::parse("stat line", "`pid (comm) state ppid ...`", stat))?;
+    let open = stat
+        .find('(')
+        .ok_or_else(|| Error::parse("stat line", "`pid (comm) state ppid ...`", stat))?;
+    let close = stat
+        .rfind(')')
+        .ok_or_else(|| Error::parse("stat line", "`pid (comm) state ppid ...`", stat))?;
     let comm = stat.get(open + 1..close).unwrap_or("").to_string();
-    let rest: Vec<&str> = stat.get(close + 1..).unwrap_or("").split_whitespace().collect();
+    let rest: Vec<&str> = stat
+        .get(close + 1..)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let (state, ppid) = match rest.as_slice() {
         [s, p, ..] => (s.to_string(), dec("stat ppid", p)?),
         _ => return Err(Error::parse("stat line", "state and ppid after `)`", stat)),
     };
-    Ok(ProcessTruth { pid, ppid, comm, state, cmdline })
+    Ok(ProcessTruth {
+        pid,
+        ppid,
+        comm,
+        state,
+        cmdline,
+    })
 }
 
 /// Parses one `/proc/modules` line.
@@ -408,16 +495,30 @@ pub fn parse_module_line(l: &str) -> Result<ModuleTruth> {
             refcount: dec("module refcount", refs)?,
             address: hex("module address", addr)?,
         }),
-        _ => Err(Error::parse("/proc/modules line", "`name size refs deps state address`", l)),
+        _ => Err(Error::parse(
+            "/proc/modules line",
+            "`name size refs deps state address`",
+            l,
+        )),
     }
 }
 
 /// Parses one `/proc/iomem` line (`  00100000-0fffffff : System RAM`).
 pub fn parse_iomem_line(l: &str) -> Result<IomemEntry> {
     let depth = (l.len() - l.trim_start().len()) as u32 / 2;
-    let (range, name) = l.trim().split_once(" : ").ok_or_else(|| Error::parse("iomem line", "`start-end : name`", l))?;
-    let (s, e) = range.split_once('-').ok_or_else(|| Error::parse("iomem line", "`start-end : name`", l))?;
-    Ok(IomemEntry { start: hex("iomem start", s)?, end: hex("iomem end", e)?, depth, name: name.to_string() })
+    let (range, name) = l
+        .trim()
+        .split_once(" : ")
+        .ok_or_else(|| Error::parse("iomem line", "`start-end : name`", l))?;
+    let (s, e) = range
+        .split_once('-')
+        .ok_or_else(|| Error::parse("iomem line", "`start-end : name`", l))?;
+    Ok(IomemEntry {
+        start: hex("iomem start", s)?,
+        end: hex("iomem end", e)?,
+        depth,
+        name: name.to_string(),
+    })
 }
 
 /// Parses `info registers -a` output into per-vCPU register maps. Unknown lines are
@@ -426,12 +527,25 @@ pub fn parse_registers(text: &str) -> Vec<CpuRegisters> {
     let mut cpus: Vec<CpuRegisters> = Vec::new();
     for line in text.lines() {
         let t = line.trim();
-        if let Some(n) = t.strip_prefix("CPU#").and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse().ok()) {
-            cpus.push(CpuRegisters { cpu: n, regs: BTreeMap::new() });
+        if let Some(n) = t
+            .strip_prefix("CPU#")
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+        {
+            cpus.push(CpuRegisters {
+                cpu: n,
+                regs: BTreeMap::new(),
+            });
+            continue;
+        }
+        if t.is_empty() {
             continue;
         }
         if cpus.is_empty() {
-            cpus.push(CpuRegisters { cpu: 0, regs: BTreeMap::new() });
+            cpus.push(CpuRegisters {
+                cpu: 0,
+                regs: BTreeMap::new(),
+            });
         }
         let Some(cur) = cpus.last_mut() else { continue };
         parse_register_line(t, &mut cur.regs);
@@ -443,9 +557,14 @@ fn parse_register_line(t: &str, regs: &mut BTreeMap<String, u64>) {
     let toks: Vec<&str> = t.split_whitespace().collect();
     // x86 segment line: "CS =0010 0000000000000000 ffffffff 00a09b00 DPL=0 CS64 [-RA]"
     if let [name, sel, base, limit, flags, ..] = toks.as_slice() {
-        if let Some(sel) = sel.strip_prefix('=') {
-            if name.len() <= 4 && name.chars().all(|c| c.is_ascii_uppercase()) {
-                for (k, v) in [("sel", sel), ("base", base), ("limit", limit), ("flags", flags)] {
+        if let Some(sel) = sel.strip_prefix('=').filter(|s| s.len() == 4) {
+            if name.chars().all(|c| c.is_ascii_uppercase()) {
+                for (k, v) in [
+                    ("sel", sel),
+                    ("base", base),
+                    ("limit", limit),
+                    ("flags", flags),
+                ] {
                     if let Ok(x) = u64::from_str_radix(v, 16) {
                         regs.insert(format!("{name}.{k}"), x);
                     }
@@ -457,16 +576,33 @@ fn parse_register_line(t: &str, regs: &mut BTreeMap<String, u64>) {
     // "GDT=     fffffe0000001000 0000007f"
     if let [name, base, limit] = toks.as_slice() {
         if let Some(n) = name.strip_suffix('=') {
-            if let (Ok(b), Ok(l)) = (u64::from_str_radix(base, 16), u64::from_str_radix(limit, 16)) {
+            if let (Ok(b), Ok(l)) = (
+                u64::from_str_radix(base, 16),
+                u64::from_str_radix(limit, 16),
+            ) {
                 regs.insert(format!("{n}.base"), b);
                 regs.insert(format!("{n}.limit"), l);
                 return;
             }
         }
     }
-    for tok in toks {
-        let Some((k, v)) = tok.split_once('=') else { continue };
-        if k.is_empty() || v.is_empty() || v.len() > 16 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    // "R8 =0000000000000810 R9 =..." pads short names with a space before '='.
+    let joined = t.replace(" =", "=");
+    for tok in joined.split_whitespace() {
+        let Some((k, v)) = tok.split_once('=') else {
+            continue;
+        };
+        let vector = ["XMM", "YMM", "ZMM", "FPR"].iter().any(|p| {
+            k.starts_with(p)
+                && k.len() > p.len()
+                && k[p.len()..].chars().all(|c| c.is_ascii_digit())
+        });
+        if k.is_empty()
+            || v.is_empty()
+            || v.len() > 16
+            || vector
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             continue;
         }
         if let Ok(x) = u64::from_str_radix(v, 16) {
@@ -492,13 +628,15 @@ mod tests {
 
     #[test]
     fn register_lines() {
-        let text = "CPU#0\nRAX=0000000000000001 RBX=ffff888000000000\nRIP=ffffffff81000000 RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\nCS =0010 0000000000000000 ffffffff 00a09b00 DPL=0 CS64 [-RA]\nGDT=     fffffe0000001000 0000007f\nCR0=80050033 CR2=00007f0000000000 CR3=0000000001234000 CR4=000006f0\nEFER=0000000000000d01\nXMM00=0000000000000000000000000000ffff\nCPU#1\nCR3=0000000000005000\n";
+        let text = "\nCPU#0\nRAX=0000000000000001 RBX=ffff888000000000\nR8 =0000000000000810 R9 =000000003af36900\nRIP=ffffffff81000000 RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\nCS =0010 0000000000000000 ffffffff 00a09b00 DPL=0 CS64 [-RA]\nGDT=     fffffe0000001000 0000007f\nCR0=80050033 CR2=00007f0000000000 CR3=0000000001234000 CR4=000006f0\nEFER=0000000000000d01\nXMM00=0000000000000000000000000000ffff\nCPU#1\nCR3=0000000000005000\n";
         let c = parse_registers(text);
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].get("CR3"), Some(0x1234000));
         assert_eq!(c[0].get("CS.sel"), Some(0x10));
         assert_eq!(c[0].get("GDT.base"), Some(0xfffffe0000001000));
         assert_eq!(c[0].get("EFER"), Some(0xd01));
+        assert_eq!(c[0].get("R8"), Some(0x810));
+        assert_eq!(c[0].get("RFL"), Some(0x246));
         assert_eq!(c[0].get("XMM00"), None);
         assert_eq!(c[1].cpu, 1);
         assert_eq!(c[1].get("CR3"), Some(0x5000));
@@ -506,7 +644,9 @@ mod tests {
 
     #[test]
     fn sections_and_maps() {
-        let s = console_sections("noise\r\n===TESTLAB-BEGIN a===\r\nx\r\n===TESTLAB-END a===\r\nmore\n");
+        let s = console_sections(
+            "noise\r\n===TESTLAB-BEGIN a===\r\nx\r\n===TESTLAB-END a===\r\nmore\n",
+        );
         assert_eq!(s["a"], vec!["x"]);
         let m = parse_map_line("7f0000000000-7f0000008000 rw-p 00000000 00:00 0 ").unwrap();
         assert_eq!(m.end - m.start, 0x8000);

@@ -140,7 +140,11 @@ impl FileLock {
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
             Ok(None)
         } else {
-            Err(Error::Io { action: "lock", path: lock.path, source: err })
+            Err(Error::Io {
+                action: "lock",
+                path: lock.path,
+                source: err,
+            })
         }
     }
 

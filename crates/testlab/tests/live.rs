@@ -1,0 +1,42 @@
+//! Live mode: the guest keeps running, QMP works, and QEMU dies with its handle.
+
+use std::time::Duration;
+
+#[test]
+fn live_guest_runs_answers_qmp_and_dies_on_drop() {
+    let g = testlab::require_live("x86_64-kaslr");
+    let pid = g.pid();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(g.qmp_socket().exists());
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let ram = 256u64 << 20;
+    let has_ram_mapping = maps.lines().any(|l| {
+        let (range, rest) = l.split_once(' ').unwrap();
+        let (a, b) = range.split_once('-').unwrap();
+        let len = u64::from_str_radix(b, 16).unwrap() - u64::from_str_radix(a, 16).unwrap();
+        len == ram && rest.starts_with("rw-p")
+    });
+    assert!(has_ram_mapping, "no 256 MiB rw-p mapping in QEMU's maps");
+    {
+        let mut q = g.qmp().unwrap();
+        assert!(q.running().unwrap());
+    }
+    let cpu = g
+        .stop_on_marker()
+        .unwrap()
+        .expect("marker not caught on a vCPU");
+    {
+        let mut q = g.qmp().unwrap();
+        assert!(!q.running().unwrap());
+        let heap = g.guest.marker.strings.first().unwrap();
+        assert_eq!(q.gva2gpa(heap.va, cpu).unwrap(), heap.pa);
+        q.cont().unwrap();
+        assert!(q.running().unwrap());
+    }
+    drop(g);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} survived its handle"
+    );
+}
