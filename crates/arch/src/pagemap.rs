@@ -257,7 +257,9 @@ where
     F: FnMut(&Leaf) -> bool,
 {
     /// Scans the table `data` at level index `li`, whose entries cover raw VA bits
-    /// starting at `va_base`, with restrictions `restrict` inherited from above.
+    /// starting at `va_base`, with restrictions `restrict` inherited from above. Leaves
+    /// and subtrees are visited in entry order (ascending VA); the child tables are read
+    /// in groups of [`CHILD_BATCH`], one `read_batch` per group.
     fn table(&mut self, li: usize, data: &[u8], va_base: u64, restrict: u8, upper: bool) {
         let mmu = self.mmu;
         let Some(lv) = mmu.levels().get(li).copied() else {
@@ -265,7 +267,7 @@ where
         };
         let eb = usize::from(mmu.entry_bytes());
         let span = lv.entry_span();
-        // Children to descend into: (raw va, table address, restrictions).
+        let mut items: Vec<Item> = Vec::new();
         let mut children: Vec<(u64, u64, u8)> = Vec::new();
         for (i, chunk) in data.chunks_exact(eb).enumerate() {
             let e = mmu.entry_at(chunk, 0).unwrap_or(0);
@@ -281,87 +283,122 @@ where
             match mmu.decode(li, e) {
                 Step::Table(t) => {
                     let r = restrict | mmu.restrictions(li, e, false);
+                    items.push(Item::Child(children.len()));
                     children.push((raw, t, r));
                 }
                 Step::Leaf { base, shift } => {
                     let r = restrict | mmu.restrictions(li, e, true);
-                    let size = page_size(shift);
-                    self.stats.pages += 1;
-                    self.stats.mapped_bytes = self.stats.mapped_bytes.saturating_add(span);
-                    let leaf = Leaf {
+                    items.push(Item::Leaf(Leaf {
                         va: VirtAddr(va),
                         pa: PhysAddr(base),
-                        size,
+                        size: page_size(shift),
                         flags: PageFlags::from_restrictions(r),
-                    };
-                    if !(self.visit)(&leaf) {
-                        self.stop = true;
-                        return;
-                    }
+                    }));
                 }
                 Step::NotPresent => {}
                 Step::Bad(_) => self.stats.bad_entries += 1,
             }
         }
-        if children.is_empty() {
-            return;
-        }
-        let Some(next) = mmu.levels().get(li + 1).copied() else {
-            return;
-        };
-        let tbytes = (next.entries() * eb as u64) as usize;
-        let mut buf = vec![0u8; tbytes * children.len().min(CHILD_BATCH)];
-        for group in children.chunks(CHILD_BATCH) {
-            // Loops: a child that is already on the path is never entered.
-            let mut want: Vec<bool> = Vec::with_capacity(group.len());
-            for &(_, t, _) in group {
-                let looped = self.path.contains(&t);
-                if looped {
-                    self.stats.loops_skipped += 1;
-                }
-                want.push(!looped);
-            }
-            let budget = self.opts.max_tables.saturating_sub(self.stats.tables_read);
-            let n_want = want.iter().filter(|w| **w).count() as u64;
-            if n_want > budget {
-                self.stats.truncated = true;
-                self.stop = true;
-                return;
-            }
-            let mut ok = vec![false; group.len()];
-            {
-                let mut ops: Vec<ReadOp<'_, PhysAddr>> = Vec::with_capacity(group.len());
-                let mut slots: Vec<usize> = Vec::with_capacity(group.len());
-                for (k, (piece, &(_, t, _))) in buf.chunks_mut(tbytes).zip(group).enumerate() {
-                    if want[k] {
-                        ops.push(ReadOp::new(PhysAddr(t), piece));
-                        slots.push(k);
+        let next = mmu.levels().get(li + 1).copied();
+        let tbytes = next.map_or(0, |n| (n.entries() * eb as u64) as usize);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut state: Vec<ChildState> = Vec::new();
+        let mut loaded: Option<usize> = None;
+        for item in items {
+            match item {
+                Item::Leaf(leaf) => {
+                    self.stats.pages += 1;
+                    self.stats.mapped_bytes =
+                        self.stats.mapped_bytes.saturating_add(leaf.size.bytes());
+                    if !(self.visit)(&leaf) {
+                        self.stop = true;
+                        return;
                     }
                 }
-                self.mem.read_batch(&mut ops);
-                for (op, k) in ops.iter().zip(slots) {
-                    ok[k] = op.result.is_ok();
-                }
-            }
-            for (k, &(raw, t, r)) in group.iter().enumerate() {
-                if !want[k] {
-                    continue;
-                }
-                if !ok[k] {
-                    self.stats.tables_unreadable += 1;
-                    continue;
-                }
-                self.stats.tables_read += 1;
-                let Some(data) = buf.get(k * tbytes..(k + 1) * tbytes) else {
-                    continue;
-                };
-                self.path.push(t);
-                self.table(li + 1, data, raw, r, upper);
-                self.path.pop();
-                if self.stop {
-                    return;
+                Item::Child(ci) => {
+                    let group = ci / CHILD_BATCH;
+                    if loaded != Some(group) {
+                        let lo = group * CHILD_BATCH;
+                        let hi = (lo + CHILD_BATCH).min(children.len());
+                        if !self.load(&children[lo..hi], tbytes, &mut buf, &mut state) {
+                            return;
+                        }
+                        loaded = Some(group);
+                    }
+                    let k = ci % CHILD_BATCH;
+                    let (raw, t, r) = children[ci];
+                    if state.get(k) != Some(&ChildState::Ready) {
+                        continue;
+                    }
+                    let Some(data) = buf.get(k * tbytes..(k + 1) * tbytes) else {
+                        continue;
+                    };
+                    self.path.push(t);
+                    self.table(li + 1, data, raw, r, upper);
+                    self.path.pop();
+                    if self.stop {
+                        return;
+                    }
                 }
             }
         }
     }
+
+    /// Reads a group of child tables in one batch. Returns `false` when the table cap
+    /// stops the walk.
+    fn load(
+        &mut self,
+        group: &[(u64, u64, u8)],
+        tbytes: usize,
+        buf: &mut Vec<u8>,
+        state: &mut Vec<ChildState>,
+    ) -> bool {
+        state.clear();
+        for &(_, t, _) in group {
+            // Loops: a child that is already on the path is never entered.
+            if self.path.contains(&t) {
+                self.stats.loops_skipped += 1;
+                state.push(ChildState::Skip);
+            } else {
+                state.push(ChildState::Ready);
+            }
+        }
+        let wanted = state.iter().filter(|s| **s == ChildState::Ready).count() as u64;
+        if wanted > self.opts.max_tables.saturating_sub(self.stats.tables_read) {
+            self.stats.truncated = true;
+            self.stop = true;
+            return false;
+        }
+        buf.clear();
+        buf.resize(tbytes * group.len(), 0);
+        let mut ops: Vec<ReadOp<'_, PhysAddr>> = Vec::with_capacity(group.len());
+        let mut slots: Vec<usize> = Vec::with_capacity(group.len());
+        for (k, (piece, &(_, t, _))) in buf.chunks_mut(tbytes.max(1)).zip(group).enumerate() {
+            if state[k] == ChildState::Ready {
+                ops.push(ReadOp::new(PhysAddr(t), piece));
+                slots.push(k);
+            }
+        }
+        self.mem.read_batch(&mut ops);
+        for (op, k) in ops.iter().zip(slots) {
+            if op.result.is_ok() {
+                self.stats.tables_read += 1;
+            } else {
+                self.stats.tables_unreadable += 1;
+                state[k] = ChildState::Skip;
+            }
+        }
+        true
+    }
+}
+
+enum Item {
+    Leaf(Leaf),
+    Child(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChildState {
+    Ready,
+    Skip,
 }
