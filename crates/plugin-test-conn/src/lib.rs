@@ -258,6 +258,9 @@ impl ConnectorPlugin for TestConn {
                 info,
             ));
         }
+        if let Some(t) = args.target() {
+            return Err(format!("target '{t}' is only meaningful with an input OS").into());
+        }
         let data: Vec<u8> = match args.get("file") {
             Some(f) => std::fs::read(f).map_err(|e| format!("{f}: {e}"))?,
             None => {

@@ -470,18 +470,27 @@ fn load(e: &PluginEntry) -> Result<(Arc<Origin>, *const PluginHeader)> {
     if let Some(p) = &d.problem {
         return Err(Error::rejected(path, p.clone()));
     }
-    // Load the very file we analysed (by descriptor on Linux), not whatever the path names
-    // now.
-    #[cfg(target_os = "linux")]
-    let load_path = {
-        use std::os::fd::AsRawFd;
-        PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
-    };
-    #[cfg(not(target_os = "linux"))]
-    let load_path = path.clone();
+    // Load the file we analysed: the path must still name the same inode as the open
+    // descriptor we read. (Loading through `/proc/self/fd/N` would be tighter, but the
+    // dynamic loader deduplicates libraries by that name, and descriptor numbers are
+    // reused.) The in-memory header check below closes the remaining window.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(path).map_err(|er| Error::Io {
+            path: path.clone(),
+            source: er,
+        })?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            return Err(Error::rejected(
+                path,
+                "file was replaced while being loaded",
+            ));
+        }
+    }
     // SAFETY: the file passed the static checks (format, architecture, ABI version, layout
     // fingerprint); loading runs its initialisers, which is what loading a plugin means.
-    let lib = unsafe { libloading::Library::new(&load_path) }.map_err(|er| Error::Load {
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|er| Error::Load {
         path: path.clone(),
         message: er.to_string(),
     })?;
