@@ -155,7 +155,7 @@ pub fn write_raw(elf: &Path, raw: &Path, keep: &[PhysRange]) -> Result<(Vec<Phys
         if !keep.is_empty() && !keep.iter().any(|k| k.overlaps(&range)) {
             continue;
         }
-        if ph.offset.checked_add(ph.filesz).is_none_or_past(input_len) {
+        if !matches!(ph.offset.checked_add(ph.filesz), Some(e) if e <= input_len) {
             return Err(Error::Format {
                 what: "ELF dump",
                 path: elf.into(),
@@ -191,15 +191,6 @@ pub fn write_raw(elf: &Path, raw: &Path, keep: &[PhysRange]) -> Result<(Vec<Phys
     }
     out.set_len(end).map_err(Error::io("set length of", raw))?;
     Ok((written, end))
-}
-
-trait PastEnd {
-    fn is_none_or_past(self, len: u64) -> bool;
-}
-impl PastEnd for Option<u64> {
-    fn is_none_or_past(self, len: u64) -> bool {
-        self.map_or(true, |e| e > len)
-    }
 }
 
 /// Size of a file in bytes (its apparent length).

@@ -346,7 +346,7 @@ fn load_kernel(arch: Arch, root: &Path, release: &str) -> Option<Kernel> {
     };
     let all_there = k.vmlinuz.is_file()
         && k.config.is_file()
-        && k.vmlinux.as_ref().map_or(true, |p| p.is_file())
+        && k.vmlinux.iter().all(|p| p.is_file())
         && k.modules.iter().all(|m| m.is_file());
     all_there.then_some(k)
 }
@@ -453,21 +453,16 @@ pub fn ensure_busybox(arch: Arch) -> Result<PathBuf> {
     let opts = apt_opts(arch, &root)?;
     let debs = root.join("debs");
     util::mkdirs(&debs)?;
-    if find_deb(&debs, "busybox-static").is_none() {
-        if util::run(
+    let download = || {
+        util::run(
             apt("apt-get", &opts)
                 .args(["download", "busybox-static"])
                 .current_dir(&debs),
         )
-        .is_err()
-        {
-            util::run(apt("apt-get", &opts).arg("update"))?;
-            util::run(
-                apt("apt-get", &opts)
-                    .args(["download", "busybox-static"])
-                    .current_dir(&debs),
-            )?;
-        }
+    };
+    if find_deb(&debs, "busybox-static").is_none() && download().is_err() {
+        util::run(apt("apt-get", &opts).arg("update"))?;
+        download()?;
     }
     let deb = find_deb(&debs, "busybox-static").ok_or_else(|| Error::Unsupported {
         detail: format!(

@@ -140,9 +140,7 @@ impl QemuProcess {
             if text.lines().any(|l| l.trim_end_matches('\r') == line) {
                 return Ok(text);
             }
-            if let Err(e) = self.check_alive() {
-                return Err(e);
-            }
+            self.check_alive()?;
             if start.elapsed() > timeout {
                 self.kill();
                 return Err(Error::BootTimeout {
