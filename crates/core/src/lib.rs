@@ -13,8 +13,10 @@
 //! - [`cpu`], [`target`], [`os`]: registers, what a connector hands to an OS plugin, and
 //!   the OS/process traits with their listing types.
 //! - [`error`]: the error type; every variant carries its context.
+//! - [`bench`]: throughput of any view next to a memcpy ceiling (`memlens bench`).
 
 pub mod addr;
+pub mod bench;
 pub mod cpu;
 pub mod error;
 pub mod ext;

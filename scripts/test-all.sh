@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every memlens test on this machine, installing what the tests need first.
+#
+#   scripts/test-all.sh            # everything (what CI runs)
+#   MEMLENS_SKIP_LAB=1 ...         # not allowed in CI: lab tests then FAIL with a setup hint
+#
+# Steps: system packages (qemu, busybox, makedumpfile, static libc) -> the real-target lab
+# (downloads the current Debian kernel, boots guests under QEMU, writes dumps + ground
+# truth into target/testlab) -> fmt, clippy, docs -> cargo test of the whole workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+command -v busybox >/dev/null || need_pkgs+=(busybox-static)
+command -v makedumpfile >/dev/null || need_pkgs+=(makedumpfile)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
+command -v gcc >/dev/null || need_pkgs+=(gcc)
+command -v xz >/dev/null || need_pkgs+=(xz-utils)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "==> installing ${need_pkgs[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing packages ${need_pkgs[*]}; run: sudo apt-get install -y ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"
+fi
+
+echo "==> style: cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> lint: cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> docs: cargo doc --no-deps (warnings are errors)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
+
+if [ -d crates/testlab ]; then
+  echo "==> lab: building real-target scenarios (cached in target/testlab)"
+  cargo run --release -q -p testlab -- build all
+fi
+
+echo "==> tests"
+cargo test --workspace --release 2>&1 | tee target/test-output.log
+grep -q "test result" target/test-output.log
