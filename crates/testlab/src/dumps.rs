@@ -197,3 +197,73 @@ pub fn write_raw(elf: &Path, raw: &Path, keep: &[PhysRange]) -> Result<(Vec<Phys
 pub fn file_len(path: &Path) -> Result<u64> {
     Ok(fs::metadata(path).map_err(Error::io("stat", path))?.len())
 }
+
+/// Every offset at which `needle` occurs in a file, reading only its data regions
+/// (`SEEK_DATA`/`SEEK_HOLE`), so multi-GiB sparse raw images are searched in a moment.
+/// A match that would include bytes of a hole (zeros) is not reported; search for strings
+/// without NUL bytes.
+pub fn find_in_file(path: &Path, needle: &[u8]) -> Result<Vec<u64>> {
+    use std::os::fd::AsRawFd;
+    let mut f = File::open(path).map_err(Error::io("open", path))?;
+    let len = f.metadata().map_err(Error::io("stat", path))?.len();
+    let fd = f.as_raw_fd();
+    let mut hits = Vec::new();
+    if needle.is_empty() {
+        return Ok(hits);
+    }
+    let mut pos: u64 = 0;
+    let mut buf = Vec::new();
+    while pos < len {
+        // SAFETY: lseek on an owned, open descriptor; no memory is involved.
+        let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: no data after pos
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let (start, end) = (data as u64, if hole < 0 { len } else { hole as u64 });
+        // Read the data region in bounded chunks that overlap by needle.len() - 1.
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(64 << 20) as usize;
+            let want = (n + needle.len() - 1).min((end - at) as usize);
+            buf.resize(want, 0);
+            f.seek(SeekFrom::Start(at))
+                .map_err(Error::io("seek", path))?;
+            f.read_exact(&mut buf).map_err(Error::io("read", path))?;
+            let mut i = 0;
+            while let Some(k) = memmem(buf.get(i..).unwrap_or(&[]), needle) {
+                let off = at + (i + k) as u64;
+                if off < at + n as u64 {
+                    hits.push(off);
+                }
+                i += k + 1;
+            }
+            at += n as u64;
+        }
+        pos = end;
+    }
+    Ok(hits)
+}
+
+/// glibc's `memmem`: optimized native code even in debug builds of the tests.
+fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    // SAFETY: both pointers/lengths come from live slices; memmem only reads them and
+    // returns null or a pointer into `haystack`.
+    let p = unsafe {
+        libc::memmem(
+            haystack.as_ptr().cast(),
+            haystack.len(),
+            needle.as_ptr().cast(),
+            needle.len(),
+        )
+    };
+    if p.is_null() {
+        None
+    } else {
+        Some(p as usize - haystack.as_ptr() as usize)
+    }
+}
