@@ -81,6 +81,14 @@ pub enum FileError {
         /// The supported formats.
         supported: String,
     },
+    /// An option does not apply to this file.
+    #[error("option {what}: {why}")]
+    BadOption {
+        /// The option.
+        what: String,
+        /// Why it does not apply.
+        why: String,
+    },
     /// A core error (memory maps, parsing).
     #[error(transparent)]
     Core(#[from] memlens_core::Error),

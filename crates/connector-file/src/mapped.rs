@@ -33,6 +33,9 @@ pub struct MappedFile {
     base: *const u8,
     size: usize,
     map: MemoryMap,
+    /// Guest ranges that read as zeros without file backing (ELF `p_memsz > p_filesz`);
+    /// disjoint from `map`. Only consulted for bytes `map` does not back.
+    zero: MemoryMap,
 }
 
 // SAFETY: the mapping is owned by `backing` and lives as long as `self`; the raw pointer is
@@ -119,7 +122,37 @@ impl MappedFile {
             base,
             size,
             map,
+            zero: MemoryMap::default(),
         })
+    }
+
+    /// Replaces the memory map (for format parsers that read the file first). Fails if the
+    /// map needs bytes past the end of the file.
+    pub fn with_map(mut self, map: MemoryMap) -> Result<Self, FileError> {
+        if map.backing_end() > self.size as u64 {
+            return Err(FileError::MapPastEnd {
+                path: self.path.clone(),
+                needed: map.backing_end(),
+                size: self.size as u64,
+            });
+        }
+        self.map = map;
+        Ok(self)
+    }
+
+    /// Adds ranges that read as zeros (their `backing` is ignored). They must not overlap
+    /// the memory map.
+    pub fn with_zero_fill(mut self, zero: MemoryMap) -> Result<Self, FileError> {
+        let mut all: Vec<MapEntry> = self.map.entries().to_vec();
+        all.extend(zero.entries().iter().map(|e| MapEntry { backing: 0, ..*e }));
+        MemoryMap::new(all)?;
+        self.zero = zero;
+        Ok(self)
+    }
+
+    /// The zero-fill ranges.
+    pub fn zero_fill(&self) -> &MemoryMap {
+        &self.zero
     }
 
     /// The file's path.
@@ -168,8 +201,12 @@ impl MappedFile {
         }
     }
 
+    fn max_addr(&self) -> Option<PhysAddr> {
+        self.map.max_addr().max(self.zero.max_addr())
+    }
+
     fn gap_error(&self, addr: PhysAddr, len: usize) -> Error {
-        match self.map.max_addr() {
+        match self.max_addr() {
             Some(max) if addr > max => Error::OutOfRange { addr, len, max },
             _ => Error::Gap { addr },
         }
@@ -206,8 +243,28 @@ impl MemoryView for MappedFile {
                         len: n,
                     } => {
                         op.buf[buf_off..buf_off + n].fill(0);
-                        let e = self.gap_error(addr, n);
-                        memlens_core::mem::record_failure(&mut op.result, len, buf_off, n, e);
+                        if self.zero.is_empty() {
+                            let e = self.gap_error(addr, n);
+                            memlens_core::mem::record_failure(&mut op.result, len, buf_off, n, e);
+                            continue;
+                        }
+                        for z in self.zero.pieces(addr, n) {
+                            if let Piece::Gap {
+                                buf_off: zo,
+                                addr: za,
+                                len: zn,
+                            } = z
+                            {
+                                let e = self.gap_error(za, zn);
+                                memlens_core::mem::record_failure(
+                                    &mut op.result,
+                                    len,
+                                    buf_off + zo,
+                                    zn,
+                                    e,
+                                );
+                            }
+                        }
                     }
                 }
             }
@@ -217,19 +274,23 @@ impl MemoryView for MappedFile {
 
     fn metadata(&self) -> MemoryMetadata<PhysAddr> {
         MemoryMetadata {
-            max_addr: self.map.max_addr().unwrap_or_default(),
-            real_size: self.map.real_size(),
+            max_addr: self.max_addr().unwrap_or_default(),
+            real_size: self.map.real_size().saturating_add(self.zero.real_size()),
             readonly: !self.is_writable(),
             preferred_batch: 1024,
         }
     }
 
     fn ranges(&self) -> Vec<MemRange<PhysAddr>> {
-        self.map
+        let mut all: Vec<MemRange<PhysAddr>> = self
+            .map
             .entries()
             .iter()
+            .chain(self.zero.entries())
             .map(|e: &MapEntry| MemRange::new(e.base, e.len))
-            .collect()
+            .collect();
+        all.sort_unstable();
+        crate::coalesce(all)
     }
 }
 

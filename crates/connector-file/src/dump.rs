@@ -1,0 +1,491 @@
+//! [`open_dump`]: one entry point for every dump format. **Key decision: a [`Dump`] is a
+//! reader plus what the file says about the machine** (registers, VMCOREINFO, a
+//! [`DumpInfo`] summary); it is itself a [`PhysicalMemory`](memlens_core::PhysicalMemory)
+//! and turns into a core [`PhysicalTarget`] so OS plugins get the page-table roots and
+//! kernel notes as hints without knowing the format.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memlens_core::{
+    CpuRegisters, CpuState, MemRange, MemoryMetadata, MemoryView, PhysAddr, PhysicalMemory,
+    PhysicalTarget, ReadOp, TargetInfo,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{self, Detected, Format, FormatChoice};
+use crate::error::FileError;
+use crate::mapped::MappedFile;
+
+/// How to open a dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpOptions {
+    /// Format, or `Auto` to detect by content.
+    pub format: FormatChoice,
+    /// Bytes of decompressed data to cache for compressed formats (kdump, AVML).
+    pub cache_bytes: u64,
+    /// Map a raw image writable (only raw images can be written).
+    pub writable: bool,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        Self {
+            format: FormatChoice::Auto,
+            cache_bytes: 64 << 20,
+            writable: false,
+        }
+    }
+}
+
+impl DumpOptions {
+    /// Options with a forced format.
+    pub fn with_format(format: FormatChoice) -> Self {
+        Self {
+            format,
+            ..Self::default()
+        }
+    }
+}
+
+pub(crate) enum Memory {
+    Mapped(Arc<MappedFile>),
+    Kdump(Arc<crate::kdump::KdumpMemory>),
+    Avml(Arc<crate::avml::AvmlMemory>),
+}
+
+/// An opened dump. See the module documentation.
+pub struct Dump {
+    memory: Memory,
+    cpus: Vec<CpuRegisters>,
+    vmcoreinfo: Option<BTreeMap<String, String>>,
+    info: DumpInfo,
+}
+
+/// The registers a dump recorded, as a core [`CpuState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpCpus(pub Vec<CpuRegisters>);
+
+impl CpuState for DumpCpus {
+    fn cpu_count(&self) -> usize {
+        self.0.len()
+    }
+    fn registers(&self, cpu: usize) -> memlens_core::Result<CpuRegisters> {
+        self.0
+            .get(cpu)
+            .cloned()
+            .ok_or_else(|| memlens_core::Error::Unsupported {
+                what: format!(
+                    "registers of vCPU {cpu}: the dump records {} vCPU(s)",
+                    self.0.len()
+                ),
+            })
+    }
+}
+
+/// The page-table root and program counter of one vCPU, for `memlens info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuRoot {
+    /// vCPU index.
+    pub cpu: usize,
+    /// `x86` or `aarch64`.
+    pub arch: String,
+    /// CR3 as the CPU held it (x86), TTBR1 (aarch64) — `None` when the dump lacks it.
+    pub root: Option<u64>,
+    /// CR4.LA57 (x86; `None` when unknown).
+    pub la57: Option<bool>,
+    /// Instruction pointer.
+    pub pc: u64,
+}
+
+/// A serialisable summary of a dump (`memlens info FILE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Detected or forced format.
+    pub format: Format,
+    /// Format version or variant.
+    pub version: Option<String>,
+    /// File size in bytes.
+    pub file_size: u64,
+    /// Number of physical ranges.
+    pub ranges: usize,
+    /// Bytes of physical memory the dump covers.
+    pub memory_bytes: u64,
+    /// Highest physical address (inclusive).
+    pub max_addr: u64,
+    /// Number of vCPUs with registers.
+    pub vcpus: usize,
+    /// Page-table roots per vCPU.
+    pub roots: Vec<CpuRoot>,
+    /// Selected VMCOREINFO entries (OSRELEASE, KERNELOFFSET, phys_base, …).
+    pub vmcoreinfo: BTreeMap<String, String>,
+    /// Number of VMCOREINFO entries in all.
+    pub vmcoreinfo_entries: usize,
+    /// Format-specific facts.
+    pub details: Vec<(String, String)>,
+}
+
+/// VMCOREINFO keys shown in the summary.
+pub const VMCOREINFO_SUMMARY: &[&str] = &[
+    "OSRELEASE",
+    "BUILD-ID",
+    "PAGESIZE",
+    "KERNELOFFSET",
+    "NUMBER(phys_base)",
+    "NUMBER(PHYS_OFFSET)",
+    "NUMBER(kimage_voffset)",
+    "NUMBER(VA_BITS)",
+    "NUMBER(pgtable_l5_enabled)",
+    "SYMBOL(swapper_pg_dir)",
+    "SYMBOL(init_top_pgt)",
+    "SYMBOL(_stext)",
+    "CRASHTIME",
+];
+
+impl fmt::Display for DumpInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "file:      {}", self.path.display())?;
+        write!(f, "format:    {}", self.format)?;
+        match &self.version {
+            Some(v) => writeln!(f, " ({v})")?,
+            None => writeln!(f)?,
+        }
+        writeln!(f, "file size: {:#x}", self.file_size)?;
+        writeln!(
+            f,
+            "memory:    {:#x} bytes in {} range(s), highest address {:#x}",
+            self.memory_bytes, self.ranges, self.max_addr
+        )?;
+        writeln!(f, "vCPUs:     {}", self.vcpus)?;
+        for r in &self.roots {
+            let root = r.root.map_or("unknown".to_string(), |v| format!("{v:#x}"));
+            let la57 = match r.la57 {
+                Some(true) => " (5-level)",
+                _ => "",
+            };
+            writeln!(
+                f,
+                "  cpu {}: {} root {root}{la57} pc {:#x}",
+                r.cpu, r.arch, r.pc
+            )?;
+        }
+        if self.vmcoreinfo_entries > 0 {
+            writeln!(f, "VMCOREINFO: {} entries", self.vmcoreinfo_entries)?;
+            for (k, v) in &self.vmcoreinfo {
+                writeln!(f, "  {k}={v}")?;
+            }
+        }
+        for (k, v) in &self.details {
+            writeln!(f, "{k}: {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a format parser hands to [`Dump`].
+pub(crate) struct Parsed {
+    pub memory: Memory,
+    pub format: Format,
+    pub version: Option<String>,
+    pub cpus: Vec<CpuRegisters>,
+    pub vmcoreinfo: Option<BTreeMap<String, String>>,
+    pub details: Vec<(String, String)>,
+}
+
+/// Opens a dump, detecting its format by content unless `opts.format` forces one.
+pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, FileError> {
+    let path = path.as_ref();
+    let writable = opts.writable && opts.format == FormatChoice::Raw;
+    if opts.writable && !writable {
+        return Err(FileError::BadOption {
+            what: "writable".into(),
+            why: "only raw images can be opened writable (pass format=raw)".into(),
+        });
+    }
+    let file = MappedFile::open_with(path, None, writable)?;
+    let head = &file.bytes()[..file.bytes().len().min(64)];
+    let format = match opts.format {
+        FormatChoice::Raw => Format::Raw,
+        FormatChoice::Elf => Format::Elf,
+        FormatChoice::Lime => Format::Lime,
+        FormatChoice::Avml => Format::Avml,
+        FormatChoice::Kdump => match detect::detect(head) {
+            Detected::Known(Format::KdumpFlat) => Format::KdumpFlat,
+            _ => Format::Kdump,
+        },
+        FormatChoice::Auto => match detect::detect(head) {
+            Detected::Known(f) => f,
+            Detected::Foreign(what) => {
+                return Err(FileError::UnknownFormat {
+                    path: path.to_path_buf(),
+                    supported: format!("{}; this looks like {what}", detect::SUPPORTED),
+                })
+            }
+            Detected::Nothing if file.file_size() % 4096 == 0 => Format::Raw,
+            Detected::Nothing => {
+                return Err(FileError::UnknownFormat {
+                    path: path.to_path_buf(),
+                    supported: format!(
+                        "{}; no known header, and the size {:#x} is not a whole number of pages",
+                        detect::SUPPORTED,
+                        file.file_size()
+                    ),
+                })
+            }
+        },
+    };
+    let parsed = match format {
+        Format::Raw => Parsed {
+            memory: Memory::Mapped(Arc::new(file)),
+            format,
+            version: None,
+            cpus: Vec::new(),
+            vmcoreinfo: None,
+            details: Vec::new(),
+        },
+        Format::Elf => open_elf(file)?,
+        Format::Kdump | Format::KdumpFlat => crate::kdump::open(file, format, opts.cache_bytes)?,
+        Format::Lime => crate::lime::open(file)?,
+        Format::Avml => crate::avml::open(file, opts.cache_bytes)?,
+    };
+    Ok(Dump::from_parsed(path, parsed))
+}
+
+fn open_elf(file: MappedFile) -> Result<Parsed, FileError> {
+    let layout = crate::elf::parse(file.bytes(), file.path())?;
+    let file = file
+        .with_map(layout.map.clone())?
+        .with_zero_fill(layout.zero_fill.clone())?;
+    let mut details = vec![
+        (
+            "ELF".to_string(),
+            format!(
+                "{}-bit {}, {}, e_type {}",
+                layout.class,
+                if layout.big_endian {
+                    "big-endian"
+                } else {
+                    "little-endian"
+                },
+                crate::elf::machine_name(layout.e_machine),
+                layout.e_type
+            ),
+        ),
+        ("PT_LOAD headers".to_string(), layout.loads.to_string()),
+    ];
+    if !layout.zero_fill.is_empty() {
+        details.push((
+            "zero-filled bytes (p_memsz > p_filesz)".into(),
+            format!("{:#x}", layout.zero_fill.real_size()),
+        ));
+    }
+    if layout.conflicting_bytes > 0 {
+        details.push((
+            "conflicting PT_LOAD bytes (first header wins)".into(),
+            format!("{:#x}", layout.conflicting_bytes),
+        ));
+    }
+    let notes: Vec<String> = layout
+        .notes
+        .counts
+        .iter()
+        .map(|(k, n)| format!("{k}×{n}"))
+        .collect();
+    if !notes.is_empty() {
+        details.push(("notes".into(), notes.join(", ")));
+    }
+    Ok(Parsed {
+        memory: Memory::Mapped(Arc::new(file)),
+        format: Format::Elf,
+        version: Some(format!("ELF{}", layout.class)),
+        cpus: layout.notes.cpus,
+        vmcoreinfo: layout.notes.vmcoreinfo,
+        details,
+    })
+}
+
+impl Dump {
+    pub(crate) fn from_parsed(path: &Path, p: Parsed) -> Dump {
+        let (ranges, md, file_size) = {
+            let m = memory_ref(&p.memory);
+            (m.ranges(), m.metadata(), file_size(&p.memory))
+        };
+        let roots = p
+            .cpus
+            .iter()
+            .enumerate()
+            .map(|(cpu, r)| match r {
+                CpuRegisters::X86(x) => CpuRoot {
+                    cpu,
+                    arch: "x86".into(),
+                    root: (x.cr3 != 0 || x.cr0 != 0).then_some(x.cr3),
+                    la57: (x.cr0 != 0).then_some(x.la57()),
+                    pc: x.rip,
+                },
+                CpuRegisters::Aarch64(a) => CpuRoot {
+                    cpu,
+                    arch: "aarch64".into(),
+                    root: a.ttbr1,
+                    la57: None,
+                    pc: a.pc,
+                },
+                #[allow(unreachable_patterns)] // reason: CpuRegisters is non_exhaustive
+                _ => CpuRoot {
+                    cpu,
+                    arch: "unknown".into(),
+                    root: None,
+                    la57: None,
+                    pc: 0,
+                },
+            })
+            .collect();
+        let vmci = p.vmcoreinfo.as_ref();
+        let info = DumpInfo {
+            path: path.to_path_buf(),
+            format: p.format,
+            version: p.version,
+            file_size,
+            ranges: ranges.len(),
+            memory_bytes: md.real_size,
+            max_addr: md.max_addr.0,
+            vcpus: p.cpus.len(),
+            roots,
+            vmcoreinfo: vmci
+                .map(|m| {
+                    VMCOREINFO_SUMMARY
+                        .iter()
+                        .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            vmcoreinfo_entries: vmci.map_or(0, BTreeMap::len),
+            details: p.details,
+        };
+        Dump {
+            memory: p.memory,
+            cpus: p.cpus,
+            vmcoreinfo: p.vmcoreinfo,
+            info,
+        }
+    }
+
+    /// The summary.
+    pub fn info(&self) -> &DumpInfo {
+        &self.info
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        self.info.format
+    }
+
+    /// Registers per vCPU (empty when the format has none).
+    pub fn registers(&self) -> &[CpuRegisters] {
+        &self.cpus
+    }
+
+    /// The kernel's VMCOREINFO, when the dump carries it.
+    pub fn vmcoreinfo(&self) -> Option<&BTreeMap<String, String>> {
+        self.vmcoreinfo.as_ref()
+    }
+
+    /// The physical memory as a shareable trait object.
+    pub fn memory(&self) -> Arc<dyn PhysicalMemory> {
+        match &self.memory {
+            Memory::Mapped(m) => m.clone(),
+            Memory::Kdump(m) => m.clone(),
+            Memory::Avml(m) => m.clone(),
+        }
+    }
+
+    /// The memory-mapped reader, for formats read through one (raw, ELF, LiME).
+    pub fn mapped(&self) -> Option<&Arc<MappedFile>> {
+        match &self.memory {
+            Memory::Mapped(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The dump as a core target: memory, registers (when recorded), a writer for raw
+    /// images opened writable, and [`TargetInfo`] with VMCOREINFO.
+    pub fn target(&self) -> PhysicalTarget {
+        let mut t = PhysicalTarget::from_memory(self.memory(), self.target_info());
+        if let Memory::Mapped(m) = &self.memory {
+            if m.is_writable() {
+                t.writer = Some(m.clone());
+            }
+        }
+        if !self.cpus.is_empty() {
+            t.cpu = Some(Arc::new(DumpCpus(self.cpus.clone())));
+        }
+        t
+    }
+
+    /// The [`TargetInfo`] of [`Dump::target`].
+    pub fn target_info(&self) -> TargetInfo {
+        let i = &self.info;
+        let mut details = vec![
+            ("path".to_string(), i.path.display().to_string()),
+            ("file size".to_string(), format!("{:#x}", i.file_size)),
+            ("ranges".to_string(), i.ranges.to_string()),
+            ("vCPUs".to_string(), i.vcpus.to_string()),
+        ];
+        for r in &i.roots {
+            if let Some(root) = r.root {
+                details.push((format!("cpu{} root", r.cpu), format!("{root:#x}")));
+            }
+        }
+        details.extend(i.details.iter().cloned());
+        TargetInfo {
+            connector: "file".into(),
+            format: i.format.name().into(),
+            version: i.version.clone(),
+            vmcoreinfo: self.vmcoreinfo.clone(),
+            details,
+        }
+    }
+}
+
+fn memory_ref(m: &Memory) -> &dyn PhysicalMemory {
+    match m {
+        Memory::Mapped(m) => &**m,
+        Memory::Kdump(m) => &**m,
+        Memory::Avml(m) => &**m,
+    }
+}
+
+fn file_size(m: &Memory) -> u64 {
+    match m {
+        Memory::Mapped(m) => m.file_size(),
+        Memory::Kdump(m) => m.file_size(),
+        Memory::Avml(m) => m.file_size(),
+    }
+}
+
+impl MemoryView for Dump {
+    type Addr = PhysAddr;
+    #[inline]
+    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+        match &self.memory {
+            Memory::Mapped(m) => m.read_batch(ops),
+            Memory::Kdump(m) => m.read_batch(ops),
+            Memory::Avml(m) => m.read_batch(ops),
+        }
+    }
+    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+        memory_ref(&self.memory).metadata()
+    }
+    fn ranges(&self) -> Vec<MemRange<PhysAddr>> {
+        memory_ref(&self.memory).ranges()
+    }
+}
+
+impl fmt::Debug for Dump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dump").field("info", &self.info).finish()
+    }
+}

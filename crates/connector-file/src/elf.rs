@@ -1,0 +1,255 @@
+//! ELF core dumps (QEMU `dump-guest-memory`, kdump `/proc/vmcore`, `paging=true` dumps):
+//! `PT_LOAD`s become a guest-physical [`MemoryMap`] read by [`MappedFile`](crate::MappedFile),
+//! `PT_NOTE`s become registers and VMCOREINFO.
+//!
+//! **Key decisions:**
+//! - Guest-physical addresses come from `p_paddr`; `p_vaddr` is ignored (in `paging=true`
+//!   dumps it holds the guest-virtual address, in `/proc/vmcore` the direct-map address).
+//! - Overlapping `PT_LOAD`s are merged when they agree (same `p_paddr` → `p_offset`
+//!   relation). When they disagree, **the first program header wins** for the overlapping
+//!   bytes (kexec's vmcore repeats the kernel text in its own `PT_LOAD` with identical
+//!   content; refusing the dump would help nobody). The number of conflicting bytes is
+//!   reported in the dump details.
+//! - `p_memsz > p_filesz`: the tail `[p_paddr + p_filesz, p_paddr + p_memsz)` reads as
+//!   zeros (ELF semantics, used by kdump for excluded zero pages). It is a zero-fill region
+//!   of the [`MappedFile`](crate::MappedFile), listed in `ranges()` like backed memory.
+//! - 32- and 64-bit, little- and big-endian; `PN_XNUM` (more than 65 534 headers, as in
+//!   `paging=true` dumps) is followed to section header 0. Adjacent `PT_LOAD`s that
+//!   continue each other (tens of thousands of 4 KiB segments) are coalesced.
+
+use std::path::Path;
+
+use memlens_core::memmap::MapEntry;
+use memlens_core::{MemoryMap, PhysAddr};
+
+use crate::bytes::Bytes;
+use crate::error::FileError;
+use crate::intervals::{Backing, IntervalMap};
+use crate::notes::{self, Machine, NoteInfo};
+
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+/// `ET_CORE`.
+pub const ET_CORE: u16 = 4;
+const PN_XNUM: u64 = 0xffff;
+
+/// What an ELF core file holds.
+#[derive(Debug, Clone)]
+pub struct ElfLayout {
+    /// 32 or 64.
+    pub class: u8,
+    /// Byte order.
+    pub big_endian: bool,
+    /// `e_machine`.
+    pub e_machine: u16,
+    /// `e_type`.
+    pub e_type: u16,
+    /// Number of `PT_LOAD` headers.
+    pub loads: usize,
+    /// Guest-physical → file offset.
+    pub map: MemoryMap,
+    /// Ranges that read as zeros (`p_memsz > p_filesz`); `backing` is meaningless.
+    pub zero_fill: MemoryMap,
+    /// Bytes claimed by two `PT_LOAD`s with different contents (first header won).
+    pub conflicting_bytes: u64,
+    /// Registers and VMCOREINFO from the notes.
+    pub notes: NoteInfo,
+}
+
+/// Whether `data` starts like an ELF core file (magic and `e_type == ET_CORE`).
+pub fn looks_like_core(data: &[u8]) -> bool {
+    data.len() >= 18 && data.starts_with(b"\x7fELF") && {
+        let t = [data[16], data[17]];
+        let e_type = if data[5] == 2 {
+            u16::from_be_bytes(t)
+        } else {
+            u16::from_le_bytes(t)
+        };
+        e_type == ET_CORE
+    }
+}
+
+struct Phdr {
+    kind: u32,
+    offset: u64,
+    paddr: u64,
+    filesz: u64,
+    memsz: u64,
+    /// File offset of this header (for errors).
+    at: u64,
+}
+
+/// Parses an ELF file's program headers and notes.
+pub fn parse(data: &[u8], path: &Path) -> Result<ElfLayout, FileError> {
+    let b0 = Bytes::new(data, 0, path);
+    let ident = b0.slice(0, 16, "ELF e_ident")?;
+    if &ident[..4] != b"\x7fELF" {
+        return Err(b0.bad(0, "ELF magic", "not \\x7fELF"));
+    }
+    let class = match ident[4] {
+        1 => 32u8,
+        2 => 64,
+        c => return Err(b0.bad(4, "ELF EI_CLASS", format!("{c} (expected 1 or 2)"))),
+    };
+    let big_endian = match ident[5] {
+        1 => false,
+        2 => true,
+        d => return Err(b0.bad(5, "ELF EI_DATA", format!("{d} (expected 1 or 2)"))),
+    };
+    let b = b0.endian(big_endian);
+    let e_type = b.u16(16, "ELF e_type")?;
+    let e_machine = b.u16(18, "ELF e_machine")?;
+    let (phoff, shoff, phentsize, phnum16, min_ent) = if class == 64 {
+        (
+            b.u64(32, "ELF e_phoff")?,
+            b.u64(40, "ELF e_shoff")?,
+            b.u16(54, "ELF e_phentsize")?,
+            b.u16(56, "ELF e_phnum")?,
+            56u16,
+        )
+    } else {
+        (
+            u64::from(b.u32(28, "ELF e_phoff")?),
+            u64::from(b.u32(32, "ELF e_shoff")?),
+            b.u16(42, "ELF e_phentsize")?,
+            b.u16(44, "ELF e_phnum")?,
+            32u16,
+        )
+    };
+    if phentsize < min_ent {
+        let at = if class == 64 { 54 } else { 42 };
+        return Err(b.bad(
+            at,
+            "ELF e_phentsize",
+            format!("{phentsize} is smaller than a {class}-bit program header ({min_ent})"),
+        ));
+    }
+    let mut phnum = u64::from(phnum16);
+    if phnum == PN_XNUM {
+        // The real count is in section header 0's sh_info.
+        let at = shoff.checked_add(if class == 64 { 44 } else { 28 });
+        phnum = u64::from(b.u32(
+            at.unwrap_or(u64::MAX),
+            "ELF section header 0 sh_info (PN_XNUM)",
+        )?);
+    }
+    let table_len = phnum
+        .checked_mul(u64::from(phentsize))
+        .ok_or_else(|| b.bad(56, "ELF e_phnum", "table size overflows"))?;
+    let table = b.sub(
+        phoff,
+        table_len,
+        "ELF program header table (e_phoff, e_phnum)",
+    )?;
+    let mut phdrs = Vec::with_capacity(phnum as usize);
+    for i in 0..phnum {
+        let o = i * u64::from(phentsize);
+        let p = if class == 64 {
+            Phdr {
+                kind: table.u32(o, "p_type")?,
+                offset: table.u64(o + 8, "p_offset")?,
+                paddr: table.u64(o + 24, "p_paddr")?,
+                filesz: table.u64(o + 32, "p_filesz")?,
+                memsz: table.u64(o + 40, "p_memsz")?,
+                at: table.file_offset(o),
+            }
+        } else {
+            Phdr {
+                kind: table.u32(o, "p_type")?,
+                offset: u64::from(table.u32(o + 4, "p_offset")?),
+                paddr: u64::from(table.u32(o + 12, "p_paddr")?),
+                filesz: u64::from(table.u32(o + 16, "p_filesz")?),
+                memsz: u64::from(table.u32(o + 20, "p_memsz")?),
+                at: table.file_offset(o),
+            }
+        };
+        phdrs.push(p);
+    }
+
+    let file_len = data.len() as u64;
+    let machine = Machine::from_elf(e_machine);
+    let mut all_notes = Vec::new();
+    let mut intervals = IntervalMap::default();
+    let mut loads = 0usize;
+    // Reverse file order: earlier headers are painted last and so win.
+    for p in phdrs.iter().rev() {
+        let field = |f: &str| format!("{f} of the program header at {:#x}", p.at);
+        match p.kind {
+            PT_LOAD => {
+                loads += 1;
+                if p.offset.checked_add(p.filesz).is_none_or(|e| e > file_len) {
+                    return Err(FileError::Truncated {
+                        path: path.to_path_buf(),
+                        offset: p.offset,
+                        what: format!(
+                            "PT_LOAD data for physical {:#x} ({})",
+                            p.paddr,
+                            field("p_offset + p_filesz")
+                        ),
+                        needed: p.filesz,
+                    });
+                }
+                let memsz = p.memsz.max(p.filesz);
+                let end = p
+                    .paddr
+                    .checked_add(memsz)
+                    .ok_or_else(|| FileError::BadField {
+                        path: path.to_path_buf(),
+                        offset: p.at,
+                        field: field("p_paddr + p_memsz"),
+                        why: format!("{:#x} + {memsz:#x} overflows", p.paddr),
+                    })?;
+                let data_end = p.paddr + p.filesz;
+                intervals.insert(data_end, end, Backing::Zero);
+                intervals.insert(p.paddr, data_end, Backing::At(p.offset));
+            }
+            PT_NOTE => {
+                let nb = b.sub(p.offset, p.filesz, "PT_NOTE segment (p_offset, p_filesz)")?;
+                all_notes.push(notes::parse_notes(nb)?);
+            }
+            _ => {}
+        }
+    }
+    all_notes.reverse();
+    let all_notes: Vec<_> = all_notes.into_iter().flatten().collect();
+    let conflicting_bytes = intervals.conflicts;
+    let mut backed = Vec::new();
+    let mut zero = Vec::new();
+    for iv in intervals.into_sorted() {
+        let len = iv.end - iv.start;
+        match iv.backing {
+            Backing::At(off) => backed.push(MapEntry {
+                base: PhysAddr(iv.start),
+                len,
+                backing: off,
+            }),
+            Backing::Zero => zero.push(MapEntry {
+                base: PhysAddr(iv.start),
+                len,
+                backing: 0,
+            }),
+        }
+    }
+    Ok(ElfLayout {
+        class,
+        big_endian,
+        e_machine,
+        e_type,
+        loads,
+        map: MemoryMap::new(backed)?,
+        zero_fill: MemoryMap::new(zero)?,
+        conflicting_bytes,
+        notes: notes::interpret(&all_notes, machine),
+    })
+}
+
+/// Human name of an `e_machine`.
+pub fn machine_name(e_machine: u16) -> String {
+    match e_machine {
+        3 => "i386".into(),
+        62 => "x86_64".into(),
+        183 => "aarch64".into(),
+        40 => "arm".into(),
+        m => format!("e_machine {m}"),
+    }
+}

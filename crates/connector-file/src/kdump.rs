@@ -1,0 +1,669 @@
+//! makedumpfile's compressed dump format (`KDUMP   `, "diskdump"), normal or flattened.
+//!
+//! Layout (64-bit, header versions 1–6), in blocks of `block_size` (= the guest page size):
+//! block 0 is the `disk_dump_header` (464 bytes), then `sub_hdr_size` blocks of
+//! `kdump_sub_header` (`phys_base`, `dump_level`, `split`, `start_pfn`/`end_pfn`,
+//! `offset_vmcoreinfo`/`size_vmcoreinfo` (v3+), `offset_note`/`size_note` (v4+),
+//! eraseinfo (v5+), 64-bit pfns and `max_mapnr` (v6+)), then `bitmap_blocks` blocks of two
+//! equal bitmaps (1st: valid RAM pages, 2nd: pages in the dump), then one 24-byte page
+//! descriptor (i64 offset, u32 size, u32 flags, u64 page_flags) per page set in the 2nd
+//! bitmap, in pfn order, then the page data.
+//!
+//! **Key decisions:**
+//! - Page lookup is O(1): a per-64-bit-word prefix count of the 2nd bitmap gives a page's
+//!   descriptor index (rank) with one popcount.
+//! - A compressed page (zlib 0x1, LZO 0x2, snappy 0x4, zstd 0x20) must decompress to
+//!   **exactly** one block (decompression bombs and short pages are errors); output buffers
+//!   are one block, never sized from the file. Decompressed pages go through a shared
+//!   [`BlockCache`]; uncompressed pages are copied straight from the mapping.
+//! - Pages in the 1st bitmap but not the 2nd were excluded by makedumpfile. When the dump
+//!   level excluded only zero pages (`dump_level` ⊆ 1, e.g. `-d 1`), they read as zeros;
+//!   otherwise they may have held anything (cache, user, free pages) and a read fails with
+//!   [`Error::Gap`]. Pages in neither bitmap are gaps too.
+//! - Only the 64-bit header layout is read (32-bit hosts' dumps have a different
+//!   `timeval` and are rejected with a clear error by the field checks).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use memlens_core::{CpuRegisters, Error, MemRange, MemoryMetadata, MemoryView, PhysAddr, ReadOp};
+
+use crate::bytes::{le32, le64, Bytes};
+use crate::cache::BlockCache;
+use crate::detect::Format;
+use crate::dump::{Memory, Parsed};
+use crate::error::FileError;
+use crate::flat::Source;
+use crate::mapped::MappedFile;
+use crate::notes::{self, Machine};
+
+/// Page flag: zlib-compressed.
+pub const COMPRESSED_ZLIB: u32 = 0x1;
+/// Page flag: LZO-compressed.
+pub const COMPRESSED_LZO: u32 = 0x2;
+/// Page flag: snappy-compressed.
+pub const COMPRESSED_SNAPPY: u32 = 0x4;
+/// Page flag: zstd-compressed.
+pub const COMPRESSED_ZSTD: u32 = 0x20;
+const COMPRESSED_ANY: u32 = COMPRESSED_ZLIB | COMPRESSED_LZO | COMPRESSED_SNAPPY | COMPRESSED_ZSTD;
+/// Size of a page descriptor.
+pub const DESC_LEN: u64 = 24;
+
+/// What the headers say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KdumpHeader {
+    /// `header_version`.
+    pub version: u32,
+    /// `utsname` fields: sysname, nodename, release, version, machine, domainname.
+    pub utsname: [String; 6],
+    /// Page size.
+    pub block_size: u64,
+    /// Sub-header length in blocks.
+    pub sub_hdr_size: u64,
+    /// Bitmap length in blocks (both bitmaps).
+    pub bitmap_blocks: u64,
+    /// Number of page frames covered.
+    pub max_mapnr: u64,
+    /// `nr_cpus`.
+    pub nr_cpus: u32,
+    /// `status` (compression flags of the whole dump).
+    pub status: u32,
+    /// `phys_base`.
+    pub phys_base: u64,
+    /// `dump_level`.
+    pub dump_level: u32,
+    /// Whether this file is one part of a split dump.
+    pub split: bool,
+    /// First and last+1 pfn of this part (split dumps).
+    pub pfn_range: (u64, u64),
+}
+
+/// Physical memory of a kdump file. See the module documentation.
+pub struct KdumpMemory {
+    file: MappedFile,
+    source: Source,
+    header: KdumpHeader,
+    /// 2nd bitmap (pages present), as little-endian words.
+    present: Vec<u64>,
+    /// Set bits of `present` before each word.
+    rank: Vec<u64>,
+    /// 1st bitmap minus 2nd: excluded pages.
+    excluded: Vec<u64>,
+    /// Whether excluded pages read as zeros.
+    excluded_are_zero: bool,
+    /// Descriptor index of the first page of this part (split dumps).
+    rank_base: u64,
+    desc_base: u64,
+    ranges: Vec<MemRange<PhysAddr>>,
+    cache: BlockCache,
+}
+
+fn bit(words: &[u64], pfn: u64) -> bool {
+    words
+        .get((pfn / 64) as usize)
+        .is_some_and(|w| w & (1u64 << (pfn % 64)) != 0)
+}
+
+fn words_of(bytes: &[u8], bits: u64) -> Vec<u64> {
+    let n = bits.div_ceil(64) as usize;
+    let mut out: Vec<u64> = bytes
+        .chunks(8)
+        .take(n)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(a)
+        })
+        .collect();
+    if let Some(last) = out.last_mut() {
+        let tail = bits % 64;
+        if tail != 0 {
+            *last &= (1u64 << tail) - 1;
+        }
+    }
+    out
+}
+
+/// Parses the headers of a kdump file (`b` = the logical bytes of block 0 and the
+/// sub-header).
+fn parse_header(data: &[u8], source: &Source, path: &Path) -> Result<KdumpHeader, FileError> {
+    let head = source.need(data, path, 0, 464, "kdump disk_dump_header")?;
+    let b = Bytes::new(&head, 0, path);
+    if b.slice(0, 8, "kdump signature")? != crate::detect::KDUMP_SIGNATURE {
+        return Err(b.bad(0, "kdump signature", "not `KDUMP   `"));
+    }
+    let version = b.u32(8, "kdump header_version")?;
+    if version == 0 || version > 64 {
+        return Err(b.bad(
+            8,
+            "kdump header_version",
+            format!("{version} (expected 1..=6)"),
+        ));
+    }
+    let uts = |i: u64| b.cstr(12 + 65 * i, 65, "kdump utsname");
+    let utsname = [uts(0)?, uts(1)?, uts(2)?, uts(3)?, uts(4)?, uts(5)?];
+    let status = b.u32(424, "kdump status")?;
+    let block_size = u64::from(b.u32(428, "kdump block_size")?);
+    if !block_size.is_power_of_two() || !(1024..=1 << 20).contains(&block_size) {
+        return Err(b.bad(
+            428,
+            "kdump block_size",
+            format!("{block_size} is not a power of two between 1 KiB and 1 MiB (a 32-bit dump?)"),
+        ));
+    }
+    let sub_hdr_size = u64::from(b.u32(432, "kdump sub_hdr_size")?);
+    let bitmap_blocks = u64::from(b.u32(436, "kdump bitmap_blocks")?);
+    let max_mapnr32 = u64::from(b.u32(440, "kdump max_mapnr")?);
+    let nr_cpus = b.u32(460, "kdump nr_cpus")?;
+    if sub_hdr_size == 0 {
+        return Err(b.bad(432, "kdump sub_hdr_size", "0 (no sub-header)"));
+    }
+    let sub_len = sub_hdr_size.saturating_mul(block_size).min(4096).max(104);
+    let sub_raw = source.need(data, path, block_size, 104.min(sub_len), "kdump_sub_header")?;
+    let s = Bytes::new(&sub_raw, block_size, path);
+    let phys_base = s.u64(0, "kdump_sub_header phys_base")?;
+    let dump_level = s.u32(8, "kdump_sub_header dump_level")?;
+    let split = s.u32(12, "kdump_sub_header split")? != 0;
+    let mut pfn_range = (
+        s.u64(16, "kdump_sub_header start_pfn")?,
+        s.u64(24, "kdump_sub_header end_pfn")?,
+    );
+    let max_mapnr = if version >= 6 {
+        pfn_range = (
+            s.u64(80, "kdump_sub_header start_pfn_64")?,
+            s.u64(88, "kdump_sub_header end_pfn_64")?,
+        );
+        s.u64(96, "kdump_sub_header max_mapnr_64")?
+    } else {
+        max_mapnr32
+    };
+    if !split {
+        pfn_range = (0, max_mapnr);
+    }
+    Ok(KdumpHeader {
+        version,
+        utsname,
+        block_size,
+        sub_hdr_size,
+        bitmap_blocks,
+        max_mapnr,
+        nr_cpus,
+        status,
+        phys_base,
+        dump_level,
+        split,
+        pfn_range,
+    })
+}
+
+pub(crate) fn open(
+    file: MappedFile,
+    format: Format,
+    cache_bytes: u64,
+) -> Result<Parsed, FileError> {
+    let path = file.path().to_path_buf();
+    let data = file.bytes();
+    let source = match format {
+        Format::KdumpFlat => Source::index_flat(data, &path)?,
+        _ => Source::Direct,
+    };
+    let h = parse_header(data, &source, &path)?;
+    let bs = h.block_size;
+    let bad = |offset: u64, field: &str, why: String| FileError::BadField {
+        path: path.clone(),
+        offset,
+        field: field.into(),
+        why,
+    };
+    let bitmap_off = (1 + h.sub_hdr_size)
+        .checked_mul(bs)
+        .ok_or_else(|| bad(432, "kdump sub_hdr_size", "bitmap offset overflows".into()))?;
+    let bitmap_len = h
+        .bitmap_blocks
+        .checked_mul(bs)
+        .filter(|l| *l <= source.len(data))
+        .ok_or_else(|| {
+            bad(
+                436,
+                "kdump bitmap_blocks",
+                format!("{} blocks are more than the file holds", h.bitmap_blocks),
+            )
+        })?;
+    let half = bitmap_len / 2;
+    if h.max_mapnr > half.saturating_mul(8) {
+        return Err(bad(
+            if h.version >= 6 { bs + 96 } else { 440 },
+            "kdump max_mapnr",
+            format!(
+                "{:#x} pages need more than the {half:#x}-byte bitmap holds",
+                h.max_mapnr
+            ),
+        ));
+    }
+    let bitmaps = source.need(
+        data,
+        &path,
+        bitmap_off,
+        bitmap_len,
+        "kdump bitmaps (bitmap_blocks)",
+    )?;
+    let valid = words_of(&bitmaps[..half as usize], h.max_mapnr);
+    let present = words_of(&bitmaps[half as usize..], h.max_mapnr);
+    drop(bitmaps);
+    let mut rank = Vec::with_capacity(present.len());
+    let mut acc = 0u64;
+    for w in &present {
+        rank.push(acc);
+        acc += u64::from(w.count_ones());
+    }
+    let excluded: Vec<u64> = valid.iter().zip(&present).map(|(v, p)| v & !p).collect();
+    let excluded_are_zero = h.dump_level & !1 == 0;
+    let desc_base = (1 + h.sub_hdr_size + h.bitmap_blocks)
+        .checked_mul(bs)
+        .ok_or_else(|| {
+            bad(
+                436,
+                "kdump bitmap_blocks",
+                "descriptor offset overflows".into(),
+            )
+        })?;
+    let (start_pfn, end_pfn) = h.pfn_range;
+    let rank_of = |pfn: u64| -> u64 {
+        let w = (pfn / 64) as usize;
+        match present.get(w) {
+            Some(word) => rank[w] + u64::from((word & ((1u64 << (pfn % 64)) - 1)).count_ones()),
+            None => acc,
+        }
+    };
+    let rank_base = rank_of(start_pfn.min(h.max_mapnr));
+    let pages_here = rank_of(end_pfn.min(h.max_mapnr)) - rank_base;
+    // The descriptor table must fit in the file.
+    let table_end = pages_here
+        .checked_mul(DESC_LEN)
+        .and_then(|l| l.checked_add(desc_base))
+        .filter(|e| *e <= source.len(data))
+        .ok_or_else(|| FileError::Truncated {
+            path: path.clone(),
+            offset: desc_base,
+            what: format!("kdump page descriptor table ({pages_here} pages set in the 2nd bitmap)"),
+            needed: pages_here.saturating_mul(DESC_LEN),
+        })?;
+    let _ = table_end;
+
+    // Readable ranges: present pages, plus excluded ones when they read as zeros.
+    let mut ranges: Vec<MemRange<PhysAddr>> = Vec::new();
+    {
+        let readable = |w: usize| -> u64 {
+            let p = present.get(w).copied().unwrap_or(0);
+            if excluded_are_zero {
+                p | excluded.get(w).copied().unwrap_or(0)
+            } else {
+                p
+            }
+        };
+        let mut run: Option<u64> = None;
+        for w in 0..present.len() {
+            let word = readable(w);
+            if run.is_none() && word == 0 || run.is_some() && word == u64::MAX {
+                continue;
+            }
+            for b in 0..64u64 {
+                let pfn = w as u64 * 64 + b;
+                let set = word & (1 << b) != 0 && pfn >= start_pfn && pfn < end_pfn;
+                match (set, run) {
+                    (true, None) => run = Some(pfn),
+                    (false, Some(s)) => {
+                        ranges.push(MemRange::new(PhysAddr(s * bs), (pfn - s) * bs));
+                        run = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(s) = run {
+            let end = (present.len() as u64 * 64).min(end_pfn);
+            ranges.push(MemRange::new(PhysAddr(s * bs), (end - s) * bs));
+        }
+    }
+
+    // Notes and VMCOREINFO.
+    let (cpus, mut vmcoreinfo, note_counts) = read_notes(data, &source, &path, &h)?;
+    if vmcoreinfo.is_none() {
+        vmcoreinfo = read_vmcoreinfo_text(data, &source, &path, &h)?;
+    }
+    let mut details = vec![
+        ("kdump header version".to_string(), h.version.to_string()),
+        ("release".to_string(), h.utsname[2].clone()),
+        ("machine".to_string(), h.utsname[4].clone()),
+        ("block size".to_string(), bs.to_string()),
+        ("max_mapnr".to_string(), format!("{:#x}", h.max_mapnr)),
+        ("pages in dump".to_string(), pages_here.to_string()),
+        ("dump_level".to_string(), h.dump_level.to_string()),
+        ("phys_base".to_string(), format!("{:#x}", h.phys_base)),
+        (
+            "excluded pages".to_string(),
+            format!(
+                "{} ({})",
+                excluded
+                    .iter()
+                    .map(|w| u64::from(w.count_ones()))
+                    .sum::<u64>(),
+                if excluded_are_zero {
+                    "read as zeros"
+                } else {
+                    "unreadable"
+                }
+            ),
+        ),
+    ];
+    if let Some(n) = source.records() {
+        details.push(("flattened records".into(), n.to_string()));
+    }
+    if !note_counts.is_empty() {
+        details.push(("notes".into(), note_counts));
+    }
+    let version = Some(format!("v{}", h.version));
+    let page = (bs as usize).max(1);
+    let mem = KdumpMemory {
+        file,
+        source,
+        header: h,
+        present,
+        rank,
+        excluded,
+        excluded_are_zero,
+        rank_base,
+        desc_base,
+        ranges,
+        cache: BlockCache::new(cache_bytes, page as u64),
+    };
+    Ok(Parsed {
+        memory: Memory::Kdump(Arc::new(mem)),
+        format,
+        version,
+        cpus,
+        vmcoreinfo,
+        details,
+    })
+}
+
+type NotesOut = (Vec<CpuRegisters>, Option<BTreeMap<String, String>>, String);
+
+fn read_notes(
+    data: &[u8],
+    source: &Source,
+    path: &Path,
+    h: &KdumpHeader,
+) -> Result<NotesOut, FileError> {
+    if h.version < 4 {
+        return Ok((Vec::new(), None, String::new()));
+    }
+    let sub = source.need(
+        data,
+        path,
+        h.block_size + 48,
+        16,
+        "kdump_sub_header offset_note",
+    )?;
+    let (off, size) = (le64(&sub, 0).unwrap_or(0), le64(&sub, 8).unwrap_or(0));
+    if size == 0 {
+        return Ok((Vec::new(), None, String::new()));
+    }
+    let blob = source.need(
+        data,
+        path,
+        off,
+        size,
+        "kdump notes (offset_note, size_note)",
+    )?;
+    let notes = notes::parse_notes(Bytes::new(&blob, off, path))?;
+    let info = notes::interpret(&notes, Machine::from_uname(&h.utsname[4]));
+    let counts = info
+        .counts
+        .iter()
+        .map(|(k, n)| format!("{k}×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((info.cpus, info.vmcoreinfo, counts))
+}
+
+fn read_vmcoreinfo_text(
+    data: &[u8],
+    source: &Source,
+    path: &Path,
+    h: &KdumpHeader,
+) -> Result<Option<BTreeMap<String, String>>, FileError> {
+    if h.version < 3 {
+        return Ok(None);
+    }
+    let sub = source.need(
+        data,
+        path,
+        h.block_size + 32,
+        16,
+        "kdump_sub_header offset_vmcoreinfo",
+    )?;
+    let (off, size) = (le64(&sub, 0).unwrap_or(0), le64(&sub, 8).unwrap_or(0));
+    if size == 0 {
+        return Ok(None);
+    }
+    let text = source.need(
+        data,
+        path,
+        off,
+        size,
+        "kdump VMCOREINFO (offset_vmcoreinfo, size_vmcoreinfo)",
+    )?;
+    Ok(Some(notes::parse_vmcoreinfo(&text)))
+}
+
+thread_local! {
+    static INFLATE: RefCell<flate2::Decompress> = RefCell::new(flate2::Decompress::new(true));
+}
+
+/// Decompresses one page into `out` (exactly `out.len()` bytes or an error).
+pub(crate) fn decompress_page(flags: u32, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let n = out.len();
+    if flags & COMPRESSED_ZLIB != 0 {
+        INFLATE.with(|d| {
+            let mut d = d.borrow_mut();
+            d.reset(true);
+            let st = d
+                .decompress(input, out, flate2::FlushDecompress::Finish)
+                .map_err(|e| format!("zlib: {e}"))?;
+            match st {
+                flate2::Status::StreamEnd if d.total_out() == n as u64 => Ok(()),
+                flate2::Status::StreamEnd => Err(format!(
+                    "zlib data decompresses to {} bytes, not one {n}-byte page",
+                    d.total_out()
+                )),
+                _ => Err(format!(
+                    "zlib data does not end within one {n}-byte page (truncated, or a decompression bomb)"
+                )),
+            }
+        })
+    } else if flags & COMPRESSED_SNAPPY != 0 {
+        let len = snap::raw::decompress_len(input).map_err(|e| format!("snappy: {e}"))?;
+        if len != n {
+            return Err(format!(
+                "snappy data declares {len} bytes, not one {n}-byte page"
+            ));
+        }
+        let got = snap::raw::Decoder::new()
+            .decompress(input, out)
+            .map_err(|e| format!("snappy: {e}"))?;
+        (got == n)
+            .then_some(())
+            .ok_or_else(|| format!("snappy data gave {got} bytes, not {n}"))
+    } else if flags & COMPRESSED_ZSTD != 0 {
+        let got = zstd::bulk::decompress_to_buffer(input, out)
+            .map_err(|e| format!("zstd: {e} (more than one {n}-byte page, or corrupt)"))?;
+        (got == n)
+            .then_some(())
+            .ok_or_else(|| format!("zstd data gave {got} bytes, not {n}"))
+    } else if flags & COMPRESSED_LZO != 0 {
+        let got = crate::lzo::decompress(input, out).map_err(|e| format!("lzo: {e}"))?;
+        (got == n)
+            .then_some(())
+            .ok_or_else(|| format!("lzo data gave {got} bytes, not {n}"))
+    } else {
+        Err(format!("unknown compression flags {flags:#x}"))
+    }
+}
+
+impl KdumpMemory {
+    /// The headers.
+    pub fn header(&self) -> &KdumpHeader {
+        &self.header
+    }
+
+    /// Size of the file.
+    pub fn file_size(&self) -> u64 {
+        self.file.file_size()
+    }
+
+    fn corrupt(&self, what: String, offset: u64) -> Error {
+        Error::Corrupt {
+            location: format!("{} offset {offset:#x}", self.file.path().display()),
+            what,
+        }
+    }
+
+    /// Where page `pfn` is: `Ok(None)` for a page that reads as zeros.
+    fn page(&self, pfn: u64) -> Result<Option<Cow<'_, [u8]>>, Error> {
+        let bs = self.header.block_size;
+        let (start, end) = self.header.pfn_range;
+        let w = (pfn / 64) as usize;
+        if pfn < start || pfn >= end || w >= self.present.len() {
+            return Err(Error::Gap {
+                addr: PhysAddr(pfn.saturating_mul(bs)),
+            });
+        }
+        let word = self.present[w];
+        let mask = 1u64 << (pfn % 64);
+        if word & mask == 0 {
+            if self.excluded_are_zero && bit(&self.excluded, pfn) {
+                return Ok(None);
+            }
+            return Err(Error::Gap {
+                addr: PhysAddr(pfn * bs),
+            });
+        }
+        let idx = self.rank[w] + u64::from((word & (mask - 1)).count_ones()) - self.rank_base;
+        let data = self.file.bytes();
+        let doff = self.desc_base + idx * DESC_LEN;
+        let d = self.source.get(data, doff, DESC_LEN).ok_or_else(|| {
+            self.corrupt(
+                format!("page descriptor of pfn {pfn:#x} is past the end"),
+                doff,
+            )
+        })?;
+        let offset = le64(&d, 0).unwrap_or(0);
+        let size = u64::from(le32(&d, 8).unwrap_or(0));
+        let flags = le32(&d, 12).unwrap_or(0);
+        let compressed = flags & COMPRESSED_ANY != 0;
+        if size > bs || (!compressed && size != bs) || size == 0 {
+            return Err(self.corrupt(
+                format!("page descriptor of pfn {pfn:#x}: size {size} for a {bs}-byte page (flags {flags:#x})"),
+                doff + 8,
+            ));
+        }
+        let raw = self.source.get(data, offset, size).ok_or_else(|| {
+            self.corrupt(
+                format!("page data of pfn {pfn:#x} ({size} bytes at {offset:#x}) is past the end"),
+                doff,
+            )
+        })?;
+        if !compressed {
+            return Ok(Some(raw));
+        }
+        if let Some(hit) = self.cache.get(pfn) {
+            return Ok(Some(Cow::Owned(hit.to_vec())));
+        }
+        let mut out = vec![0u8; bs as usize];
+        decompress_page(flags, &raw, &mut out)
+            .map_err(|e| self.corrupt(format!("page of pfn {pfn:#x} at {offset:#x}: {e}"), doff))?;
+        let arc: Arc<[u8]> = Arc::from(out);
+        self.cache.insert(pfn, arc.clone());
+        Ok(Some(Cow::Owned(arc.to_vec())))
+    }
+
+    /// Copies `dst.len()` bytes at offset `poff` of page `pfn` into `dst`.
+    #[inline]
+    fn copy_page(&self, pfn: u64, poff: usize, dst: &mut [u8]) -> Result<(), Error> {
+        // Cache hits copy straight out of the shared block (no intermediate Vec).
+        if let Some(hit) = self.cache.get(pfn) {
+            if let Some(src) = hit.get(poff..poff + dst.len()) {
+                dst.copy_from_slice(src);
+                return Ok(());
+            }
+        }
+        match self.page(pfn)? {
+            None => dst.fill(0),
+            Some(p) => match p.get(poff..poff + dst.len()) {
+                Some(src) => dst.copy_from_slice(src),
+                None => {
+                    return Err(Error::Gap {
+                        addr: PhysAddr(pfn * self.header.block_size),
+                    })
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+impl MemoryView for KdumpMemory {
+    type Addr = PhysAddr;
+
+    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+        let bs = self.header.block_size;
+        for op in ops.iter_mut() {
+            let len = op.buf.len();
+            op.result = Ok(());
+            for (a, off, n) in memlens_core::mem::split_at_boundaries(op.addr, len, bs) {
+                let pfn = a.0 / bs;
+                let poff = (a.0 % bs) as usize;
+                let dst = &mut op.buf[off..off + n];
+                if let Err(e) = self.copy_page(pfn, poff, dst) {
+                    dst.fill(0);
+                    let e = match e {
+                        Error::Gap { .. } if a.0 > self.metadata_max() => Error::OutOfRange {
+                            addr: a,
+                            len: n,
+                            max: PhysAddr(self.metadata_max()),
+                        },
+                        Error::Gap { .. } => Error::Gap { addr: a },
+                        e => e,
+                    };
+                    memlens_core::mem::record_failure(&mut op.result, len, off, n, e);
+                }
+            }
+            memlens_core::mem::finish_partial(&mut op.result);
+        }
+    }
+
+    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+        MemoryMetadata {
+            max_addr: PhysAddr(self.metadata_max()),
+            real_size: self.ranges.iter().map(|r| r.len).sum(),
+            readonly: true,
+            preferred_batch: 256,
+        }
+    }
+
+    fn ranges(&self) -> Vec<MemRange<PhysAddr>> {
+        self.ranges.clone()
+    }
+}
+
+impl KdumpMemory {
+    fn metadata_max(&self) -> u64 {
+        self.ranges
+            .last()
+            .map_or(0, |r| r.end_u64().saturating_sub(1))
+    }
+}

@@ -1,0 +1,159 @@
+//! LiME images: a sequence of 32-byte range headers (u32 magic 0x4C694D45 `EMiL`, u32
+//! version 1, u64 `s_addr`, u64 `e_addr` **inclusive**, 8 reserved bytes), each followed
+//! by `e_addr - s_addr + 1` bytes of memory. **Key decision: the headers become a memory
+//! map for [`MappedFile`]**, so LiME reads at raw speed.
+//!
+//! AVML writing LiME (`--format lime`) omits the data of an all-zero block and writes the
+//! next header right away. A header whose declared data would not end at a header or the
+//! end of the file, but which is directly followed by a valid header, is such a block: its
+//! range reads as zeros.
+
+use memlens_core::memmap::MapEntry;
+use memlens_core::{MemoryMap, PhysAddr};
+
+use crate::bytes::Bytes;
+use crate::detect::{Format, LIME_MAGIC};
+use crate::dump::{Memory, Parsed};
+use crate::error::FileError;
+use crate::mapped::MappedFile;
+
+/// Size of a LiME/AVML range header.
+pub const HEADER_LEN: u64 = 32;
+
+/// One parsed range header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RangeHeader {
+    pub start: u64,
+    /// Length in bytes (`e_addr - s_addr + 1`).
+    pub len: u64,
+}
+
+/// Reads the header at `off`: `Ok(None)` if the magic/version do not match.
+pub(crate) fn header_at(
+    b: &Bytes<'_>,
+    off: u64,
+    magic: u32,
+    version: u32,
+) -> Result<Option<RangeHeader>, FileError> {
+    if b.u32(off, "range header magic")? != magic {
+        return Ok(None);
+    }
+    let v = b.u32(off + 4, "range header version")?;
+    if v != version {
+        return Err(b.bad(
+            off + 4,
+            "range header version",
+            format!("{v} (expected {version})"),
+        ));
+    }
+    let s = b.u64(off + 8, "range header s_addr")?;
+    let e = b.u64(off + 16, "range header e_addr")?;
+    b.u64(off + 24, "range header reserved")?;
+    if e < s {
+        return Err(b.bad(
+            off + 16,
+            "range header e_addr",
+            format!("{e:#x} is below s_addr {s:#x}"),
+        ));
+    }
+    let len = (e - s)
+        .checked_add(1)
+        .ok_or_else(|| b.bad(off + 16, "range header e_addr", "range covers all of 2^64"))?;
+    Ok(Some(RangeHeader { start: s, len }))
+}
+
+fn is_header(b: &Bytes<'_>, off: u64, magic: u32) -> bool {
+    off + HEADER_LEN <= b.len() && b.u32(off, "").ok() == Some(magic)
+}
+
+/// Checks that `ranges` (with the file offset of their header) do not overlap.
+pub(crate) fn check_disjoint(
+    b: &Bytes<'_>,
+    ranges: &mut [(RangeHeader, u64)],
+) -> Result<(), FileError> {
+    ranges.sort_by_key(|(r, _)| r.start);
+    for w in ranges.windows(2) {
+        let (a, _) = w[0];
+        let (c, at) = w[1];
+        if a.start + (a.len - 1) >= c.start {
+            return Err(b.bad(
+                at + 8,
+                "range header s_addr",
+                format!(
+                    "range {:#x}+{:#x} overlaps the range {:#x}+{:#x}",
+                    c.start, c.len, a.start, a.len
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a LiME file into (memory map, zero-fill map).
+pub fn parse(data: &[u8], path: &std::path::Path) -> Result<(MemoryMap, MemoryMap), FileError> {
+    let b = Bytes::new(data, 0, path);
+    let mut off = 0u64;
+    let mut backed = Vec::new();
+    let mut zero = Vec::new();
+    let mut all = Vec::new();
+    while off < b.len() {
+        let h = header_at(&b, off, LIME_MAGIC, 1)?.ok_or_else(|| {
+            b.bad(
+                off,
+                "range header magic",
+                "expected the LiME magic 0x4c694d45 (EMiL)",
+            )
+        })?;
+        let data_off = off + HEADER_LEN;
+        let end = data_off.checked_add(h.len);
+        let normal = end.is_some_and(|e| e == b.len() || is_header(&b, e, LIME_MAGIC));
+        all.push((h, off));
+        if normal {
+            backed.push(MapEntry {
+                base: PhysAddr(h.start),
+                len: h.len,
+                backing: data_off,
+            });
+            off = data_off + h.len;
+        } else if data_off == b.len() || is_header(&b, data_off, LIME_MAGIC) {
+            zero.push(MapEntry {
+                base: PhysAddr(h.start),
+                len: h.len,
+                backing: 0,
+            });
+            off = data_off;
+        } else {
+            return Err(b.truncated(
+                data_off,
+                &format!("LiME range data for {:#x} (header at {off:#x})", h.start),
+                h.len,
+            ));
+        }
+    }
+    if all.is_empty() {
+        return Err(b.truncated(0, "LiME range header", HEADER_LEN));
+    }
+    check_disjoint(&b, &mut all)?;
+    Ok((MemoryMap::new(backed)?, MemoryMap::new(zero)?))
+}
+
+pub(crate) fn open(file: MappedFile) -> Result<Parsed, FileError> {
+    let (map, zero) = parse(file.bytes(), file.path())?;
+    let n = map.entries().len() + zero.entries().len();
+    let mut details = vec![("LiME ranges".to_string(), n.to_string())];
+    if !zero.is_empty() {
+        details.push((
+            "all-zero ranges without data".into(),
+            zero.entries().len().to_string(),
+        ));
+    }
+    let file = file.with_map(map)?.with_zero_fill(zero)?;
+    Ok(Parsed {
+        memory: Memory::Mapped(std::sync::Arc::new(file)),
+        format: Format::Lime,
+        version: Some("1".into()),
+        cpus: Vec::new(),
+        vmcoreinfo: None,
+        details,
+    })
+}
