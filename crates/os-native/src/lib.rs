@@ -1,0 +1,44 @@
+//! # memlens-os-native
+//!
+//! The host itself as a memlens OS (Linux). **Key decision: no connector underneath** —
+//! the kernel already knows the processes, so listings come from `/proc` and each
+//! process's memory is read with `process_vm_readv` (written with `process_vm_writev`),
+//! batched: one system call moves up to 1024 operations. Every process is a core
+//! [`VirtualMemory`](memlens_core::VirtualMemory) view, so it can feed a connector (the QEMU
+//! connector reads a guest's RAM out of the QEMU process through this view).
+//!
+//! ```no_run
+//! use memlens_core::{MemoryViewExt, Os};
+//! use memlens_os_native::{NativeOptions, NativeOs};
+//! let os = NativeOs::open(NativeOptions::default())?;
+//! for p in os.processes()? {
+//!     println!("{:>7} {}", p.pid, p.name);
+//! }
+//! let me = os.process(std::process::id())?;
+//! let maps = me.maps()?;
+//! let first = me.memory().read_u64(maps[0].start)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! - Processes ([`NativeOs`]): `/proc/PID/{stat,status,cmdline,exe}`: pid, ppid, name,
+//!   command line, executable, real uid/gid, state, threads, start time (ns since boot).
+//! - Maps: `/proc/PID/maps`. Modules: mapped files whose first mapping (file offset 0)
+//!   starts with an ELF header in memory.
+//! - Module details ([`elf`]): exports and imports from the dynamic symbol table **in
+//!   memory**; sections from the **file on disk** (section headers are not loaded), only
+//!   when the file's ELF header equals the mapped one.
+//! - Memory ([`ProcessMemory`]): partial reads fail only the unreadable pages' bytes.
+//!   Writing needs [`NativeOptions::allow_write`]; without it [`Process::writer`]
+//!   (memlens_core::Process::writer) is `None`.
+//! - Permissions: reading another user's process needs root / `CAP_SYS_PTRACE` (or the
+//!   same uid, subject to Yama); the error says so ([`error::access_hint`]).
+
+pub mod elf;
+pub mod error;
+pub mod process;
+pub mod procfs;
+pub mod vm;
+
+pub use error::NativeError;
+pub use process::{NativeOptions, NativeOs, NativeProcess};
+pub use vm::ProcessMemory;
