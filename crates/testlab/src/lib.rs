@@ -245,6 +245,12 @@ impl LiveGuest {
 /// Boots a scenario's guest and leaves it running (the marker spins, the sleeper sleeps).
 /// Returns once the guest printed its in-guest truth.
 pub fn boot_live(name: &str) -> Result<LiveGuest> {
+    boot_live_with_timeout(name, qemu::boot_timeout(spec(name)?.arch))
+}
+
+/// [`boot_live`] with an explicit boot timeout: a guest that has not printed its truth by
+/// then is killed and the error ([`Error::BootTimeout`]) carries the console tail.
+pub fn boot_live_with_timeout(name: &str, timeout: Duration) -> Result<LiveGuest> {
     let spec = spec(name)?;
     let prep = recipe::prepare(spec.arch)?;
     let dir =
@@ -254,7 +260,7 @@ pub fn boot_live(name: &str) -> Result<LiveGuest> {
     let (qemu, console) = {
         let _slot = util::job_slot()?;
         let mut q = qemu::launch(spec, &prep.kernel, &prep.initrd, &dir)?;
-        let console = q.wait_for_console(truth::READY_LINE, qemu::boot_timeout(spec.arch))?;
+        let console = q.wait_for_console(truth::READY_LINE, timeout)?;
         (q, console)
     };
     let guest = truth::parse_guest_truth(&console)?;

@@ -250,6 +250,14 @@ impl Truth {
         let c = self.monitor.marker_cpu?;
         self.monitor.cpus.iter().find(|r| r.cpu == c)
     }
+    /// The marker's page-table root as the stopped vCPU had it: CR3 on x86-64 (`None` on
+    /// AArch64, whose monitor does not print TTBR0/TTBR1, or if the marker was not caught).
+    pub fn marker_page_table_root(&self) -> Option<u64> {
+        match self.arch {
+            Arch::X86_64 => self.marker_cpu_registers()?.get("CR3"),
+            Arch::Aarch64 => None,
+        }
+    }
     /// A kallsyms address by name.
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.guest.kallsyms.get(name).copied()

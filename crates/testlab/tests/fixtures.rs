@@ -222,6 +222,16 @@ fn check(name: &str) {
                 "_text {text:#x} vs KASLR {}",
                 s.spec.kaslr
             );
+            // The stopped vCPU's CR3 is the marker's page table, not the kernel's init_top_pgt.
+            let root = t.marker_page_table_root().expect("marker CR3");
+            let kernel_pgd = t
+                .monitor
+                .translations
+                .iter()
+                .find(|x| x.label == "kallsyms init_top_pgt" && x.pa.is_some())
+                .and_then(|x| x.pa)
+                .expect("init_top_pgt translation");
+            assert_ne!(root & !0xfff, kernel_pgd, "marker CR3 is init_top_pgt");
             let pob = t.monitor.page_offset_base.expect("page_offset_base value");
             let dm = t
                 .monitor

@@ -40,3 +40,16 @@ fn live_guest_runs_answers_qmp_and_dies_on_drop() {
         "QEMU {pid} survived its handle"
     );
 }
+
+#[test]
+fn boot_timeout_is_an_error_with_the_console_tail() {
+    let started = std::time::Instant::now();
+    let e = testlab::boot_live_with_timeout("x86_64-kaslr", Duration::from_secs(2)).unwrap_err();
+    assert!(matches!(e, testlab::Error::BootTimeout { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("TESTLAB-READY") && text.contains("console tail"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
