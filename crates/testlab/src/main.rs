@@ -27,6 +27,9 @@ enum Cmd {
         /// Rebuild even if cached.
         #[arg(long)]
         force: bool,
+        /// Scenarios built at once (each QEMU uses about one core).
+        #[arg(long, short, default_value_t = 2)]
+        jobs: usize,
     },
     /// Boot a scenario's guest and keep it running until Enter or Ctrl-C.
     Boot {
@@ -59,32 +62,45 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Dir => println!("{}", testlab::util::lab_dir().display()),
-        Cmd::Build { name, force } => {
+        Cmd::Build { name, force, jobs } => {
             let names: Vec<&str> = if name == "all" {
                 testlab::scenarios()
             } else {
                 vec![testlab::spec(&name)?.name]
             };
-            let mut failed = Vec::new();
-            for n in names {
-                let t = Instant::now();
-                let r = if force {
-                    testlab::rebuild(n)
-                } else {
-                    testlab::scenario(n)
-                };
-                match r {
-                    Ok(s) => println!(
-                        "{n}: ok in {:.1} s -> {}",
-                        t.elapsed().as_secs_f64(),
-                        s.dir.display()
-                    ),
-                    Err(e) => {
-                        eprintln!("{n}: FAILED after {:.1} s: {e}", t.elapsed().as_secs_f64());
-                        failed.push(n);
-                    }
+            let queue = std::sync::Mutex::new(names.into_iter());
+            let failed = std::sync::Mutex::new(Vec::new());
+            std::thread::scope(|scope| {
+                for _ in 0..jobs.max(1) {
+                    scope.spawn(|| loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let Some(n) = next else { break };
+                        let t = Instant::now();
+                        let r = if force {
+                            testlab::rebuild(n)
+                        } else {
+                            testlab::scenario(n)
+                        };
+                        match r {
+                            Ok(s) => println!(
+                                "{n}: ok in {:.1} s -> {}",
+                                t.elapsed().as_secs_f64(),
+                                s.dir.display()
+                            ),
+                            Err(e) => {
+                                eprintln!(
+                                    "{n}: FAILED after {:.1} s: {e}",
+                                    t.elapsed().as_secs_f64()
+                                );
+                                if let Ok(mut f) = failed.lock() {
+                                    f.push(n);
+                                }
+                            }
+                        }
+                    });
                 }
-            }
+            });
+            let failed = failed.into_inner().unwrap_or_default();
             if !failed.is_empty() {
                 bail!("failed scenarios: {}", failed.join(", "));
             }
