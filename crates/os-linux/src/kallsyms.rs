@@ -1,0 +1,415 @@
+//! kallsyms: the kernel's own symbol table, found and decoded from raw bytes.
+//! **Key decision: find the tables by structure, not by symbol.** The token table always
+//! holds the single-character tokens `"0".."9"` back to back (`0\01\02\0…9\0`, a memchr
+//! anchor), and is followed by the token index: 256 ascending `u16` offsets that must
+//! equal the offsets of the 256 strings. From there everything else is located by its
+//! shape, working for the 5.x/6.x orders of the tables:
+//!
+//! - `kallsyms_num_syms` (`N`) directly precedes `kallsyms_names` in every layout; the
+//!   names are followed by `kallsyms_markers` (`ceil(N/256)` ascending `u32`, the first 0),
+//!   then optionally `kallsyms_seqs_of_names` (`3N` bytes, 6.2+ and Debian's 6.1), then the
+//!   token table. A backward scan from the token table tries each plausible `N` and keeps
+//!   the one whose markers fit exactly.
+//! - `kallsyms_offsets` (`N` × `i32`) and `kallsyms_relative_base` are either just before
+//!   `num_syms` (≤ 6.x older order) or just after the token index (newer order); both
+//!   places are tried and the one whose decoded addresses ascend wins. Absolute-percpu
+//!   encoding (x86-64 SMP: negative offsets are relative, non-negative are absolute) is
+//!   detected from the signs.
+//!
+//! The parser works on a byte window copied from memory (or a `vmlinux` file): positions
+//! are window offsets, which the caller maps back to physical addresses.
+
+use std::collections::HashMap;
+
+use crate::error::{LinuxError, Result};
+
+/// The single-character tokens `"0".."9"`, always adjacent in the token table.
+pub const DIGITS_ANCHOR: &[u8] = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
+
+/// Positions (window offsets) of the kallsyms tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// `kallsyms_token_table`.
+    pub token_table: usize,
+    /// `kallsyms_token_index`.
+    pub token_index: usize,
+    /// `kallsyms_num_syms`.
+    pub num_syms_pos: usize,
+    /// `kallsyms_names`.
+    pub names: usize,
+    /// `kallsyms_markers`.
+    pub markers: usize,
+    /// `kallsyms_seqs_of_names`, when present.
+    pub seqs_of_names: Option<usize>,
+    /// `kallsyms_offsets`.
+    pub offsets: usize,
+    /// `kallsyms_relative_base`.
+    pub relative_base_pos: usize,
+    /// Number of symbols.
+    pub num_syms: usize,
+    /// The value of `kallsyms_relative_base` (relocated, as in memory).
+    pub relative_base: u64,
+    /// Whether offsets use the absolute-percpu encoding.
+    pub absolute_percpu: bool,
+}
+
+/// One symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    /// Name.
+    pub name: String,
+    /// Type letter as `nm` prints it (`T`, `t`, `D`, `d`, …).
+    pub kind: char,
+    /// Address.
+    pub addr: u64,
+}
+
+/// A decoded symbol table with lookup by name.
+#[derive(Debug, Clone, Default)]
+pub struct SymbolTable {
+    syms: Vec<Symbol>,
+    by_name: HashMap<String, Vec<u32>>,
+}
+
+impl SymbolTable {
+    /// Builds a table (lookup index included).
+    pub fn new(syms: Vec<Symbol>) -> Self {
+        let mut by_name: HashMap<String, Vec<u32>> = HashMap::with_capacity(syms.len());
+        for (i, s) in syms.iter().enumerate() {
+            by_name.entry(s.name.clone()).or_default().push(i as u32);
+        }
+        Self { syms, by_name }
+    }
+
+    /// All symbols, in table order.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.syms
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.syms.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.syms.is_empty()
+    }
+
+    /// Address of `name`, preferring a global (upper-case type) symbol when several share it.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        let ids = self.by_name.get(name)?;
+        let pick = ids
+            .iter()
+            .find(|i| {
+                self.syms
+                    .get(**i as usize)
+                    .is_some_and(|s| s.kind.is_ascii_uppercase())
+            })
+            .or(ids.first())?;
+        self.syms.get(*pick as usize).map(|s| s.addr)
+    }
+
+    /// Every symbol named `name`.
+    pub fn get_all(&self, name: &str) -> Vec<&Symbol> {
+        self.by_name
+            .get(name)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| self.syms.get(*i as usize))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn rd_u16(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?))
+}
+fn rd_u32(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?))
+}
+fn rd_u64(b: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// Validates a token table around an occurrence of [`DIGITS_ANCHOR`] at `hit`; returns
+/// `(token_table, token_index)` positions.
+pub fn token_table_at(w: &[u8], hit: usize) -> Option<(usize, usize)> {
+    // Walk back 48 strings ('0' is token 0x30 when the table holds all single characters
+    // as themselves; otherwise try other counts of preceding strings).
+    let mut start = hit;
+    for back in 0..=0x30usize {
+        if back > 0 {
+            // `start - 1` is the NUL ending the previous string; find that string's start.
+            let prev_end = start.checked_sub(1)?;
+            if *w.get(prev_end)? != 0 || prev_end == 0 {
+                return None;
+            }
+            let s = memchr::memrchr(0, w.get(..prev_end)?).map_or(0, |p| p + 1);
+            if s == prev_end || prev_end - s > 64 {
+                return None;
+            }
+            start = s;
+        }
+        if back == 0x30 {
+            if let Some(idx) = check_index(w, start) {
+                return Some((start, idx));
+            }
+        }
+    }
+    None
+}
+
+/// Checks that 256 strings start at `table` and are followed by a matching index.
+fn check_index(w: &[u8], table: usize) -> Option<usize> {
+    let mut offs = [0u16; 256];
+    let mut p = table;
+    for o in offs.iter_mut() {
+        let rel = p - table;
+        *o = u16::try_from(rel).ok()?;
+        let n = memchr::memchr(0, w.get(p..(p + 65).min(w.len()))?)?;
+        if n == 0 {
+            return None;
+        }
+        p += n + 1;
+    }
+    for align in [8usize, 4, 2] {
+        let idx = p.div_ceil(align) * align;
+        if (0..256).all(|i| rd_u16(w, idx + 2 * i) == Some(offs[i])) {
+            return Some(idx);
+        }
+    }
+    None
+}
+
+/// Finds every valid token table in `w`: `(token_table, token_index)` positions.
+pub fn find_token_tables(w: &[u8]) -> Vec<(usize, usize)> {
+    memchr::memmem::find_iter(w, DIGITS_ANCHOR)
+        .filter_map(|hit| token_table_at(w, hit))
+        .collect()
+}
+
+/// Decodes one name entry at `p`; returns (length in tokens, header bytes).
+fn entry_len(w: &[u8], p: usize) -> Option<(usize, usize)> {
+    let b0 = *w.get(p)? as usize;
+    if b0 & 0x80 != 0 {
+        let b1 = *w.get(p + 1)? as usize;
+        Some(((b0 & 0x7f) | (b1 << 7), 2))
+    } else {
+        Some((b0, 1))
+    }
+}
+
+/// Skips `count` name entries from `p`; returns the end position.
+fn skip_names(w: &[u8], mut p: usize, count: usize) -> Option<usize> {
+    for _ in 0..count {
+        let (len, hdr) = entry_len(w, p)?;
+        if len == 0 {
+            return None;
+        }
+        p = p.checked_add(hdr + len)?;
+        if p > w.len() {
+            return None;
+        }
+    }
+    Some(p)
+}
+
+/// Locates `num_syms`, names, markers and seqs before a token table.
+fn find_names(w: &[u8], tt: usize) -> Option<Layout> {
+    let lo = tt.saturating_sub(16 << 20);
+    let mut p = tt.checked_sub(4)? & !3;
+    while p > lo {
+        let n = rd_u32(w, p)? as usize;
+        if (256..4_000_000).contains(&n) {
+            if let Some(l) = try_num_syms(w, tt, p, n) {
+                return Some(l);
+            }
+        }
+        p -= 4;
+    }
+    None
+}
+
+fn try_num_syms(w: &[u8], tt: usize, p: usize, n: usize) -> Option<Layout> {
+    let m = n.div_ceil(256);
+    let names_candidates = [p + 4, p + 8];
+    for seqs in [true, false] {
+        let seq_len = if seqs { 3 * n } else { 0 };
+        for pad in 0..8usize {
+            let Some(seq_start) = tt.checked_sub(pad + seq_len) else {
+                continue;
+            };
+            for pad2 in 0..8usize {
+                let Some(ms) = seq_start.checked_sub(pad2 + 4 * m) else {
+                    continue;
+                };
+                if ms % 4 != 0 || ms <= p + 4 || rd_u32(w, ms)? != 0 {
+                    continue;
+                }
+                // Markers ascend.
+                let mut prev = 0u32;
+                let mut ok = true;
+                for k in 1..m {
+                    let v = rd_u32(w, ms + 4 * k)?;
+                    if v <= prev {
+                        ok = false;
+                        break;
+                    }
+                    prev = v;
+                }
+                if !ok {
+                    continue;
+                }
+                for &names in &names_candidates {
+                    if names >= ms || prev as usize >= ms - names {
+                        continue;
+                    }
+                    // The first 256 names must end exactly at markers[1].
+                    if m > 1 {
+                        let m1 = rd_u32(w, ms + 4)? as usize;
+                        if skip_names(w, names, 256) != Some(names + m1) {
+                            continue;
+                        }
+                    }
+                    // All names must end right before the markers (modulo alignment).
+                    let Some(end) = skip_names(w, names, n) else {
+                        continue;
+                    };
+                    if end > ms || ms - end >= 8 {
+                        continue;
+                    }
+                    return Some(Layout {
+                        token_table: tt,
+                        num_syms_pos: p,
+                        names,
+                        markers: ms,
+                        seqs_of_names: seqs.then_some(seq_start),
+                        num_syms: n,
+                        ..Layout::default()
+                    });
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Scores how well `n` offsets at `off` decode to ascending addresses with base `base`.
+fn decode_addrs(w: &[u8], off: usize, n: usize, base: u64) -> Option<(Vec<u64>, bool, usize)> {
+    let raw: Vec<i32> = (0..n)
+        .map(|i| rd_u32(w, off + 4 * i).map(|v| v as i32))
+        .collect::<Option<_>>()?;
+    let negatives = raw.iter().filter(|v| **v < 0).count();
+    let percpu = negatives > n / 2;
+    let addrs: Vec<u64> = raw
+        .iter()
+        .map(|&o| {
+            if percpu {
+                if o >= 0 {
+                    o as u64
+                } else {
+                    base.wrapping_sub(1).wrapping_sub(o as i64 as u64)
+                }
+            } else {
+                base.wrapping_add(o as u32 as u64)
+            }
+        })
+        .collect();
+    let ascending = addrs.windows(2).filter(|p| p[0] <= p[1]).count();
+    Some((addrs, percpu, ascending))
+}
+
+/// Finds and decodes the kallsyms tables given a token table found by
+/// [`find_token_tables`]. `where_` names the window for error messages.
+pub fn parse(w: &[u8], token_table: usize, token_index: usize, where_: &str) -> Result<(Layout, SymbolTable)> {
+    let err = |what: &str| LinuxError::Kallsyms {
+        location: where_.to_string(),
+        what: what.to_string(),
+    };
+    let mut l = find_names(w, token_table)
+        .ok_or_else(|| err("no kallsyms_num_syms/names/markers fit before the token table"))?;
+    l.token_index = token_index;
+    let n = l.num_syms;
+    // Candidate (offsets, relative_base) placements.
+    let mut cands = Vec::new();
+    let rb_old = (l.num_syms_pos & !7).checked_sub(8);
+    if let Some(rb) = rb_old {
+        for extra in [0usize, 4] {
+            if let Some(o) = rb.checked_sub(4 * n + extra) {
+                cands.push((o, rb));
+            }
+        }
+    }
+    let after = (token_index + 512).div_ceil(8) * 8;
+    let rb_new = (after + 4 * n).div_ceil(8) * 8;
+    cands.push((after, rb_new));
+    let mut best: Option<(usize, usize, Vec<u64>, bool, usize)> = None;
+    for (o, rb) in cands {
+        let Some(base) = rd_u64(w, rb) else { continue };
+        if base >> 48 != 0xffff && base >> 32 != 0 {
+            continue;
+        }
+        if let Some((addrs, percpu, score)) = decode_addrs(w, o, n, base) {
+            if best.as_ref().is_none_or(|b| score > b.4) {
+                best = Some((o, rb, addrs, percpu, score));
+            }
+        }
+    }
+    let (offsets, rb, addrs, percpu, score) =
+        best.ok_or_else(|| err("kallsyms_offsets/relative_base not found around the tables"))?;
+    if score + 1 < n.saturating_sub(n / 100) {
+        return Err(err(&format!(
+            "decoded addresses do not ascend ({score} of {n} in order)"
+        )));
+    }
+    l.offsets = offsets;
+    l.relative_base_pos = rb;
+    l.relative_base = rd_u64(w, rb).unwrap_or(0);
+    l.absolute_percpu = percpu;
+    // Token strings.
+    let mut tokens: Vec<&[u8]> = Vec::with_capacity(256);
+    for i in 0..256 {
+        let o = rd_u16(w, token_index + 2 * i).ok_or_else(|| err("token index truncated"))?;
+        let s = w
+            .get(token_table + o as usize..)
+            .ok_or_else(|| err("token out of range"))?;
+        let e = memchr::memchr(0, s).ok_or_else(|| err("unterminated token"))?;
+        tokens.push(&s[..e]);
+    }
+    let mut syms = Vec::with_capacity(n);
+    let mut p = l.names;
+    let mut buf = Vec::with_capacity(128);
+    for addr in addrs {
+        let (len, hdr) = entry_len(w, p).ok_or_else(|| err("names truncated"))?;
+        let body = w
+            .get(p + hdr..p + hdr + len)
+            .ok_or_else(|| err("names truncated"))?;
+        buf.clear();
+        for &t in body {
+            buf.extend_from_slice(tokens[t as usize]);
+        }
+        p += hdr + len;
+        let kind = buf.first().map_or('?', |c| *c as char);
+        let name = String::from_utf8_lossy(buf.get(1..).unwrap_or(&[])).into_owned();
+        syms.push(Symbol { name, kind, addr });
+    }
+    Ok((l, SymbolTable::new(syms)))
+}
+
+/// Finds the first valid kallsyms in `w` and decodes it.
+pub fn find_and_parse(w: &[u8], where_: &str) -> Result<(Layout, SymbolTable)> {
+    let tables = find_token_tables(w);
+    let mut last = None;
+    for (tt, ti) in tables {
+        match parse(w, tt, ti, where_) {
+            Ok(r) => return Ok(r),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| LinuxError::Kallsyms {
+        location: where_.to_string(),
+        what: "no token table (the `0\\01\\0…9\\0` anchor followed by a matching index)".into(),
+    }))
+}

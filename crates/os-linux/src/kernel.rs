@@ -1,0 +1,419 @@
+//! Opening a kernel: from physical memory to symbols, layouts and a kernel address space.
+//! **Key decision: hints are optional shortcuts, the scan is the ground path.** The order
+//! is: kallsyms by scan (or a user System.map), then every address fact read from the
+//! image itself; VMCOREINFO and registers only fill gaps (e.g. CR4.LA57 when the kernel
+//! has no `__pgtable_l5_enabled`) and are cross-checked with a logged warning on mismatch.
+//! An idle vCPU's CR3 is never used as the kernel root: it is often a user process's page
+//! table (lazy TLB); `init_top_pgt` from kallsyms is.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memlens_core::{
+    CpuRegisters, MemoryViewExt, PhysAddr, PhysicalMemory, PhysicalTarget, VirtAddr,
+};
+
+use crate::btf::Btf;
+use crate::error::{LinuxError, Result};
+use crate::kallsyms::SymbolTable;
+use crate::layout::Offsets;
+use crate::scan;
+use crate::sysmap;
+use crate::vm::X86Space;
+
+/// `__START_KERNEL_map` on x86-64.
+pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+/// Link address of `_text` on x86-64 (KASLR offset 0).
+pub const DEFAULT_TEXT: u64 = 0xffff_ffff_8100_0000;
+
+/// Options of [`crate::LinuxOs::open`].
+#[derive(Debug, Clone, Default)]
+pub struct LinuxOptions {
+    /// Force the kernel page-table root (physical address).
+    pub root: Option<PhysAddr>,
+    /// Force the virtual KASLR offset applied to a System.map (`_text - 0xffffffff81000000`).
+    pub kaslr_offset: Option<u64>,
+    /// A System.map to use when kallsyms cannot be found in memory.
+    pub symbols: Option<PathBuf>,
+    /// Ignore VMCOREINFO and CPU registers (pure scan; for tests and distrust).
+    pub no_hints: bool,
+}
+
+/// Where the symbols came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymbolSource {
+    /// kallsyms decoded from memory.
+    Kallsyms,
+    /// A user-supplied System.map.
+    SystemMap,
+}
+
+/// Facts about the opened kernel (shown by `memlens info`).
+#[derive(Debug, Clone)]
+pub struct LinuxInfo {
+    /// Kernel release (`uname -r`).
+    pub release: Option<String>,
+    /// The `Linux version …` banner.
+    pub banner: Option<String>,
+    /// Paging depth (4 or 5).
+    pub levels: u8,
+    /// Kernel page-table root.
+    pub root: PhysAddr,
+    /// Virtual KASLR offset (`_text - 0xffffffff81000000`).
+    pub kaslr_virtual: u64,
+    /// Physical address of `_text`.
+    pub text_phys: PhysAddr,
+    /// Virtual minus physical address of the kernel image.
+    pub image_delta: u64,
+    /// Base of the direct map (`page_offset_base`).
+    pub page_offset_base: u64,
+    /// Symbol source.
+    pub symbol_source: SymbolSource,
+    /// Number of symbols.
+    pub symbol_count: usize,
+    /// Number of BTF types.
+    pub btf_types: usize,
+    /// Which hints were used (`vmcoreinfo`, `cpu`), if any.
+    pub hints_used: Vec<String>,
+    /// Time per stage of the open.
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+/// An opened kernel: symbols, layouts and the kernel address space.
+pub struct Kernel {
+    pub(crate) phys: Arc<dyn PhysicalMemory>,
+    pub(crate) kvm: X86Space,
+    pub(crate) syms: SymbolTable,
+    pub(crate) btf: Btf,
+    pub(crate) off: Offsets,
+    pub(crate) page_offset_base: u64,
+    pub(crate) info: LinuxInfo,
+    pub(crate) target: PhysicalTarget,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").field("info", &self.info).finish()
+    }
+}
+
+fn vmci_u64(v: &BTreeMap<String, String>, key: &str) -> Option<u64> {
+    let s = v.get(key)?.trim();
+    if let Some(h) = s.strip_prefix("0x") {
+        return u64::from_str_radix(h, 16).ok();
+    }
+    // SYMBOL()/KERNELOFFSET/phys_base values are hex without prefix; NUMBER() decimal.
+    if key.starts_with("NUMBER(") {
+        s.parse().ok()
+    } else {
+        u64::from_str_radix(s, 16).ok()
+    }
+}
+
+impl Kernel {
+    /// Finds and opens the kernel in `target`.
+    pub fn open(target: PhysicalTarget, opts: &LinuxOptions) -> Result<Kernel> {
+        let phys = target.memory.clone();
+        let mut timings = Vec::new();
+        let mut hints_used = Vec::new();
+        let vmci = if opts.no_hints {
+            None
+        } else {
+            target.info.vmcoreinfo.clone()
+        };
+        let cpu0 = if opts.no_hints {
+            None
+        } else {
+            target.cpu.as_ref().and_then(|c| c.registers(0).ok())
+        };
+
+        // 1. Symbols and the image's physical offset.
+        let t = Instant::now();
+        let (syms, image_delta, source) = match scan::find_kallsyms(&*phys) {
+            Ok(found) => {
+                let delta = image_delta_from_kallsyms(&*phys, &found.symbols, found.token_table)?;
+                (found.symbols, delta, SymbolSource::Kallsyms)
+            }
+            Err(kerr) => {
+                let Some(path) = &opts.symbols else {
+                    let banner = scan::find_banner(&*phys);
+                    return Err(LinuxError::KernelNotFound {
+                        found: match banner {
+                            Some((pa, b)) => format!("banner `{b}` at {pa:#x}, but {kerr}"),
+                            None => format!("no `Linux version` banner; {kerr}"),
+                        },
+                        missing: "the kallsyms tables; give a System.map with `symbols=PATH`"
+                            .into(),
+                    });
+                };
+                let table = sysmap::load(path)?;
+                let kaslr = opts
+                    .kaslr_offset
+                    .or_else(|| vmci.as_ref().and_then(|v| vmci_u64(v, "KERNELOFFSET")))
+                    .unwrap_or(0);
+                let table = sysmap::shifted(&table, kaslr);
+                let delta = image_delta_without_kallsyms(&*phys, &table, vmci.as_ref())?;
+                (table, delta, SymbolSource::SystemMap)
+            }
+        };
+        timings.push(("kallsyms", t.elapsed()));
+        let sym = |name: &str| {
+            syms.get(name).ok_or_else(|| LinuxError::MissingSymbol {
+                name: name.into(),
+                source_name: format!("{source:?}"),
+            })
+        };
+        let pa_of = |va: u64| PhysAddr(va.wrapping_sub(image_delta));
+
+        // 2. Page-table root and depth.
+        let t = Instant::now();
+        let root = match opts.root {
+            Some(r) => r,
+            None => pa_of(sym("init_top_pgt").or_else(|_| sym("swapper_pg_dir"))?),
+        };
+        if let Some(v) = &vmci {
+            if let (Some(s), None) = (vmci_u64(v, "SYMBOL(init_top_pgt)"), opts.root) {
+                if pa_of(s) != root {
+                    log::warn!("VMCOREINFO init_top_pgt {s:#x} disagrees with kallsyms; using kallsyms");
+                }
+            }
+        }
+        let levels = if let Ok(va) = sym("__pgtable_l5_enabled") {
+            if phys.read_u32(pa_of(va))? != 0 {
+                5
+            } else {
+                4
+            }
+        } else if let Some(n) = vmci
+            .as_ref()
+            .and_then(|v| vmci_u64(v, "NUMBER(pgtable_l5_enabled)"))
+        {
+            hints_used.push("vmcoreinfo".into());
+            if n != 0 {
+                5
+            } else {
+                4
+            }
+        } else if let Some(CpuRegisters::X86(r)) = &cpu0 {
+            hints_used.push("cpu".into());
+            if r.la57() {
+                5
+            } else {
+                4
+            }
+        } else {
+            4
+        };
+        let page_offset_base = match sym("page_offset_base") {
+            Ok(va) => phys.read_u64(pa_of(va))?,
+            Err(_) if levels == 5 => 0xff11_0000_0000_0000,
+            Err(_) => 0xffff_8880_0000_0000,
+        };
+        let text = sym("_text").or_else(|_| sym("_stext"))?;
+        let end = sym("_end").unwrap_or(text + (64 << 20));
+        let max_phys = phys.metadata().max_addr.0.saturating_add(1);
+        let kvm = X86Space::new(phys.clone(), root, levels)
+            .with_linear(text, end.saturating_sub(text), text.wrapping_sub(image_delta))
+            .with_linear(page_offset_base, max_phys, 0);
+        // Cross-check: the page tables must map the image where the linear window says.
+        let walker = X86Space::new(phys.clone(), root, levels);
+        match walker.translate(VirtAddr(text)) {
+            Ok((pa, _)) if pa == pa_of(text) => {}
+            other => {
+                return Err(LinuxError::KernelNotFound {
+                    found: format!(
+                        "kallsyms (_text {text:#x}, image at {}), root {root}",
+                        pa_of(text)
+                    ),
+                    missing: format!(
+                        "a page table at the root that maps _text there ({:?}, {levels} levels)",
+                        other.map(|x| x.0)
+                    ),
+                })
+            }
+        }
+        timings.push(("root", t.elapsed()));
+
+        // 3. BTF.
+        let t = Instant::now();
+        let banner = sym("linux_banner")
+            .ok()
+            .and_then(|va| kvm.read_cstr(VirtAddr(va), 512).ok())
+            .map(|s| s.trim_end().to_string());
+        let release = vmci
+            .as_ref()
+            .and_then(|v| v.get("OSRELEASE").cloned())
+            .or_else(|| banner.as_deref().and_then(scan::release_of_banner));
+        let blob = match (sym("__start_BTF"), sym("__stop_BTF")) {
+            (Ok(s), Ok(e)) if e > s && e - s < (64 << 20) => {
+                Some(scan::read_lossy(&*phys, pa_of(s).0, (e - s) as usize))
+            }
+            _ => scan::find_btf(&*phys, pa_of(text).0, end.saturating_sub(text))
+                .map(|(_, b)| b),
+        };
+        let Some(blob) = blob else {
+            return Err(LinuxError::NoBtf {
+                release: release.clone().unwrap_or_else(|| "(unknown release)".into()),
+            });
+        };
+        let btf = Btf::parse(&blob)?;
+        let off = Offsets::from_btf(&btf)?;
+        timings.push(("btf", t.elapsed()));
+
+        let info = LinuxInfo {
+            release,
+            banner,
+            levels,
+            root,
+            kaslr_virtual: text.wrapping_sub(DEFAULT_TEXT),
+            text_phys: pa_of(text),
+            image_delta,
+            page_offset_base,
+            symbol_source: source,
+            symbol_count: syms.len(),
+            btf_types: btf.type_count(),
+            hints_used,
+            timings,
+        };
+        Ok(Kernel {
+            phys,
+            kvm,
+            syms,
+            btf,
+            off,
+            page_offset_base,
+            info,
+            target,
+        })
+    }
+
+    /// Facts about the kernel.
+    pub fn info(&self) -> &LinuxInfo {
+        &self.info
+    }
+
+    /// The symbol table.
+    pub fn symbols(&self) -> &SymbolTable {
+        &self.syms
+    }
+
+    /// The parsed BTF.
+    pub fn btf(&self) -> &Btf {
+        &self.btf
+    }
+
+    /// The kernel's address space.
+    pub fn memory(&self) -> &X86Space {
+        &self.kvm
+    }
+
+    /// Physical address of a direct-map virtual address.
+    pub(crate) fn direct_pa(&self, va: u64) -> PhysAddr {
+        PhysAddr(va.wrapping_sub(self.page_offset_base))
+    }
+
+    /// Reads a u64 of kernel memory.
+    pub(crate) fn u64(&self, va: u64) -> Result<u64> {
+        Ok(self.kvm.read_u64(VirtAddr(va))?)
+    }
+
+    /// Reads a u32 of kernel memory.
+    pub(crate) fn u32(&self, va: u64) -> Result<u32> {
+        Ok(self.kvm.read_u32(VirtAddr(va))?)
+    }
+
+    /// Reads a kernel pointer; `Ok(None)` for NULL, an error for a non-kernel value.
+    pub(crate) fn ptr(&self, va: u64, what: &'static str) -> Result<Option<u64>> {
+        let p = self.u64(va)?;
+        if p == 0 {
+            return Ok(None);
+        }
+        if p >> 47 != 0x1ffff && !(self.info.levels == 5 && p >> 56 == 0xff) {
+            return Err(LinuxError::BadObject {
+                what,
+                va,
+                why: format!("pointer {p:#x} is not a kernel address"),
+            });
+        }
+        Ok(Some(p))
+    }
+
+    /// Reads a fixed-size, NUL-padded char array.
+    pub(crate) fn chars(&self, va: u64, len: usize) -> Result<String> {
+        let v = self.kvm.read_vec(VirtAddr(va), len)?;
+        let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
+        Ok(String::from_utf8_lossy(&v[..end]).into_owned())
+    }
+}
+
+/// Without kallsyms: the image's `VA - PA` from VMCOREINFO's `phys_base`, or from where
+/// the `linux_banner` symbol's text is found in physical memory.
+fn image_delta_without_kallsyms(
+    phys: &dyn PhysicalMemory,
+    syms: &SymbolTable,
+    vmci: Option<&BTreeMap<String, String>>,
+) -> Result<u64> {
+    if let Some(pb) = vmci.and_then(|v| vmci_u64(v, "NUMBER(phys_base)").or(vmci_u64(v, "phys_base"))) {
+        return Ok(START_KERNEL_MAP.wrapping_sub(pb));
+    }
+    let banner_va = syms.get("linux_banner").ok_or_else(|| LinuxError::MissingSymbol {
+        name: "linux_banner".into(),
+        source_name: "System.map".into(),
+    })?;
+    // The banner is 4-byte aligned in .rodata; the kernel's copy is at an address whose
+    // low 21 bits equal the symbol's (the image is loaded 2 MiB-aligned).
+    let mut found = None;
+    scan::scan_chunks(phys, 256, |pa, bytes| {
+        for hit in memchr::memmem::find_iter(bytes, b"Linux version ") {
+            let hpa = pa + hit as u64;
+            if (hpa ^ banner_va) & 0x1f_ffff == 0 {
+                found = Some(banner_va.wrapping_sub(hpa));
+                return Some(());
+            }
+        }
+        None
+    });
+    found.ok_or_else(|| LinuxError::KernelNotFound {
+        found: "a System.map".into(),
+        missing: "the kernel banner at a 2 MiB-congruent physical address (image offset)".into(),
+    })
+}
+
+/// The image's `VA - PA` once kallsyms is decoded. kallsyms leaves out its own tables, so
+/// the token table's virtual address is not a symbol; but the image is placed 2 MiB-aligned
+/// both virtually and physically, so the table's virtual address is congruent to its
+/// physical one modulo 2 MiB and lies in `[_text, _end)`. Each such candidate is checked
+/// by reading `linux_banner` through it (the page-table walk in `open` checks again).
+fn image_delta_from_kallsyms(
+    phys: &dyn PhysicalMemory,
+    syms: &SymbolTable,
+    tt: PhysAddr,
+) -> Result<u64> {
+    let missing = |name: &str| LinuxError::MissingSymbol {
+        name: name.into(),
+        source_name: "kallsyms".into(),
+    };
+    let text = syms.get("_text").ok_or_else(|| missing("_text"))?;
+    let end = syms.get("_end").unwrap_or(text + (128 << 20));
+    let banner = syms.get("linux_banner").ok_or_else(|| missing("linux_banner"))?;
+    const ALIGN: u64 = 2 << 20;
+    let mut va = (text & !(ALIGN - 1)) | (tt.0 & (ALIGN - 1));
+    while va < end {
+        if va >= text {
+            let delta = va.wrapping_sub(tt.0);
+            let mut b = [0u8; 14];
+            if phys.read_into(PhysAddr(banner.wrapping_sub(delta)), &mut b).is_ok()
+                && &b == b"Linux version "
+            {
+                return Ok(delta);
+            }
+        }
+        va += ALIGN;
+    }
+    Err(LinuxError::KernelNotFound {
+        found: format!("kallsyms at {tt} (_text {text:#x})"),
+        missing: "the kernel banner at any 2 MiB-congruent image offset".into(),
+    })
+}

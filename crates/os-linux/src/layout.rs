@@ -1,0 +1,174 @@
+//! Structure offsets the plugin reads, resolved once from BTF. **Key decision: resolve
+//! everything up front into plain numbers** so the walks are simple arithmetic and a
+//! missing member is reported at open time (naming `struct.member`), not halfway through a
+//! listing. Members that moved between kernel versions are `Option`s with both variants
+//! tried (`__state`/`state`, maple tree/`mmap` list, `mem[]`/`core_layout`).
+
+use crate::btf::Btf;
+use crate::error::{LinuxError, Result};
+
+/// Offsets (bytes) of the members used by the task, mm, VMA, path and module walks.
+#[allow(missing_docs, reason = "each field is named struct_member after the kernel's own names")]
+#[derive(Debug, Clone, Default)]
+pub struct Offsets {
+    pub task_tasks: u64,
+    pub task_pid: u64,
+    pub task_tgid: u64,
+    pub task_comm: u64,
+    pub task_real_parent: u64,
+    pub task_mm: u64,
+    pub task_cred: Option<u64>,
+    pub task_state: Option<u64>,
+    pub task_exit_state: Option<u64>,
+    pub task_flags: Option<u64>,
+    pub task_start_time: Option<u64>,
+    pub task_signal: Option<u64>,
+    pub signal_nr_threads: Option<u64>,
+    pub cred_uid: Option<u64>,
+    pub cred_gid: Option<u64>,
+    pub mm_pgd: u64,
+    pub mm_mt_root: Option<u64>,
+    pub mm_mmap: Option<u64>,
+    pub mm_arg_start: Option<u64>,
+    pub mm_arg_end: Option<u64>,
+    pub mm_env_start: Option<u64>,
+    pub mm_env_end: Option<u64>,
+    pub mm_exe_file: Option<u64>,
+    pub mm_start_brk: Option<u64>,
+    pub mm_brk: Option<u64>,
+    pub mm_start_stack: Option<u64>,
+    pub vma_start: u64,
+    pub vma_end: u64,
+    pub vma_flags: u64,
+    pub vma_pgoff: u64,
+    pub vma_file: u64,
+    pub vma_next: Option<u64>,
+    pub vma_ops: Option<u64>,
+    pub vma_private: Option<u64>,
+    pub file_path: u64,
+    pub path_mnt: u64,
+    pub path_dentry: u64,
+    pub dentry_parent: u64,
+    pub dentry_name: u64,
+    pub qstr_len: u64,
+    pub qstr_name: u64,
+    pub mount_mnt: Option<u64>,
+    pub mount_parent: Option<u64>,
+    pub mount_mountpoint: Option<u64>,
+    pub vfsmount_root: Option<u64>,
+    /// `maple_range_64`: (pivot offset, slot offset, slot count).
+    pub maple_range: Option<(u64, u64, u64)>,
+    /// `maple_arange_64`: (pivot offset, slot offset, slot count).
+    pub maple_arange: Option<(u64, u64, u64)>,
+    pub module_list: Option<u64>,
+    pub module_name: Option<u64>,
+    pub module_name_len: u64,
+    /// 6.4+: offset of `mem`, size of one `module_memory`, count, offsets of base/size.
+    pub module_mem: Option<(u64, u64, u64, u64, u64)>,
+    /// Older: `core_layout.base`, `core_layout.size`, `init_layout.size`.
+    pub module_layout: Option<(u64, u64, u64)>,
+}
+
+fn req(btf: &Btf, s: &str, m: &str) -> Result<u64> {
+    btf.offset_of(s, m)
+}
+
+fn opt(btf: &Btf, s: &str, m: &str) -> Option<u64> {
+    btf.offset_of(s, m).ok()
+}
+
+/// Pivot offset, slot offset and slot count of a maple node struct.
+fn maple(btf: &Btf, s: &str) -> Option<(u64, u64, u64)> {
+    let id = btf.struct_id(s)?;
+    let piv = btf.member(id, "pivot")?;
+    let slot = btf.member(id, "slot")?;
+    let (_, n) = btf.array(slot.type_id)?;
+    Some((piv.offset(), slot.offset(), n as u64))
+}
+
+impl Offsets {
+    /// Resolves all offsets from `btf`; fails naming the first required member missing.
+    pub fn from_btf(btf: &Btf) -> Result<Offsets> {
+        let mut o = Offsets {
+            task_tasks: req(btf, "task_struct", "tasks")?,
+            task_pid: req(btf, "task_struct", "pid")?,
+            task_tgid: req(btf, "task_struct", "tgid")?,
+            task_comm: req(btf, "task_struct", "comm")?,
+            task_real_parent: req(btf, "task_struct", "real_parent")?,
+            task_mm: req(btf, "task_struct", "mm")?,
+            task_cred: opt(btf, "task_struct", "cred"),
+            task_state: opt(btf, "task_struct", "__state").or(opt(btf, "task_struct", "state")),
+            task_exit_state: opt(btf, "task_struct", "exit_state"),
+            task_flags: opt(btf, "task_struct", "flags"),
+            task_start_time: opt(btf, "task_struct", "start_time"),
+            task_signal: opt(btf, "task_struct", "signal"),
+            signal_nr_threads: opt(btf, "signal_struct", "nr_threads"),
+            cred_uid: opt(btf, "cred", "uid"),
+            cred_gid: opt(btf, "cred", "gid"),
+            mm_pgd: req(btf, "mm_struct", "pgd")?,
+            mm_mt_root: opt(btf, "mm_struct", "mm_mt.ma_root"),
+            mm_mmap: opt(btf, "mm_struct", "mmap"),
+            mm_arg_start: opt(btf, "mm_struct", "arg_start"),
+            mm_arg_end: opt(btf, "mm_struct", "arg_end"),
+            mm_env_start: opt(btf, "mm_struct", "env_start"),
+            mm_env_end: opt(btf, "mm_struct", "env_end"),
+            mm_exe_file: opt(btf, "mm_struct", "exe_file"),
+            mm_start_brk: opt(btf, "mm_struct", "start_brk"),
+            mm_brk: opt(btf, "mm_struct", "brk"),
+            mm_start_stack: opt(btf, "mm_struct", "start_stack"),
+            vma_start: req(btf, "vm_area_struct", "vm_start")?,
+            vma_end: req(btf, "vm_area_struct", "vm_end")?,
+            vma_flags: req(btf, "vm_area_struct", "vm_flags")?,
+            vma_pgoff: req(btf, "vm_area_struct", "vm_pgoff")?,
+            vma_file: req(btf, "vm_area_struct", "vm_file")?,
+            vma_next: opt(btf, "vm_area_struct", "vm_next"),
+            vma_ops: opt(btf, "vm_area_struct", "vm_ops"),
+            vma_private: opt(btf, "vm_area_struct", "vm_private_data"),
+            file_path: req(btf, "file", "f_path")?,
+            path_mnt: req(btf, "path", "mnt")?,
+            path_dentry: req(btf, "path", "dentry")?,
+            dentry_parent: req(btf, "dentry", "d_parent")?,
+            dentry_name: req(btf, "dentry", "d_name")?,
+            qstr_len: req(btf, "qstr", "len")?,
+            qstr_name: req(btf, "qstr", "name")?,
+            mount_mnt: opt(btf, "mount", "mnt"),
+            mount_parent: opt(btf, "mount", "mnt_parent"),
+            mount_mountpoint: opt(btf, "mount", "mnt_mountpoint"),
+            vfsmount_root: opt(btf, "vfsmount", "mnt_root"),
+            maple_range: maple(btf, "maple_range_64"),
+            maple_arange: maple(btf, "maple_arange_64"),
+            module_list: opt(btf, "module", "list"),
+            module_name: opt(btf, "module", "name"),
+            module_name_len: 56,
+            module_mem: None,
+            module_layout: None,
+        };
+        if o.mm_mt_root.is_none() && o.mm_mmap.is_none() {
+            return Err(LinuxError::MissingField {
+                path: "mm_struct.mm_mt (maple tree) or mm_struct.mmap (VMA list)".into(),
+            });
+        }
+        if let Some(id) = btf.struct_id("module") {
+            if let Some(m) = btf.member(id, "name") {
+                o.module_name_len = btf.size_of(m.type_id).unwrap_or(56);
+            }
+            if let Some(mem) = btf.member(id, "mem") {
+                let (elem, n) = btf.array(mem.type_id).unwrap_or((0, 0));
+                let esz = btf.size_of(elem).unwrap_or(0);
+                if let (Ok(b), Ok(s)) = (
+                    btf.offset_of("module_memory", "base"),
+                    btf.offset_of("module_memory", "size"),
+                ) {
+                    o.module_mem = Some((mem.offset(), esz, n as u64, b, s));
+                }
+            } else if let (Some(cb), Some(cs), Some(is)) = (
+                opt(btf, "module", "core_layout.base"),
+                opt(btf, "module", "core_layout.size"),
+                opt(btf, "module", "init_layout.size"),
+            ) {
+                o.module_layout = Some((cb, cs, is));
+            }
+        }
+        Ok(o)
+    }
+}

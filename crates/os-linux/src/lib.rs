@@ -1,0 +1,226 @@
+//! # memlens-os-linux
+//!
+//! Linux guests with zero configuration. **Key decision: everything the plugin needs is
+//! found inside the kernel's own memory** — the kallsyms tables (symbol addresses) and the
+//! BTF blob (every structure layout) — so no System.map, debug package or offset table is
+//! needed. Dump hints (VMCOREINFO, CPU registers) fill gaps and are cross-checked, never
+//! required.
+//!
+//! ```no_run
+//! use memlens_core::{Os, PhysicalTarget, TargetInfo};
+//! use memlens_os_linux::{LinuxOs, LinuxOptions};
+//! let mem = memlens_connector_file::RawFile::open("guest.raw")?;
+//! let target = PhysicalTarget::from_memory(std::sync::Arc::new(mem), TargetInfo::default());
+//! let os = LinuxOs::open(target, LinuxOptions::default())?;
+//! for p in os.processes()? {
+//!     println!("{} {} {}", p.pid, p.ppid, p.name);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Stages: [`scan`] finds kallsyms in physical memory ([`kallsyms`]), [`kernel`] derives
+//! the image offset, page-table root, paging depth and direct map from it and loads
+//! [`btf`] into [`layout::Offsets`]; [`tasks`], [`mm`], [`paths`] and [`modules`] walk
+//! the kernel's lists and trees through [`vm::X86Space`].
+//!
+//! Process memory: a process's view uses `mm->pgd` (via the direct map). With page-table
+//! isolation (KPTI) `mm->pgd` is the kernel copy of the PGD, which on x86 also maps the
+//! whole user half (the kernel reads user memory through it), so it serves both halves.
+
+pub mod btf;
+pub mod error;
+pub mod kallsyms;
+pub mod kernel;
+pub mod layout;
+pub mod mm;
+pub mod modules;
+pub mod paths;
+pub mod scan;
+pub mod sysmap;
+pub mod tasks;
+pub mod vm;
+
+use std::sync::Arc;
+
+use memlens_core::{
+    os::ModuleDetails, MapInfo, ModuleInfo, Os, OsInfo, PhysicalTarget, Process, ProcessInfo,
+    VirtualMemory,
+};
+
+pub use error::{LinuxError, Result};
+pub use kernel::{Kernel, LinuxInfo, LinuxOptions, SymbolSource};
+
+/// A Linux kernel found in a physical target.
+#[derive(Debug, Clone)]
+pub struct LinuxOs {
+    k: Arc<Kernel>,
+}
+
+/// What [`detect`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    /// Kernel release, when known.
+    pub release: Option<String>,
+    /// Physical address of the kallsyms token table, when found by scan.
+    pub kallsyms_at: Option<u64>,
+}
+
+/// Cheap check for `-o auto`: VMCOREINFO naming a release, or a kallsyms token table in
+/// physical memory (found, not decoded).
+pub fn detect(target: &PhysicalTarget) -> Option<Detected> {
+    if let Some(rel) = target
+        .info
+        .vmcoreinfo
+        .as_ref()
+        .and_then(|v| v.get("OSRELEASE").cloned())
+    {
+        return Some(Detected {
+            release: Some(rel),
+            kallsyms_at: None,
+        });
+    }
+    scan::scan_chunks(&*target.memory, 4096, |pa, bytes| {
+        memchr::memmem::find_iter(bytes, kallsyms::DIGITS_ANCHOR)
+            .find_map(|h| kallsyms::token_table_at(bytes, h))
+            .map(|(tt, _)| Detected {
+                release: None,
+                kallsyms_at: Some(pa + tt as u64),
+            })
+    })
+}
+
+impl LinuxOs {
+    /// Finds the kernel in `target` and prepares symbols and layouts.
+    pub fn open(target: PhysicalTarget, opts: LinuxOptions) -> Result<LinuxOs> {
+        Ok(LinuxOs {
+            k: Arc::new(Kernel::open(target, &opts)?),
+        })
+    }
+
+    /// The opened kernel (symbols, BTF, kernel memory).
+    pub fn kernel(&self) -> &Kernel {
+        &self.k
+    }
+
+    /// Facts about the kernel, with per-stage timings.
+    pub fn linux_info(&self) -> &LinuxInfo {
+        self.k.info()
+    }
+
+    /// Opens process `pid` as a concrete type (see [`Os::process`]).
+    pub fn open_process(&self, pid: u32) -> Result<LinuxProcess> {
+        for t in tasks::task_addrs(&self.k)? {
+            let Ok(tgid) = self.k.u32(t + self.k.off.task_tgid) else {
+                continue;
+            };
+            if tgid == pid {
+                let info = tasks::process_info(&self.k, t)?;
+                let mm = tasks::task_mm(&self.k, t)?.filter(|_| !info.kernel_thread);
+                let space = match mm {
+                    Some(mm) => tasks::mm_space(&self.k, mm)?,
+                    None => self.k.kvm.clone(),
+                };
+                return Ok(LinuxProcess {
+                    k: self.k.clone(),
+                    info,
+                    mm,
+                    space: Arc::new(space),
+                });
+            }
+        }
+        Err(LinuxError::NoSuchProcess { pid })
+    }
+}
+
+impl Os for LinuxOs {
+    fn info(&self) -> OsInfo {
+        let i = self.k.info();
+        let mut details = vec![
+            ("paging".to_string(), format!("{}-level", i.levels)),
+            ("root".to_string(), i.root.to_string()),
+            ("kaslr_virtual".to_string(), format!("{:#x}", i.kaslr_virtual)),
+            ("text_phys".to_string(), i.text_phys.to_string()),
+            ("page_offset_base".to_string(), format!("{:#x}", i.page_offset_base)),
+            ("symbols".to_string(), format!("{:?} ({} symbols)", i.symbol_source, i.symbol_count)),
+            ("btf_types".to_string(), i.btf_types.to_string()),
+            ("hints".to_string(), if i.hints_used.is_empty() { "none".into() } else { i.hints_used.join(",") }),
+        ];
+        for (stage, d) in &i.timings {
+            details.push((format!("time_{stage}"), format!("{:.3} ms", d.as_secs_f64() * 1e3)));
+        }
+        OsInfo {
+            plugin: "linux".into(),
+            release: i.release.clone(),
+            arch: Some(memlens_core::Arch::X86_64),
+            details,
+        }
+    }
+
+    fn processes(&self) -> memlens_core::Result<Vec<ProcessInfo>> {
+        Ok(tasks::processes(&self.k)?)
+    }
+
+    fn process(&self, pid: u32) -> memlens_core::Result<Arc<dyn Process>> {
+        Ok(Arc::new(self.open_process(pid)?))
+    }
+
+    fn kernel_modules(&self) -> memlens_core::Result<Vec<ModuleInfo>> {
+        Ok(modules::kernel_modules(&self.k)?)
+    }
+
+    fn kernel_memory(&self) -> Option<Arc<dyn VirtualMemory>> {
+        Some(Arc::new(self.k.kvm.clone()))
+    }
+
+    fn physical(&self) -> Option<PhysicalTarget> {
+        Some(self.k.target.clone())
+    }
+}
+
+/// An opened Linux process.
+#[derive(Debug, Clone)]
+pub struct LinuxProcess {
+    k: Arc<Kernel>,
+    info: ProcessInfo,
+    mm: Option<u64>,
+    space: Arc<vm::X86Space>,
+}
+
+impl LinuxProcess {
+    /// The process's environment (`NAME=value`), read from its stack.
+    pub fn environment(&self) -> Option<Vec<String>> {
+        tasks::environment(&self.k, self.mm?, &self.space)
+    }
+
+    /// The address space as a concrete type.
+    pub fn space(&self) -> &vm::X86Space {
+        &self.space
+    }
+}
+
+impl Process for LinuxProcess {
+    fn info(&self) -> &ProcessInfo {
+        &self.info
+    }
+
+    fn memory(&self) -> Arc<dyn VirtualMemory> {
+        self.space.clone()
+    }
+
+    fn maps(&self) -> memlens_core::Result<Vec<MapInfo>> {
+        match self.mm {
+            Some(mm) => Ok(mm::maps(&self.k, mm)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn modules(&self) -> memlens_core::Result<Vec<ModuleInfo>> {
+        Ok(mm::modules_of(&self.maps()?))
+    }
+
+    fn module_details(&self, module: &ModuleInfo) -> memlens_core::Result<ModuleDetails> {
+        Err(memlens_core::Error::Unsupported {
+            what: format!("ELF exports/imports of {} (not implemented yet)", module.name),
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! End-to-end on real Debian kernels from the test lab: the plugin opens each scenario's
+//! raw dump with no hints (raw images carry neither VMCOREINFO nor registers, and
+//! `no_hints` is set as well) and its answers are compared with what the guest itself
+//! reported (`truth.json`: `/proc` ps, `/proc/modules`, the marker's maps, strings and
+//! addresses, and `/proc/kallsyms` samples).
+
+use std::sync::Arc;
+
+use memlens_core::{MemoryViewExt, Os, PhysicalTarget, TargetInfo, VirtAddr};
+use memlens_os_linux::{LinuxOptions, LinuxOs};
+use testlab::{MarkerKind, Scenario};
+
+fn open(s: &Scenario) -> LinuxOs {
+    let mem = memlens_connector_file::RawFile::open(&s.raw)
+        .unwrap_or_else(|e| panic!("{}: {e}", s.raw.display()));
+    let target = PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default());
+    let opts = LinuxOptions {
+        no_hints: true,
+        ..Default::default()
+    };
+    LinuxOs::open(target, opts).unwrap_or_else(|e| panic!("{}: open failed: {e}", s.spec.name))
+}
+
+fn check(name: &str) {
+    let s = testlab::require(name);
+    let g = &s.truth.guest;
+    let os = open(&s);
+    let info = os.linux_info();
+    eprintln!("{name}: {:?}", os.info());
+
+    // Kernel facts against the guest's own view.
+    assert_eq!(info.release.as_deref(), Some(g.kernel_release.as_str()));
+    assert_eq!(info.levels, if s.spec.la57 { 5 } else { 4 });
+    for (sym, addr) in &g.kallsyms {
+        assert_eq!(
+            os.kernel().symbols().get(sym),
+            Some(*addr),
+            "{name}: kallsyms {sym}"
+        );
+    }
+    if !s.spec.kaslr {
+        assert_eq!(info.kaslr_virtual, 0);
+    }
+
+    // Processes: every process the guest listed, with the same ppid and name; extra ones
+    // only if started after the snapshot (higher pid).
+    let ps = os.processes().expect("process list");
+    let max_truth = g.processes.iter().map(|p| p.pid).max().unwrap_or(0);
+    for t in &g.processes {
+        let p = ps
+            .iter()
+            .find(|p| p.pid == t.pid)
+            .unwrap_or_else(|| panic!("{name}: pid {} ({}) missing", t.pid, t.comm));
+        assert_eq!(p.ppid, t.ppid, "{name}: ppid of {}", t.pid);
+        // /proc shows a busy workqueue worker as `comm-workqueue` (wq_worker_comm); the
+        // task's own comm is the part before the dash.
+        let same = p.name == t.comm
+            || (p.name.starts_with("kworker/") && t.comm.starts_with(&format!("{}-", p.name)));
+        assert!(same, "{name}: pid {} is {:?}, guest says {:?}", t.pid, p.name, t.comm);
+        if !t.cmdline.is_empty() {
+            assert_eq!(p.cmdline.as_ref(), Some(&t.cmdline), "{name}: cmdline of {}", t.pid);
+        }
+        assert_eq!(p.kernel_thread, t.cmdline.is_empty(), "{name}: kthread flag of {}", t.pid);
+    }
+    for p in &ps {
+        assert!(
+            p.pid > max_truth || g.processes.iter().any(|t| t.pid == p.pid),
+            "{name}: pid {} ({}) not in the guest's ps",
+            p.pid,
+            p.name
+        );
+    }
+
+    // Kernel modules: names, sizes and bases as /proc/modules.
+    let mods = os.kernel_modules().expect("modules");
+    assert_eq!(mods[0].name, "vmlinux");
+    let mut got: Vec<_> = mods[1..].iter().map(|m| (m.name.clone(), m.size, m.base.0)).collect();
+    let mut want: Vec<_> = g.modules.iter().map(|m| (m.name.clone(), m.size, m.address)).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{name}: modules");
+
+    // The marker: maps, strings at their addresses, argv and environment.
+    let m = &g.marker;
+    let proc_ = os.open_process(m.pid).expect("marker process");
+    assert_eq!(proc_.info_ref().name, testlab::truth::MARKER_COMM);
+    let maps = memlens_core::Process::maps(&proc_).expect("maps");
+    let got: Vec<_> = maps
+        .iter()
+        .map(|x| (x.start.0, x.end.0, x.perms.to_string(), x.offset, x.path.clone().unwrap_or_default()))
+        .collect();
+    let want: Vec<_> = m
+        .maps
+        .iter()
+        .map(|x| (x.start, x.end, x.perms.clone(), x.offset, x.path.clone()))
+        .collect();
+    assert_eq!(got, want, "{name}: marker maps");
+    let mem = memlens_core::Process::memory(&proc_);
+    for st in &m.strings {
+        let bytes = mem
+            .read_vec(VirtAddr(st.va), st.text.len())
+            .unwrap_or_else(|e| panic!("{name}: {:?} string at {:#x}: {e}", st.kind, st.va));
+        assert_eq!(String::from_utf8_lossy(&bytes), st.text, "{name}: {:?}", st.kind);
+    }
+    let env = proc_.environment().expect("environment");
+    for st in m.of_kind(MarkerKind::Env) {
+        assert!(env.contains(&st.text), "{name}: env {} missing", st.text);
+    }
+    let argv: Vec<_> = m.of_kind(MarkerKind::Argv).map(|s| s.text.clone()).collect();
+    assert_eq!(proc_.info_ref().cmdline.as_ref(), Some(&argv), "{name}: argv");
+    let mods = memlens_core::Process::modules(&proc_).expect("process modules");
+    assert!(mods.iter().any(|x| x.path.as_deref() == Some("/bin/memlens-marker")));
+}
+
+trait InfoRef {
+    fn info_ref(&self) -> &memlens_core::ProcessInfo;
+}
+impl InfoRef for memlens_os_linux::LinuxProcess {
+    fn info_ref(&self) -> &memlens_core::ProcessInfo {
+        memlens_core::Process::info(self)
+    }
+}
+
+#[test]
+fn x86_64_kaslr() {
+    check("x86_64-kaslr");
+}
+
+#[test]
+fn x86_64_nokaslr() {
+    check("x86_64-nokaslr");
+}
+
+#[test]
+fn x86_64_la57() {
+    check("x86_64-la57");
+}
+
+#[test]
+fn x86_64_4g() {
+    check("x86_64-4g");
+}
