@@ -330,7 +330,7 @@ impl Kernel {
         if p == 0 {
             return Ok(None);
         }
-        if p >> 47 != 0x1ffff && !(self.info.levels == 5 && p >> 56 == 0xff) {
+        if !self.is_kptr(p) {
             return Err(LinuxError::BadObject {
                 what,
                 va,
@@ -338,6 +338,15 @@ impl Kernel {
             });
         }
         Ok(Some(p))
+    }
+
+    /// Whether `p` is a canonical kernel-half address for the paging depth.
+    pub(crate) fn is_kptr(&self, p: u64) -> bool {
+        if self.info.levels == 5 {
+            p >> 56 == 0xff
+        } else {
+            p >> 47 == 0x1ffff
+        }
     }
 
     /// Reads a fixed-size, NUL-padded char array.

@@ -60,6 +60,11 @@ pub struct Offsets {
     pub maple_range: Option<(u64, u64, u64)>,
     /// `maple_arange_64`: (pivot offset, slot offset, slot count).
     pub maple_arange: Option<(u64, u64, u64)>,
+    pub task_worker_private: Option<u64>,
+    pub kthread_data: Option<u64>,
+    pub kthread_full_name: Option<u64>,
+    pub worker_desc: Option<(u64, u64)>,
+    pub worker_current_work: Option<u64>,
     pub module_list: Option<u64>,
     pub module_name: Option<u64>,
     pub module_name_len: u64,
@@ -137,6 +142,14 @@ impl Offsets {
             vfsmount_root: opt(btf, "vfsmount", "mnt_root"),
             maple_range: maple(btf, "maple_range_64"),
             maple_arange: maple(btf, "maple_arange_64"),
+            task_worker_private: opt(btf, "task_struct", "worker_private"),
+            kthread_data: opt(btf, "kthread", "data"),
+            kthread_full_name: opt(btf, "kthread", "full_name"),
+            worker_desc: btf.struct_id("worker").and_then(|id| {
+                let m = btf.member(id, "desc")?;
+                Some((m.offset(), btf.size_of(m.type_id)?))
+            }),
+            worker_current_work: opt(btf, "worker", "current_work"),
             module_list: opt(btf, "module", "list"),
             module_name: opt(btf, "module", "name"),
             module_name_len: 56,

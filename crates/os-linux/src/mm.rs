@@ -116,11 +116,12 @@ fn maple_walk(
         }
         let slot = word(slot_off + 8 * i);
         if slot != 0 {
+            // Children are encoded nodes (`node | type << 3 | 4`); leaf slots are VMAs.
             if leaf {
-                if slot & 3 == 0 && slot >> 47 == 0x1ffff {
+                if slot & 7 == 0 && k.is_kptr(slot) {
                     out.push(slot);
                 }
-            } else if slot & 3 == 2 {
+            } else if k.is_kptr(slot) {
                 maple_walk(k, slot, lo, pivot, depth + 1, nodes, out);
             }
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use memlens_core::{ProcessInfo, VirtAddr};
+use memlens_core::{MemoryViewExt, ProcessInfo, VirtAddr};
 
 use crate::error::{LinuxError, Result};
 use crate::kernel::Kernel;
@@ -14,6 +14,8 @@ use crate::vm::X86Space;
 pub const MAX_TASKS: usize = 1 << 20;
 /// `PF_KTHREAD`.
 const PF_KTHREAD: u32 = 0x0020_0000;
+/// `PF_WQ_WORKER`.
+const PF_WQ_WORKER: u32 = 0x20;
 /// Longest command line / environment read.
 pub const MAX_ARGS: u64 = 128 << 10;
 
@@ -54,6 +56,29 @@ pub fn task_addrs(k: &Kernel) -> Result<Vec<u64>> {
         log::warn!("task list: stopped at the limit of {MAX_TASKS} tasks");
     }
     Ok(out)
+}
+
+/// The name `/proc` shows for a kernel thread: the full name of a kthread (its `comm` is
+/// cut at 15 bytes), or a workqueue worker's `comm` with `+desc` (busy) / `-desc` (idle).
+fn proc_name(k: &Kernel, task: u64, flags: u32, comm: &str) -> Option<String> {
+    let o = &k.off;
+    let kt = k.ptr(task + o.task_worker_private?, "task_struct.worker_private").ok()??;
+    if flags & PF_WQ_WORKER != 0 {
+        let worker = k.ptr(kt + o.kthread_data?, "kthread.data").ok()??;
+        let (desc_off, desc_len) = o.worker_desc?;
+        let desc = k.chars(worker + desc_off, desc_len as usize).ok()?;
+        if desc.is_empty() {
+            return Some(comm.to_string());
+        }
+        let busy = o
+            .worker_current_work
+            .and_then(|c| k.u64(worker + c).ok())
+            .is_some_and(|w| w != 0);
+        return Some(format!("{comm}{}{desc}", if busy { '+' } else { '-' }));
+    }
+    let full = k.ptr(kt + o.kthread_full_name?, "kthread.full_name").ok()??;
+    let s = k.kvm.read_cstr(VirtAddr(full), 63).ok()?;
+    (!s.is_empty()).then_some(s)
 }
 
 /// The `/proc/PID/stat` state letter of a task.
@@ -144,6 +169,11 @@ pub fn process_info(k: &Kernel, task: u64) -> Result<ProcessInfo> {
         _ => None,
     };
     let start_time_ns = o.task_start_time.and_then(|s| k.u64(task + s).ok());
+    let name = if flags & (PF_KTHREAD | PF_WQ_WORKER) != 0 {
+        proc_name(k, task, flags, &name).unwrap_or(name)
+    } else {
+        name
+    };
     let mut info = ProcessInfo {
         pid: tgid,
         ppid,

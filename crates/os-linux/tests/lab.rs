@@ -52,10 +52,11 @@ fn check(name: &str) {
             .find(|p| p.pid == t.pid)
             .unwrap_or_else(|| panic!("{name}: pid {} ({}) missing", t.pid, t.comm));
         assert_eq!(p.ppid, t.ppid, "{name}: ppid of {}", t.pid);
-        // /proc shows a busy workqueue worker as `comm-workqueue` (wq_worker_comm); the
-        // task's own comm is the part before the dash.
+        // A workqueue worker's `+desc`/`-desc` suffix (busy/idle, last workqueue) may change
+        // between the guest's snapshot and the dump: compare up to the suffix for those.
+        let base = |s: &str| s.split(['+', '-']).next().unwrap_or("").to_string();
         let same = p.name == t.comm
-            || (p.name.starts_with("kworker/") && t.comm.starts_with(&format!("{}-", p.name)));
+            || (p.name.starts_with("kworker/") && base(&p.name) == base(&t.comm));
         assert!(same, "{name}: pid {} is {:?}, guest says {:?}", t.pid, p.name, t.comm);
         if !t.cmdline.is_empty() {
             assert_eq!(p.cmdline.as_ref(), Some(&t.cmdline), "{name}: cmdline of {}", t.pid);
