@@ -242,6 +242,17 @@ impl LiveGuest {
     }
 }
 
+impl Drop for LiveGuest {
+    /// Kills QEMU; removes the boot's folder (console log) unless the thread is panicking,
+    /// so a failed test leaves its console log behind for diagnosis.
+    fn drop(&mut self) {
+        self.qemu.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 /// Boots a scenario's guest and leaves it running (the marker spins, the sleeper sleeps).
 /// Returns once the guest printed its in-guest truth.
 pub fn boot_live(name: &str) -> Result<LiveGuest> {
