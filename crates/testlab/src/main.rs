@@ -119,6 +119,7 @@ fn main() -> Result<()> {
             let _ = std::io::stdin().lock().read_line(&mut line);
         }
         Cmd::Truth { name, json } => {
+            testlab::spec(&name)?;
             let s = testlab::Scenario::load_cached(&name).with_context(|| {
                 format!("scenario {name} is not built; run `cargo run -p testlab -- build {name}`")
             })?;
