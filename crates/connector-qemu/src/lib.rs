@@ -1,0 +1,48 @@
+//! # memlens-connector-qemu
+//!
+//! Physical memory of a live QEMU guest. **Key decision: the connector reads guest RAM
+//! out of the QEMU process through an OS plugin's process view** ([`memlens_core::Os`]),
+//! never through host-specific code of its own: it lists processes, picks the
+//! `qemu-system-*` one, finds the RAM block among its mappings and reads it through
+//! `Process::memory()`. Over the native OS plugin that is `process_vm_readv`; over a Linux
+//! guest it would be a QEMU inside a VM (chains). The CLI passes the native OS by default.
+//!
+//! ```no_run
+//! # fn demo(os: std::sync::Arc<dyn memlens_core::Os>) -> Result<(), Box<dyn std::error::Error>> {
+//! use memlens_connector_qemu::{QemuArgs, QemuConnector};
+//! use memlens_core::{MemoryViewExt, PhysAddr};
+//! let qemu = QemuConnector::open(os, &QemuArgs::parse("myvm")?)?;
+//! let word = qemu.memory().read_u64(PhysAddr(0x1000))?;
+//! let target = qemu.physical_target(); // for an OS plugin
+//! # Ok(()) }
+//! ```
+//!
+//! - Discovery ([`cmdline`], [`list_targets`]): pid, `-name`, RAM size (`-m 256M`,
+//!   `size=4G`, `4096`), machine (`-M`/`-machine`), QMP socket (`-qmp unix:PATH` or
+//!   `-chardev socket,path=PATH` + `-mon mode=control`), from the process's command line.
+//!   A name matching several guests is an error listing them.
+//! - RAM block: with QMP, `gpa2hva` names its host address; otherwise the one anonymous
+//!   `rw-p` mapping whose size equals the RAM size (the ~1 GiB `rwxp` TCG code buffer and
+//!   other anonymous maps never match), or the one shared `rw-s` mapping of that size
+//!   (memfd / file backends, which are then mapped directly: see [`memory`]).
+//! - Layout ([`layout`]): from QMP `info mtree -f`, else from the machine type.
+//! - Registers ([`regs`]): QMP `info registers -a` (x86 CR0/2/3/4, EFER, RIP, GPRs;
+//!   aarch64 X0–X30/SP/PC/PSTATE — the monitor does not print TTBRs).
+//! - Pause/resume through QMP on request; writes only with the `writable` argument *and*
+//!   an input OS that allows writing.
+//! - Only Unix-socket QMP is used (no TCP). Memory-backend layouts with several RAM
+//!   blocks (NUMA nodes, hot-plugged DIMMs) are not supported: the main block only.
+
+pub mod cmdline;
+pub mod connector;
+pub mod error;
+pub mod layout;
+pub mod memory;
+pub mod qmp;
+pub mod regs;
+
+pub use cmdline::QemuCommandLine;
+pub use connector::{list_targets, open, QemuArgs, QemuConnector, QemuTarget, QmpCpu};
+pub use error::QemuError;
+pub use memory::QemuMemory;
+pub use qmp::QmpSocket;
