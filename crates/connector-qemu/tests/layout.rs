@@ -1,0 +1,203 @@
+//! The connector against real QEMU processes running only their firmware: the RAM block is
+//! found, the guest-physical layout (with and without QMP) puts every address where QEMU
+//! itself does — checked with QMP `pmemsave`, a dump of the same stopped guest.
+
+mod common;
+
+use common::{native, BareQemu};
+use memlens_connector_qemu::{QemuArgs, QemuConnector, QmpSocket};
+use memlens_core::{MemoryViewExt, MemoryWriteExt, PhysAddr};
+use serde_json::json;
+
+const GIB: u64 = 1 << 30;
+
+fn args(s: &str) -> QemuArgs {
+    QemuArgs::parse(s).unwrap()
+}
+
+/// Bytes QEMU itself holds at guest-physical `addr` (`pmemsave`).
+fn pmemsave(q: &QmpSocket, addr: u64, len: usize) -> Vec<u8> {
+    let f = tempfile_path();
+    q.execute(
+        "pmemsave",
+        Some(json!({"val": addr, "size": len, "filename": f.display().to_string()})),
+    )
+    .expect("pmemsave");
+    let data = std::fs::read(&f).expect("pmemsave output");
+    let _ = std::fs::remove_file(&f);
+    data
+}
+
+fn tempfile_path() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "memlens-pmemsave-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Writes a distinct pattern through the connector at each address, then checks that QEMU
+/// sees it at the same guest-physical address, and that reads agree with `pmemsave`.
+fn check_layout(machine: &str, ram: &str, probes: &[u64]) {
+    let vm = BareQemu::start(machine, ram, true, &[]);
+    let qmp = QmpSocket::new(&vm.qmp);
+    for mode in ["pause", "no-qmp"] {
+        if mode == "no-qmp" {
+            qmp.execute("stop", None).unwrap();
+        }
+        let a = format!("name={},writable,{mode}", vm.name);
+        let c = QemuConnector::open(native(true), &args(&a)).unwrap();
+        let layout = c
+            .details()
+            .iter()
+            .find(|(k, _)| k == "layout")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        if mode == "pause" {
+            assert!(layout.contains("mtree"), "{layout}");
+            assert!(!qmp.running().unwrap(), "paused while open");
+        } else {
+            assert!(layout.contains("machine type"), "{layout}");
+        }
+        let mem = c.memory();
+        for (i, &pa) in probes.iter().enumerate() {
+            let pattern = format!("memlens-probe-{mode}-{i}-{pa:#x}");
+            mem.write_all_at(PhysAddr(pa), pattern.as_bytes()).unwrap();
+            assert_eq!(
+                pmemsave(&qmp, pa, pattern.len()),
+                pattern.as_bytes(),
+                "{machine} {ram} {mode}: QEMU sees our write at {pa:#x}"
+            );
+            assert_eq!(
+                mem.read_vec(PhysAddr(pa), pattern.len()).unwrap(),
+                pattern.as_bytes()
+            );
+        }
+        // The firmware's shadow copy (0xf0000) reads the same through both paths.
+        assert_eq!(
+            mem.read_vec(PhysAddr(0xf_0000), 0x1_0000).unwrap(),
+            pmemsave(&qmp, 0xf_0000, 0x1_0000)
+        );
+        // The VGA hole is not RAM.
+        assert!(mem.read_u64(PhysAddr(0xa_0000)).is_err());
+        drop((mem, c));
+        if mode == "pause" {
+            assert!(
+                qmp.running().unwrap(),
+                "resumed when the connector is dropped"
+            );
+        }
+    }
+    // Both layouts are the same map.
+    let with = QemuConnector::open(native(false), &args(&vm.name)).unwrap();
+    let without =
+        QemuConnector::open(native(false), &args(&format!("{},no-qmp", vm.name))).unwrap();
+    assert_eq!(with.map(), without.map(), "{machine} {ram}");
+}
+
+#[test]
+fn pc_4g_ram_above_4g_is_where_qemu_puts_it() {
+    // Below 3 GiB at offset = address; [4 GiB, 5 GiB) at offset 3 GiB.
+    check_layout(
+        "pc",
+        "4G",
+        &[0x1000, 3 * GIB - 64, 4 * GIB, 4 * GIB + GIB - 64],
+    );
+    // And reading across the 3 GiB end of low RAM is partial.
+    let vm = BareQemu::start("pc", "4G", false, &[]);
+    let c = QemuConnector::open(native(false), &args(&vm.name)).unwrap();
+    let e = c.memory().read_vec(PhysAddr(3 * GIB - 8), 16).unwrap_err();
+    assert!(matches!(e, memlens_core::Error::Partial { .. }), "{e}");
+}
+
+#[test]
+fn q35_3g_splits_at_2g() {
+    check_layout("q35", "3G", &[2 * GIB - 64, 4 * GIB, 4 * GIB + GIB - 64]);
+}
+
+#[test]
+fn pc_256m_single_low_range() {
+    check_layout("pc", "size=256M", &[0x10_0000, 256 * (1 << 20) - 64]);
+}
+
+#[test]
+fn no_qmp_socket_on_the_command_line() {
+    let vm = BareQemu::start("pc", "4096", false, &[]);
+    let os = native(false);
+    let listed = memlens_connector_qemu::list_targets(os.as_ref()).unwrap();
+    let t = listed.iter().find(|t| t.pid == vm.pid()).expect("listed");
+    assert_eq!(t.cmdline.name.as_deref(), Some(vm.name.as_str()));
+    assert_eq!(t.cmdline.ram_size, 4 * GIB);
+    assert_eq!(t.cmdline.qmp_socket, None);
+    let c = QemuConnector::open(os, &args(&vm.pid().to_string())).unwrap();
+    assert_eq!(c.map().entries().len(), 3);
+    // The RAM block is the 4 GiB anonymous mapping, not the TCG code buffer.
+    let m = c.ram_mapping();
+    assert_eq!(m.end.0 - m.start.0, 4 * GIB);
+    assert_eq!(m.perms.to_string(), "rw-p");
+    // SeaBIOS has run: its shadow copy holds its name.
+    let bios = c.memory().read_vec(PhysAddr(0xf_0000), 0x1_0000).unwrap();
+    assert!(bios.windows(7).any(|w| w == b"SeaBIOS"));
+    // Without QMP: no registers, no pause, and the errors say why.
+    assert!(c.physical_target().cpu.is_none());
+    let e = c.pause().unwrap_err().to_string();
+    assert!(e.contains("no QMP socket") && e.contains("pause"), "{e}");
+    // Writes were not asked for.
+    assert!(c.physical_target().writer.is_none());
+}
+
+#[test]
+fn memfd_backend_is_mapped_directly() {
+    let vm = BareQemu::start(
+        "pc,memory-backend=mem0",
+        "256M",
+        true,
+        &["-object", "memory-backend-memfd,id=mem0,size=256M,share=on"],
+    );
+    let qmp = QmpSocket::new(&vm.qmp);
+    let c = QemuConnector::open(native(true), &args(&format!("{},writable", vm.name))).unwrap();
+    assert!(c.memory().is_direct(), "{:?}", c.details());
+    c.memory()
+        .write_all_at(PhysAddr(0x20_0000), b"direct-write")
+        .unwrap();
+    assert_eq!(pmemsave(&qmp, 0x20_0000, 12), b"direct-write");
+    // The same guest through the process view agrees.
+    let v = QemuConnector::open(native(false), &args(&format!("{},no-direct", vm.name))).unwrap();
+    assert!(!v.memory().is_direct());
+    assert_eq!(
+        v.memory().read_vec(PhysAddr(0x20_0000), 12).unwrap(),
+        b"direct-write"
+    );
+}
+
+#[test]
+fn unreadable_qmp_socket_is_named() {
+    let vm = BareQemu::start("pc", "256M", true, &[]);
+    let e = QemuConnector::open(
+        native(false),
+        &args(&format!("{},qmp=/nonexistent/memlens.sock", vm.name)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("/nonexistent/memlens.sock") && e.contains("cannot connect"),
+        "{e}"
+    );
+}
+
+#[test]
+fn several_guests_with_one_name_are_listed_not_guessed() {
+    let a = BareQemu::start("pc", "128M", false, &[]);
+    // A second QEMU with the same -name.
+    let b = BareQemu::start("pc", "128M", false, &["-name", &a.name]);
+    let e = QemuConnector::open(native(false), &args(&a.name))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 QEMU guests match"), "{e}");
+    assert!(
+        e.contains(&a.pid().to_string()) && e.contains(&b.pid().to_string()),
+        "{e}"
+    );
+}
