@@ -105,8 +105,10 @@ fn vmci_u64(v: &BTreeMap<String, String>, key: &str) -> Option<u64> {
         return u64::from_str_radix(h, 16).ok();
     }
     // SYMBOL()/KERNELOFFSET/phys_base values are hex without prefix; NUMBER() decimal.
+    // NUMBER() is printed with %ld: phys_base is "negative" when the image sits below
+    // its link-time offset, so parse signed and keep the bits.
     if key.starts_with("NUMBER(") {
-        s.parse().ok()
+        s.parse::<i64>().ok().map(|v| v as u64)
     } else {
         u64::from_str_radix(s, 16).ok()
     }
@@ -131,7 +133,17 @@ impl Kernel {
 
         // 1. Symbols and the image's physical offset.
         let t = Instant::now();
-        let (syms, image_delta, source) = match scan::find_kallsyms(&*phys) {
+        // VMCOREINFO places the image: PA(_text) = 16 MiB + KERNELOFFSET + phys_base.
+        let hint = vmci.as_ref().and_then(|v| {
+            let pb = vmci_u64(v, "NUMBER(phys_base)")?;
+            let ko = vmci_u64(v, "KERNELOFFSET").unwrap_or(0);
+            let text = (0x100_0000u64).wrapping_add(ko).wrapping_add(pb);
+            Some((text, text.saturating_add(128 << 20)))
+        });
+        if hint.is_some() {
+            hints_used.push("vmcoreinfo".into());
+        }
+        let (syms, image_delta, source) = match scan::find_kallsyms(&*phys, hint) {
             Ok(found) => {
                 let delta = image_delta_from_kallsyms(&*phys, &found.symbols, found.token_table)?;
                 (found.symbols, delta, SymbolSource::Kallsyms)

@@ -13,12 +13,11 @@ use crate::btf;
 use crate::error::{LinuxError, Result};
 use crate::kallsyms::{self, Layout, SymbolTable};
 
-/// Size of one scan read.
-const CHUNK: u64 = 16 << 20;
-/// Bytes read before the token table to catch names, markers and offsets.
-const BEFORE: u64 = 16 << 20;
-/// Bytes read after the token table (newer table orders put the offsets there).
-const AFTER: u64 = 4 << 20;
+/// Size of one scan read (small enough that the copy stays in cache for the search).
+const CHUNK: u64 = 1 << 20;
+/// Windows read around the token table, `(before, after)`: names, markers and offsets
+/// of up to ~200k symbols fit the first; the second is the fallback for huge tables.
+const WINDOWS: [(u64, u64); 2] = [(6 << 20, 1 << 20), (24 << 20, 6 << 20)];
 
 /// Reads `[pa, pa+len)` into a vector, leaving unreadable parts zero.
 pub fn read_lossy(phys: &dyn PhysicalMemory, pa: u64, len: usize) -> Vec<u8> {
@@ -43,39 +42,170 @@ pub struct FoundKallsyms {
     pub rejected: usize,
 }
 
-/// Calls `f(pa, bytes)` for each chunk of backed physical memory, in ascending order, with
-/// `overlap` bytes of the previous chunk repeated; stops when `f` returns `Some`.
-pub fn scan_chunks<T>(
+/// The backed chunks of `[lo, hi)`: `(pa, len)` of at most [`CHUNK`] bytes, ascending.
+fn chunks(phys: &dyn PhysicalMemory, lo: u64, hi: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for r in phys.ranges() {
+        let end = r.end_u64().min(hi);
+        let mut pa = r.base.0.max(lo);
+        while pa < end {
+            let len = (end - pa).min(CHUNK);
+            out.push((pa, len));
+            pa += len;
+        }
+    }
+    out
+}
+
+/// Calls `f(pa, bytes)` for each chunk of backed physical memory in `[lo, hi)`, in
+/// ascending order, with `overlap` bytes of the following chunk appended; stops when `f`
+/// returns `Some`.
+pub fn scan_chunks_in<T>(
     phys: &dyn PhysicalMemory,
+    lo: u64,
+    hi: u64,
     overlap: u64,
     mut f: impl FnMut(u64, &[u8]) -> Option<T>,
 ) -> Option<T> {
     let mut buf = vec![0u8; (CHUNK + overlap) as usize];
-    for r in phys.ranges() {
-        let end = r.end_u64();
-        let mut pa = r.base.0;
-        while pa < end {
-            let len = (end - pa).min(CHUNK + overlap) as usize;
-            let b = &mut buf[..len];
-            let mut ops = [ReadOp::new(PhysAddr(pa), &mut *b)];
-            phys.read_batch(&mut ops);
-            if let Some(t) = f(pa, b) {
-                return Some(t);
+    for (pa, len) in chunks(phys, lo, hi) {
+        let b = &mut buf[..(len + overlap) as usize];
+        let mut ops = [ReadOp::new(PhysAddr(pa), &mut *b)];
+        phys.read_batch(&mut ops);
+        if let Some(t) = f(pa, b) {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// [`scan_chunks_in`] over all of physical memory.
+pub fn scan_chunks<T>(
+    phys: &dyn PhysicalMemory,
+    overlap: u64,
+    f: impl FnMut(u64, &[u8]) -> Option<T>,
+) -> Option<T> {
+    scan_chunks_in(phys, 0, u64::MAX, overlap, f)
+}
+
+/// The lowest physical address in `[lo, hi)` holding a valid token table anchor, searched
+/// by all cores: chunks are handed out in ascending order and a thread stops once a hit
+/// below its next chunk is known, so the result is the lowest hit.
+pub fn find_token_table_parallel(phys: &dyn PhysicalMemory, lo: u64, hi: u64) -> Option<u64> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let list = chunks(phys, lo, hi);
+    let next = AtomicUsize::new(0);
+    let best = AtomicU64::new(u64::MAX);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let overlap = 4096u64;
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut buf = vec![0u8; (CHUNK + overlap) as usize];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(pa, len)) = list.get(i) else { break };
+                    if pa > best.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let b = &mut buf[..(len + overlap) as usize];
+                    let mut ops = [ReadOp::new(PhysAddr(pa), &mut *b)];
+                    phys.read_batch(&mut ops);
+                    let hit = memchr::memmem::find_iter(b, kallsyms::DIGITS_ANCHOR)
+                        .find(|h| kallsyms::token_table_at(b, *h).is_some());
+                    if let Some(h) = hit {
+                        best.fetch_min(pa + h as u64, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let b = best.load(Ordering::Relaxed);
+    (b != u64::MAX).then_some(b)
+}
+
+/// Where the x86-64 kernel image is, read from a page table in the first MiB: the
+/// real-mode trampoline keeps a top-level table whose last entry is the kernel's
+/// (`init_top_pgt[511]`), leading to `level2_kernel_pgt`, whose 2 MiB entries map exactly
+/// the image. Returns the physical range those entries cover. Any false lead only costs a
+/// scan of the wrong range before the full scan.
+pub fn image_range_from_low_tables(phys: &dyn PhysicalMemory) -> Option<(u64, u64)> {
+    const P: u64 = 1;
+    const PS: u64 = 1 << 7;
+    const MASK: u64 = 0x000f_ffff_ffff_f000;
+    let max = phys.metadata().max_addr.0;
+    let table = |pa: u64| -> Option<Vec<u64>> {
+        if pa == 0 || pa > max {
+            return None;
+        }
+        let b = read_lossy(phys, pa, 4096);
+        Some(b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
+    };
+    let next = |e: u64| (e & P != 0 && e & PS == 0).then_some(e & MASK);
+    let low = read_lossy(phys, 0, 1 << 20);
+    for page in low.chunks_exact(4096) {
+        let e511 = u64::from_le_bytes(page[4088..4096].try_into().ok()?);
+        let Some(l4) = next(e511) else { continue };
+        // 4-level: l4 is level3_kernel_pgt; 5-level: a p4d whose [511] is.
+        let mut cands = vec![l4];
+        if let Some(t) = table(l4) {
+            if let Some(l3) = t.get(511).and_then(|e| next(*e)) {
+                cands.push(l3);
             }
-            pa += CHUNK;
+        }
+        for l3 in cands {
+            let Some(t3) = table(l3) else { continue };
+            let Some(l2) = t3.get(510).and_then(|e| next(*e)) else { continue };
+            let Some(t2) = table(l2) else { continue };
+            // After boot the image mapping has holes (freed padding) and 4 KiB splits,
+            // but every 2 MiB entry keeps the same virtual-to-physical offset.
+            let present: Vec<usize> = (0..t2.len()).filter(|i| t2[*i] & P != 0).collect();
+            let offs: Vec<u64> = present
+                .iter()
+                .filter(|i| t2[**i] & PS != 0)
+                .map(|i| (t2[*i] & MASK & !0x1f_ffff).wrapping_sub(*i as u64 * (2 << 20)))
+                .collect();
+            let Some(&off) = offs.first() else { continue };
+            if offs.len() < 2 || offs.iter().any(|o| *o != off) {
+                continue;
+            }
+            let (first, last) = (*present.first()? as u64, *present.last()? as u64);
+            let lo = off.wrapping_add(first * (2 << 20));
+            let hi = off.wrapping_add((last + 1) * (2 << 20));
+            if lo < hi && hi <= max.saturating_add(1) && hi - lo <= (512 << 20) {
+                return Some((lo, hi));
+            }
         }
     }
     None
 }
 
 /// Scans physical memory for the kallsyms tables and decodes the first valid one.
-pub fn find_kallsyms(phys: &dyn PhysicalMemory) -> Result<FoundKallsyms> {
+/// `hint` (`[lo, hi)`, e.g. the image range VMCOREINFO implies) is searched first.
+pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Result<FoundKallsyms> {
     let mut rejected = 0usize;
     let mut last_err = None;
-    let overlap = 4096u64;
-    let found = scan_chunks(phys, overlap, |pa, bytes| {
+    let low = if hint.is_none() { image_range_from_low_tables(phys) } else { None };
+    if let Some((lo, hi)) = hint.or(low) {
+        if let Some(hit) = find_token_table_parallel(phys, lo, hi) {
+            if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
+                return Ok(f);
+            }
+        }
+    }
+    // Fast path: the lowest candidate found in parallel is nearly always the kernel's.
+    let mut from = 0;
+    if let Some(hit) = find_token_table_parallel(phys, 0, u64::MAX) {
+        if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
+            return Ok(f);
+        }
+        from = hit + 1;
+    }
+    let found = scan_chunks_in(phys, from & !(CHUNK - 1), u64::MAX, 4096, |pa, bytes| {
         for hit in memchr::memmem::find_iter(bytes, kallsyms::DIGITS_ANCHOR) {
-            // A hit too close to the chunk start is re-checked with its own window.
+            if pa + (hit as u64) < from {
+                continue;
+            }
             if hit > 8192 && kallsyms::token_table_at(bytes, hit).is_none() {
                 continue;
             }
@@ -88,48 +218,48 @@ pub fn find_kallsyms(phys: &dyn PhysicalMemory) -> Result<FoundKallsyms> {
     found.ok_or_else(|| match last_err {
         Some(e) => e,
         None => LinuxError::KernelNotFound {
-            found: format!(
-                "{} candidate kallsyms token tables, none decodable",
-                rejected
-            ),
+            found: format!("{rejected} candidate kallsyms token tables, none decodable"),
             missing: "the kallsyms tables (a `0\\01\\0…9\\0` token table with its index)".into(),
         },
     })
 }
 
-/// Decodes the kallsyms around a token table near physical address `near`.
+/// Decodes the kallsyms around a token table near physical address `near`, reading a
+/// small window first and a large one if the tables do not fit.
 fn decode_at(
     phys: &dyn PhysicalMemory,
     near: u64,
     rejected: &mut usize,
     last_err: &mut Option<LinuxError>,
 ) -> Option<FoundKallsyms> {
-    let base = near.saturating_sub(BEFORE);
-    let len = (near - base + AFTER) as usize;
-    let w = read_lossy(phys, base, len);
-    let rel = (near - base) as usize;
-    // Re-find the exact table start inside the window.
-    let lo = rel.saturating_sub(8192);
-    let hi = (rel + 8192).min(w.len());
-    let local = memchr::memmem::find_iter(w.get(lo..hi)?, kallsyms::DIGITS_ANCHOR)
-        .filter_map(|h| kallsyms::token_table_at(&w, lo + h))
-        .next();
-    let (tt, ti) = local?;
-    match kallsyms::parse(&w, tt, ti, &format!("physical {:#x}", base + tt as u64)) {
-        Ok((layout, symbols)) => Some(FoundKallsyms {
-            token_table: PhysAddr(base + tt as u64),
-            layout,
-            window_base: base,
-            symbols,
-            rejected: *rejected,
-        }),
-        Err(e) => {
-            *rejected += 1;
-            log::debug!("kallsyms candidate at {:#x} rejected: {e}", base + tt as u64);
-            *last_err = Some(e);
-            None
+    for (before, after) in WINDOWS {
+        let base = near.saturating_sub(before);
+        let w = read_lossy(phys, base, (near - base + after) as usize);
+        let rel = (near - base) as usize;
+        // Re-find the exact table start inside the window.
+        let lo = rel.saturating_sub(8192);
+        let hi = (rel + 8192).min(w.len());
+        let (tt, ti) = memchr::memmem::find_iter(w.get(lo..hi)?, kallsyms::DIGITS_ANCHOR)
+            .filter_map(|h| kallsyms::token_table_at(&w, lo + h))
+            .next()?;
+        match kallsyms::parse(&w, tt, ti, &format!("physical {:#x}", base + tt as u64)) {
+            Ok((layout, symbols)) => {
+                return Some(FoundKallsyms {
+                    token_table: PhysAddr(base + tt as u64),
+                    layout,
+                    window_base: base,
+                    symbols,
+                    rejected: *rejected,
+                })
+            }
+            Err(e) => {
+                log::debug!("kallsyms candidate at {:#x} rejected: {e}", base + tt as u64);
+                *last_err = Some(e);
+            }
         }
     }
+    *rejected += 1;
+    None
 }
 
 /// The BTF header as it appears for vmlinux BTF: magic, version 1, flags 0, hdr_len 24.

@@ -45,15 +45,15 @@ pub fn load(path: &std::path::Path) -> Result<SymbolTable> {
 /// (`>= 0xffffffff80000000`).
 pub fn shifted(t: &SymbolTable, offset: u64) -> SymbolTable {
     SymbolTable::new(
-        t.symbols()
-            .iter()
+        t.iter()
             .map(|s| Symbol {
                 addr: if s.addr >= crate::kernel::START_KERNEL_MAP {
                     s.addr.wrapping_add(offset)
                 } else {
                     s.addr
                 },
-                ..s.clone()
+                name: s.name.to_string(),
+                kind: s.kind,
             })
             .collect(),
     )
