@@ -145,6 +145,7 @@ impl Kernel {
         }
         let (syms, image_delta, source) = match scan::find_kallsyms(&*phys, hint) {
             Ok(found) => {
+                check_x86_64(&found.symbols)?;
                 let delta = image_delta_from_kallsyms(&*phys, &found.symbols, found.token_table)?;
                 (found.symbols, delta, SymbolSource::Kallsyms)
             }
@@ -437,4 +438,21 @@ fn image_delta_from_kallsyms(
         found: format!("kallsyms at {tt} (_text {text:#x})"),
         missing: "the kernel banner at any 2 MiB-congruent image offset".into(),
     })
+}
+
+/// Only x86-64 is handled: its image is linked in the top 2 GiB.
+fn check_x86_64(syms: &SymbolTable) -> Result<()> {
+    if let Some(text) = syms.get("_text").or(syms.get("_stext")) {
+        if text < START_KERNEL_MAP {
+            return Err(LinuxError::Unsupported {
+                what: "architecture",
+                detail: format!(
+                    "kallsyms found ({} symbols) with _text at {text:#x}, outside x86-64's \
+                     kernel map: an aarch64 (or other) kernel; only x86-64 is supported so far",
+                    syms.len()
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -10,21 +10,54 @@ use memlens_core::{MemoryViewExt, Os, PhysicalTarget, TargetInfo, VirtAddr};
 use memlens_os_linux::{LinuxOptions, LinuxOs};
 use testlab::{MarkerKind, Scenario};
 
-fn open(s: &Scenario) -> LinuxOs {
-    let mem = memlens_connector_file::RawFile::open(&s.raw)
-        .unwrap_or_else(|e| panic!("{}: {e}", s.raw.display()));
-    let target = PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default());
+/// Which dump of a scenario to open, and whether to let the plugin use its hints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Input {
+    /// The raw image (no VMCOREINFO, no registers): the pure scan.
+    Raw,
+    /// The ELF core through `open_dump`, with VMCOREINFO and registers as hints.
+    Elf,
+    /// The ELF core with hints disabled (`no_hints`).
+    ElfNoHints,
+    /// The compressed kdump with hints.
+    Kdump,
+}
+
+fn open(s: &Scenario, input: Input) -> LinuxOs {
+    let target = match input {
+        Input::Raw => {
+            let mem = memlens_connector_file::RawFile::open(&s.raw)
+                .unwrap_or_else(|e| panic!("{}: {e}", s.raw.display()));
+            PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default())
+        }
+        Input::Elf | Input::ElfNoHints | Input::Kdump => {
+            let path = if input == Input::Kdump { &s.kdump } else { &s.elf };
+            let d = memlens_connector_file::open_dump(path, &Default::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let t = d.target();
+            assert!(t.info.vmcoreinfo.is_some(), "{}: dump without VMCOREINFO", path.display());
+            t
+        }
+    };
     let opts = LinuxOptions {
-        no_hints: true,
+        no_hints: matches!(input, Input::Raw | Input::ElfNoHints),
         ..Default::default()
     };
-    LinuxOs::open(target, opts).unwrap_or_else(|e| panic!("{}: open failed: {e}", s.spec.name))
+    let os = LinuxOs::open(target, opts)
+        .unwrap_or_else(|e| panic!("{} {input:?}: open failed: {e}", s.spec.name));
+    let hinted = os.linux_info().hints_used.iter().any(|h| h == "vmcoreinfo");
+    assert_eq!(hinted, matches!(input, Input::Elf | Input::Kdump), "{input:?}: hints used");
+    os
 }
 
 fn check(name: &str) {
+    check_input(name, Input::Raw)
+}
+
+fn check_input(name: &str, input: Input) {
     let s = testlab::require(name);
     let g = &s.truth.guest;
-    let os = open(&s);
+    let os = open(&s, input);
     let info = os.linux_info();
     eprintln!("{name}: {:?}", os.info());
 
@@ -140,4 +173,35 @@ fn x86_64_la57() {
 #[test]
 fn x86_64_4g() {
     check("x86_64-4g");
+}
+
+#[test]
+fn x86_64_kaslr_elf_with_hints() {
+    check_input("x86_64-kaslr", Input::Elf);
+}
+
+#[test]
+fn x86_64_kaslr_elf_pure_scan() {
+    check_input("x86_64-kaslr", Input::ElfNoHints);
+}
+
+#[test]
+fn x86_64_kaslr_kdump() {
+    check_input("x86_64-kaslr", Input::Kdump);
+}
+
+#[test]
+fn x86_64_la57_elf_with_hints() {
+    check_input("x86_64-la57", Input::Elf);
+}
+
+/// The arm64 guest's kernel is found but not (yet) supported: the error must say so.
+#[test]
+fn arm64_is_a_clear_error() {
+    let s = testlab::require("arm64");
+    let mem = memlens_connector_file::RawFile::open(&s.raw).unwrap();
+    let target = PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default());
+    let e = LinuxOs::open(target, LinuxOptions::default()).expect_err("arm64 is not supported yet");
+    let msg = e.to_string();
+    assert!(msg.contains("aarch64") || msg.contains("arm64"), "{msg}");
 }
