@@ -36,6 +36,8 @@ pub mod dump;
 pub mod elf;
 pub mod error;
 mod flat;
+#[doc(hidden)]
+pub mod fuzzing;
 mod intervals;
 pub mod lime;
 pub mod mapped;
