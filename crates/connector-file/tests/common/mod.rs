@@ -298,3 +298,21 @@ pub fn flatten(normal: &[u8], chunk: usize, reverse: bool, rewrite: bool) -> Vec
     v.extend_from_slice(&(-1i64).to_be_bytes());
     v
 }
+
+/// AVML as the tool writes it: ranges split into blocks of at most 16 MiB; a block that is
+/// all zeros gets its header only (no stream, no length).
+pub fn avml_like_the_tool(ranges: &[(u64, &[u8])]) -> Vec<u8> {
+    const MAX_BLOCK: usize = 16 << 20;
+    let mut v = Vec::new();
+    for (start, data) in ranges {
+        for (i, block) in data.chunks(MAX_BLOCK).enumerate() {
+            let s = start + (i * MAX_BLOCK) as u64;
+            if block.iter().all(|&b| b == 0) {
+                v.extend(range_header(true, s, s + block.len() as u64));
+            } else {
+                v.extend(avml(&[(s, block)]));
+            }
+        }
+    }
+    v
+}
