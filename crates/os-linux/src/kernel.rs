@@ -259,13 +259,16 @@ impl Kernel {
             .as_ref()
             .and_then(|v| v.get("OSRELEASE").cloned())
             .or_else(|| banner.as_deref().and_then(scan::release_of_banner));
-        let blob = match (sym("__start_BTF"), sym("__stop_BTF")) {
+        let from_syms = match (sym("__start_BTF"), sym("__stop_BTF")) {
             (Ok(s), Ok(e)) if e > s && e - s < (64 << 20) => {
                 Some(scan::read_lossy(&*phys, pa_of(s).0, (e - s) as usize))
+                    .filter(|b| crate::btf::blob_len(b).is_some())
             }
-            _ => scan::find_btf(&*phys, pa_of(text).0, end.saturating_sub(text))
-                .map(|(_, b)| b),
+            _ => None,
         };
+        let blob = from_syms.or_else(|| {
+            scan::find_btf(&*phys, pa_of(text).0, end.saturating_sub(text)).map(|(_, b)| b)
+        });
         let Some(blob) = blob else {
             return Err(LinuxError::NoBtf {
                 release: release.clone().unwrap_or_else(|| "(unknown release)".into()),
