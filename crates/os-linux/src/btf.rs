@@ -448,10 +448,11 @@ impl Btf {
                         let p = t.data + 8 * i;
                         if self.str_at(rd_u32(&self.types_sec, p)?) == Some(name) {
                             let v = rd_u32(&self.types_sec, p + 4)?;
+                            // kind_flag set: signed values.
                             return Some(if t.kind_flag {
-                                v as i64
-                            } else {
                                 v as i32 as i64
+                            } else {
+                                v as i64
                             });
                         }
                     }

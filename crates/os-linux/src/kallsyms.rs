@@ -215,41 +215,14 @@ fn rd_u64(b: &[u8], o: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
 }
 
-/// Validates a token table around an occurrence of [`DIGITS_ANCHOR`] at `hit`; returns
-/// `(token_table, token_index)` positions.
+/// Validates a token table around an occurrence of [`DIGITS_ANCHOR`] at `hit` (token
+/// `'0'` = 0x30); returns `(token_table, token_index)` positions. The table's start is
+/// not found by walking back (the bytes before it may be anything, so the first token's
+/// start is ambiguous) but from the index: walk forward over tokens 0x30..0xff to the end
+/// of the table, the index follows (aligned), and its entry 0x30 is the anchor's offset.
 pub fn token_table_at(w: &[u8], hit: usize) -> Option<(usize, usize)> {
-    // Walk back 48 strings ('0' is token 0x30 when the table holds all single characters
-    // as themselves; otherwise try other counts of preceding strings).
-    let mut start = hit;
-    for back in 0..=0x30usize {
-        if back > 0 {
-            // `start - 1` is the NUL ending the previous string; find that string's start.
-            let prev_end = start.checked_sub(1)?;
-            if *w.get(prev_end)? != 0 || prev_end == 0 {
-                return None;
-            }
-            let s = memchr::memrchr(0, w.get(..prev_end)?).map_or(0, |p| p + 1);
-            if s == prev_end || prev_end - s > 64 {
-                return None;
-            }
-            start = s;
-        }
-        if back == 0x30 {
-            if let Some(idx) = check_index(w, start) {
-                return Some((start, idx));
-            }
-        }
-    }
-    None
-}
-
-/// Checks that 256 strings start at `table` and are followed by a matching index.
-fn check_index(w: &[u8], table: usize) -> Option<usize> {
-    let mut offs = [0u16; 256];
-    let mut p = table;
-    for o in offs.iter_mut() {
-        let rel = p - table;
-        *o = u16::try_from(rel).ok()?;
+    let mut p = hit;
+    for _ in 0x30..256 {
         let n = memchr::memchr(0, w.get(p..(p + 65).min(w.len()))?)?;
         if n == 0 {
             return None;
@@ -258,11 +231,36 @@ fn check_index(w: &[u8], table: usize) -> Option<usize> {
     }
     for align in [8usize, 4, 2] {
         let idx = p.div_ceil(align) * align;
-        if (0..256).all(|i| rd_u16(w, idx + 2 * i) == Some(offs[i])) {
-            return Some(idx);
+        let Some(off30) = rd_u16(w, idx + 2 * 0x30) else {
+            continue;
+        };
+        let Some(start) = hit.checked_sub(off30 as usize) else {
+            continue;
+        };
+        if check_index(w, start, idx) {
+            return Some((start, idx));
         }
     }
     None
+}
+
+/// Checks that 256 non-empty strings start at `table`, end before `idx`, and that the
+/// index at `idx` holds their offsets.
+fn check_index(w: &[u8], table: usize, idx: usize) -> bool {
+    let mut p = table;
+    for i in 0..256 {
+        if rd_u16(w, idx + 2 * i) != u16::try_from(p - table).ok() {
+            return false;
+        }
+        let Some(n) = w.get(p..(p + 65).min(w.len())).and_then(|s| memchr::memchr(0, s)) else {
+            return false;
+        };
+        if n == 0 {
+            return false;
+        }
+        p += n + 1;
+    }
+    p <= idx && idx - p < 8
 }
 
 /// Finds every valid token table in `w`: `(token_table, token_index)` positions.

@@ -35,6 +35,7 @@ pub mod layout;
 pub mod mm;
 pub mod modules;
 pub mod paths;
+#[cfg(feature = "plugin")]
 pub mod plugin;
 pub mod scan;
 pub mod sysmap;

@@ -1,5 +1,6 @@
 //! The `linux` plugin through memlens-plugin's argument parsing, statically linked, on the
 //! lab's KASLR dump.
+#![cfg(feature = "plugin")]
 
 use std::sync::Arc;
 

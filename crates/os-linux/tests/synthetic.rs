@@ -1,0 +1,273 @@
+//! kallsyms and BTF parsers on inputs laid out byte by byte here, following the kernel's
+//! formats (scripts/kallsyms.c, include/uapi/linux/btf.h) — the builders share no code or
+//! structs with the parsers.
+
+use memlens_os_linux::btf::{Btf, Kind};
+use memlens_os_linux::kallsyms;
+
+fn pad(v: &mut Vec<u8>, align: usize) {
+    while v.len() % align != 0 {
+        v.push(0);
+    }
+}
+
+/// Token `i`: the character itself for printable ASCII, otherwise a two-byte token that
+/// no test name uses.
+fn token(i: usize) -> Vec<u8> {
+    if (0x21..0x7f).contains(&i) {
+        vec![i as u8]
+    } else {
+        vec![b'~', b'A' + (i % 26) as u8]
+    }
+}
+
+struct Syms {
+    names: Vec<String>,
+    addrs: Vec<u64>,
+}
+
+fn symbols(n: usize, base: u64) -> Syms {
+    let mut names = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..n {
+        let kind = if i % 3 == 0 { 'T' } else { 't' };
+        names.push(format!("{kind}sym_{i:05}_{}", "x".repeat(i % 7)));
+        addrs.push(base + 0x10 * i as u64);
+    }
+    Syms { names, addrs }
+}
+
+/// `(blob, expected positions)`; `new_order` puts offsets after the token index.
+fn build(s: &Syms, base: u64, percpu: bool, seqs: bool, new_order: bool) -> Vec<u8> {
+    let n = s.names.len();
+    let mut offsets = Vec::new();
+    for a in &s.addrs {
+        let v: i32 = if percpu {
+            // Negative: relative to base, encoded as -1 - (addr - base).
+            -1 - (a - base) as i32
+        } else {
+            (a - base) as i32
+        };
+        offsets.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut names = Vec::new();
+    let mut markers = Vec::new();
+    for (i, nm) in s.names.iter().enumerate() {
+        if i % 256 == 0 {
+            markers.extend_from_slice(&(names.len() as u32).to_le_bytes());
+        }
+        names.push(nm.len() as u8);
+        names.extend_from_slice(nm.as_bytes()); // every char is its own token
+    }
+    let mut table = Vec::new();
+    let mut index = Vec::new();
+    for i in 0..256 {
+        index.extend_from_slice(&(table.len() as u16).to_le_bytes());
+        table.extend_from_slice(&token(i));
+        table.push(0);
+    }
+    let mut out = vec![0xAAu8; 4096]; // unrelated bytes before
+    let emit_offsets = |out: &mut Vec<u8>| {
+        pad(out, 8);
+        out.extend_from_slice(&offsets);
+        pad(out, 8);
+        out.extend_from_slice(&base.to_le_bytes());
+    };
+    if !new_order {
+        emit_offsets(&mut out);
+    }
+    pad(&mut out, 8);
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    pad(&mut out, 8);
+    out.extend_from_slice(&names);
+    pad(&mut out, 8);
+    out.extend_from_slice(&markers);
+    if seqs {
+        for i in 0..n {
+            out.extend_from_slice(&[(i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        }
+    }
+    pad(&mut out, 8);
+    out.extend_from_slice(&table);
+    pad(&mut out, 8);
+    out.extend_from_slice(&index);
+    if new_order {
+        emit_offsets(&mut out);
+    }
+    out.extend_from_slice(&[0x55u8; 4096]);
+    out
+}
+
+fn check(percpu: bool, seqs: bool, new_order: bool) {
+    let base = 0xffff_ffff_8100_0000;
+    let s = symbols(1000, base);
+    let blob = build(&s, base, percpu, seqs, new_order);
+    let (layout, table) = kallsyms::find_and_parse(&blob, "synthetic")
+        .unwrap_or_else(|e| panic!("percpu={percpu} seqs={seqs} new={new_order}: {e}"));
+    assert_eq!(layout.num_syms, 1000);
+    assert_eq!(layout.relative_base, base);
+    assert_eq!(layout.absolute_percpu, percpu);
+    assert_eq!(layout.seqs_of_names.is_some(), seqs);
+    assert_eq!(table.len(), 1000);
+    for (nm, a) in s.names.iter().zip(&s.addrs) {
+        assert_eq!(table.get(&nm[1..]), Some(*a), "{nm}");
+    }
+    let first = table.iter().next().unwrap();
+    assert_eq!((first.kind, first.name), ('T', "sym_00000_"));
+}
+
+#[test]
+fn kallsyms_old_order_percpu_with_seqs() {
+    check(true, true, false);
+}
+
+#[test]
+fn kallsyms_old_order_plain_without_seqs() {
+    check(false, false, false);
+}
+
+#[test]
+fn kallsyms_new_order() {
+    check(false, true, true);
+}
+
+#[test]
+fn kallsyms_truncated_is_an_error() {
+    let base = 0xffff_ffff_8100_0000;
+    let blob = build(&symbols(600, base), base, true, true, false);
+    // Cut inside the names: the tables can no longer be located.
+    let cut = 4096 + 600 * 4 + 300;
+    let mut damaged = blob.clone();
+    damaged[cut..cut + 2000].fill(0xff);
+    assert!(kallsyms::find_and_parse(&damaged, "damaged").is_err());
+    for n in [0, 100, 5000, blob.len() / 2] {
+        assert!(kallsyms::find_and_parse(&blob[..n.min(blob.len())], "short").is_err());
+    }
+}
+
+// ---- BTF ----
+
+struct BtfBuilder {
+    types: Vec<u8>,
+    strings: Vec<u8>,
+}
+
+impl BtfBuilder {
+    fn new() -> Self {
+        Self {
+            types: Vec::new(),
+            strings: vec![0],
+        }
+    }
+    fn s(&mut self, name: &str) -> u32 {
+        if name.is_empty() {
+            return 0;
+        }
+        let o = self.strings.len() as u32;
+        self.strings.extend_from_slice(name.as_bytes());
+        self.strings.push(0);
+        o
+    }
+    fn w(&mut self, v: u32) {
+        self.types.extend_from_slice(&v.to_le_bytes());
+    }
+    fn ty(&mut self, name: &str, kind: u32, vlen: u32, kflag: bool, size_or_type: u32) {
+        let n = self.s(name);
+        self.w(n);
+        self.w((kflag as u32) << 31 | kind << 24 | vlen);
+        self.w(size_or_type);
+    }
+    fn blob(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xEB9Fu16.to_le_bytes());
+        out.push(1);
+        out.push(0);
+        for v in [24u32, 0, self.types.len() as u32, self.types.len() as u32, self.strings.len() as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.types);
+        out.extend_from_slice(&self.strings);
+        out
+    }
+}
+
+fn sample_btf() -> Vec<u8> {
+    let mut b = BtfBuilder::new();
+    // 1: int
+    b.ty("int", 1, 0, false, 4);
+    b.w(32);
+    // 2: void *
+    b.ty("", 2, 0, false, 0);
+    // 3: struct inner { int a; int b; }
+    b.ty("inner", 4, 2, false, 8);
+    for (n, t, off) in [("a", 1, 0), ("b", 1, 32)] {
+        let s = b.s(n);
+        b.w(s);
+        b.w(t);
+        b.w(off);
+    }
+    // 4: union { void *x; }
+    b.ty("", 5, 1, false, 8);
+    let s = b.s("x");
+    b.w(s);
+    b.w(2);
+    b.w(0);
+    // 5: struct outer (kind_flag: bitfield sizes in the offsets)
+    b.ty("outer", 4, 4, true, 32);
+    for (n, t, off) in [("first", 1u32, 0u32), ("", 4, 64), ("in", 3, 128), ("bf", 1, 3 << 24 | 194)] {
+        let s = b.s(n);
+        b.w(s);
+        b.w(t);
+        b.w(off);
+    }
+    // 6: typedef outer_t -> 5; 7: const -> 6
+    b.ty("outer_t", 8, 0, false, 5);
+    b.ty("", 10, 0, false, 6);
+    // 8: int[10]
+    b.ty("", 3, 0, false, 0);
+    b.w(1);
+    b.w(1);
+    b.w(10);
+    // 9: enum e { E_A = 1, E_B = -2 }
+    b.ty("e", 6, 2, true, 4);
+    for (n, v) in [("E_A", 1i32), ("E_B", -2)] {
+        let s = b.s(n);
+        b.w(s);
+        b.w(v as u32);
+    }
+    b.blob()
+}
+
+#[test]
+fn btf_synthetic_layouts() {
+    let blob = sample_btf();
+    assert_eq!(memlens_os_linux::btf::blob_len(&blob), Some(blob.len()));
+    let btf = Btf::parse(&blob).unwrap();
+    assert_eq!(btf.type_count(), 9);
+    assert_eq!(btf.kind(4), Some(Kind::Union));
+    assert_eq!(btf.struct_size("outer").unwrap(), 32);
+    assert_eq!(btf.offset_of("outer", "x").unwrap(), 8, "through the anonymous union");
+    assert_eq!(btf.offset_of("outer", "in.b").unwrap(), 20);
+    let outer = btf.struct_id("outer").unwrap();
+    let bf = btf.member(outer, "bf").unwrap();
+    assert_eq!((bf.bit_offset, bf.bitfield_size), (194, 3));
+    assert_eq!(btf.size_of(7), Some(32), "const -> typedef -> struct");
+    assert_eq!(btf.size_of(8), Some(40));
+    assert_eq!(btf.enum_value("E_B"), Some(-2));
+    assert!(btf.offset_of("outer", "nope").is_err());
+    assert!(btf.offset_of("nope", "x").is_err());
+}
+
+#[test]
+fn btf_garbage_is_an_error() {
+    let blob = sample_btf();
+    for n in 0..blob.len() {
+        let _ = Btf::parse(&blob[..n]); // never panics
+    }
+    let mut bad = blob.clone();
+    bad[24 + 7] = 0x1f; // kind 31 in the first type
+    assert!(Btf::parse(&bad).is_err());
+    let mut huge = blob;
+    huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); // type_len past the end
+    assert!(Btf::parse(&huge).is_err());
+}
