@@ -8,6 +8,8 @@
 mod cmd;
 mod exit;
 mod output;
+mod plugins;
+mod progress;
 mod target;
 
 use clap::{Parser, Subcommand};
@@ -29,20 +31,42 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "Examples:
+  memlens ps                       # processes of the host
+  memlens ps guest.elf             # processes of the Linux kernel in a dump
   memlens info guest.raw
   memlens read guest.raw 0x1000 64
   memlens bench phys guest.raw --sizes 8,4096 --batch 1,256";
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Describe a target: format, size, physical ranges.
-    #[command(after_help = "Example:\n  memlens info guest.raw --json")]
+    /// Describe a target: format, ranges, registers, kernel notes, the OS found in it.
+    #[command(
+        after_help = "Examples:\n  memlens info guest.elf\n  memlens info guest.kdump --json\n  memlens info            # the host"
+    )]
     Info(cmd::info::Args),
+    /// List processes (of the host when no target is given).
+    #[command(
+        after_help = "Examples:\n  memlens ps               # the host\n  memlens ps guest.elf --tree\n  memlens ps -c qemu:vm1 -o linux --json"
+    )]
+    Ps(cmd::ps::Args),
+    /// List the memory mappings of a process.
+    #[command(after_help = "Examples:\n  memlens maps -p 1\n  memlens maps guest.elf -p 42 --csv")]
+    Maps(cmd::maps::Args),
+    /// List kernel modules, or the modules mapped into a process (-p).
+    #[command(
+        after_help = "Examples:\n  memlens modules guest.elf\n  memlens modules -p 1 --json"
+    )]
+    Modules(cmd::modules::Args),
     /// Read memory and print a hexdump (or write the raw bytes with --out).
     #[command(
         after_help = "Examples:\n  memlens read guest.raw 0x1000 256\n  memlens read guest.raw 0x100000 4k --out page.bin"
     )]
     Read(cmd::read::Args),
+    /// Find a string, hex bytes or a regex in physical memory or process memory.
+    #[command(
+        after_help = "Examples:\n  memlens search guest.elf \"BEGIN RSA\"\n  memlens search guest.elf --hex \"7f 45 4c 46\" --max 20\n  memlens search guest.elf --regex \"pass(word)?=\\w+\" --all-processes\n  memlens search -p 1234 secret   # a host process"
+    )]
+    Search(cmd::search::Args),
     /// Measure read throughput next to a memcpy ceiling.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -71,7 +95,11 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Info(a) => cmd::info::run(a),
+        Command::Ps(a) => cmd::ps::run(a),
+        Command::Maps(a) => cmd::maps::run(a),
+        Command::Modules(a) => cmd::modules::run(a),
         Command::Read(a) => cmd::read::run(a),
+        Command::Search(a) => cmd::search::run(a),
         Command::Bench(b) => cmd::bench::run(b),
     };
     if let Err(e) = result {

@@ -60,3 +60,133 @@ mod tests {
         );
     }
 }
+
+/// How a listing is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// JSON (an array of objects with the documented fields).
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// Output-format flags shared by listing commands.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct FormatArgs {
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+impl FormatArgs {
+    /// The chosen format.
+    pub fn format(&self) -> Format {
+        match (self.json, self.csv) {
+            (true, _) => Format::Json,
+            (_, true) => Format::Csv,
+            _ => Format::Table,
+        }
+    }
+}
+
+/// A table of strings printed aligned or as CSV.
+pub struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headers.
+    pub fn new(headers: Vec<&'static str>) -> Self {
+        Self {
+            headers,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (missing cells print empty).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Prints as `Table` or `Csv` (JSON is printed by the caller from typed data).
+    pub fn print(&self, format: Format) -> Result<(), CliError> {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let r = match format {
+            Format::Csv => self.write_csv(&mut out),
+            _ => self.write_aligned(&mut out),
+        };
+        r.and_then(|_| out.flush())
+            .map_err(|e| CliError::target(anyhow::anyhow!("write failed: {e}")))
+    }
+
+    fn write_aligned(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let n = self.headers.len();
+        let mut width: Vec<usize> = self.headers.iter().map(|h| h.len()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let line = |out: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
+            let mut s = String::new();
+            for (i, w) in width.iter().enumerate() {
+                let c = cells.get(i).map(String::as_str).unwrap_or("");
+                if i + 1 == n {
+                    s.push_str(c);
+                } else {
+                    s.push_str(&format!("{c:<w$}  "));
+                }
+            }
+            writeln!(out, "{}", s.trim_end())
+        };
+        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        line(out, &headers)?;
+        for r in &self.rows {
+            line(out, r)?;
+        }
+        Ok(())
+    }
+
+    fn write_csv(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let esc = |c: &str| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.to_string()
+            }
+        };
+        writeln!(
+            out,
+            "{}",
+            self.headers
+                .iter()
+                .map(|h| esc(h))
+                .collect::<Vec<_>>()
+                .join(",")
+        )?;
+        for r in &self.rows {
+            writeln!(
+                out,
+                "{}",
+                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(",")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Maps an output error: a closed pipe (`memlens ps | head`) ends the program quietly with
+/// success, as Unix tools do; anything else is a target error.
+pub fn write_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    CliError::target(anyhow::anyhow!("write failed: {e}"))
+}

@@ -1,7 +1,6 @@
 //! `memlens bench …`: throughput measurements a user can run on their own target, each
 //! reported next to a memcpy ceiling measured in the same run.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use memlens::core::bench::{self, BenchConfig};
@@ -22,8 +21,8 @@ pub enum BenchCommand {
 /// Arguments of `bench phys`.
 #[derive(clap::Args, Debug)]
 pub struct PhysArgs {
-    /// Path to a memory image.
-    target: PathBuf,
+    #[command(flatten)]
+    target: crate::target::TargetArgs,
     /// Read sizes, comma-separated (units allowed).
     #[arg(long, value_delimiter = ',', default_value = "8,256,4096,65536")]
     sizes: Vec<String>,
@@ -69,7 +68,7 @@ fn phys(a: PhysArgs) -> Result<(), CliError> {
             None,
         ));
     }
-    let t = crate::target::open_path(&a.target)?;
+    let t = crate::target::open_physical(&a.target)?;
     let cfg = BenchConfig {
         sizes,
         batches: a.batch,

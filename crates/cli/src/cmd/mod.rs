@@ -2,4 +2,8 @@
 
 pub mod bench;
 pub mod info;
+pub mod maps;
+pub mod modules;
+pub mod ps;
 pub mod read;
+pub mod search;

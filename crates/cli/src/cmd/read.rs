@@ -1,26 +1,29 @@
-//! `memlens read TARGET ADDR LEN`: a hexdump of physical memory, or the raw bytes with
-//! `--out`. Unreadable bytes print as `??` (zeros in `--out`), and the command then fails
+//! `memlens read [TARGET] ADDR LEN [-p PID]`: a hexdump of physical memory (or of a
+//! process's virtual memory with `-p`), or the raw bytes with `--out`. Unreadable bytes print as `??` (zeros in `--out`), and the command then fails
 //! with a message naming the first unreadable address.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use memlens::core::size::parse_size;
-use memlens::core::{Error, MemoryViewExt, PhysAddr};
+use memlens::core::{Error, MemoryViewExt, PhysAddr, VirtAddr};
 
 use crate::exit::CliError;
 
 /// Arguments of `read`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Path to a memory image.
-    target: PathBuf,
-    /// Physical address (0x-hex or decimal).
-    addr: String,
-    /// Length (decimal, hex, or with a unit: 4k, 1MiB).
-    len: String,
+    /// [TARGET] ADDR LEN: an optional dump file, then the address (0x-hex or decimal;
+    /// physical, or virtual with -p) and the length (decimal, hex, or 4k, 1MiB).
+    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
+    positional: Vec<String>,
+    #[command(flatten)]
+    chain: crate::target::ChainArgs,
+    /// Read the virtual memory of this process instead of physical memory.
+    #[arg(short, long)]
+    pid: Option<u32>,
     /// Write the raw bytes to this file instead of printing a hexdump.
-    #[arg(long, short)]
+    #[arg(long)]
     out: Option<PathBuf>,
 }
 
@@ -28,51 +31,68 @@ const CHUNK: usize = 1 << 20;
 
 /// Runs `read`.
 pub fn run(a: Args) -> Result<(), CliError> {
-    let addr: PhysAddr = a.addr.parse().map_err(|e: memlens::core::ParseError| {
+    let (path, addr_s, len_s) = match a.positional.as_slice() {
+        [addr, len] => (None, addr, len),
+        [path, addr, len] => (Some(PathBuf::from(path)), addr, len),
+        _ => return Err(CliError::usage("expected [TARGET] ADDR LEN", None)),
+    };
+    let addr: u64 = memlens::core::addr::parse_u64(addr_s).map_err(|e| {
         CliError::usage(
             format!("bad address: {e}"),
             Some("addresses look like 0x1000 or 4096"),
         )
     })?;
-    let len = parse_size(&a.len).map_err(|e| CliError::usage(format!("bad length: {e}"), None))?;
+    let len = parse_size(len_s).map_err(|e| CliError::usage(format!("bad length: {e}"), None))?;
     if len == 0 {
         return Err(CliError::usage("length must be greater than 0", None));
     }
-    if addr.0.checked_add(len - 1).is_none() {
+    if addr.checked_add(len - 1).is_none() {
         return Err(CliError::usage(
-            format!("{addr} + {len:#x} runs past the end of the 64-bit address space"),
+            format!("{addr:#x} + {len:#x} runs past the end of the 64-bit address space"),
             None,
         ));
     }
-    let t = crate::target::open_path(&a.target)?;
+    let sel = a.chain.with_path(path);
+    type Reader = Box<dyn Fn(u64, &mut [u8]) -> Result<(), Error>>;
+    let reader: Reader = match a.pid {
+        Some(pid) => {
+            let os = crate::target::open_os(&sel)?;
+            let mem = os.process(pid).map_err(CliError::target)?.memory();
+            Box::new(move |at, buf| mem.read_into(VirtAddr(at), buf))
+        }
+        None => {
+            let t = crate::target::open_physical(&sel)?;
+            Box::new(move |at, buf| t.memory.read_into(PhysAddr(at), buf))
+        }
+    };
     let mut sink: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| CliError::target(anyhow::anyhow!("cannot create {}: {e}", p.display())),
         )?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut first_error: Option<(PhysAddr, Error)> = None;
+    let mut first_error: Option<(u64, Error)> = None;
     let mut bad_bytes = 0u64;
     let mut done = 0u64;
     while done < len {
         let n = (len - done).min(CHUNK as u64) as usize;
-        let at = PhysAddr(addr.0 + done);
+        let at = addr + done;
         let mut buf = vec![0u8; n];
         let mut bad = vec![false; n];
-        if let Err(e) = t.memory.read_into(at, &mut buf) {
+        if let Err(e) = reader(at, &mut buf) {
             mark_failed(&e, &mut bad, &mut buf);
             bad_bytes += bad.iter().filter(|b| **b).count() as u64;
             if first_error.is_none() {
                 let off = bad.iter().position(|b| *b).unwrap_or(0);
-                first_error = Some((PhysAddr(at.0 + off as u64), e));
+                first_error = Some((at + off as u64, e));
             }
         }
         let w = if a.out.is_some() {
             sink.write_all(&buf)
         } else {
-            crate::output::hexdump(&mut sink, at.0, &buf, &bad)
+            crate::output::hexdump(&mut sink, at, &buf, &bad)
         };
-        w.map_err(|e| CliError::target(anyhow::anyhow!("write failed: {e}")))?;
+        w.map_err(crate::output::write_error)?;
         done += n as u64;
     }
     sink.flush()
@@ -80,7 +100,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     match first_error {
         None => Ok(()),
         Some((at, e)) => Err(CliError::target(anyhow::anyhow!(
-            "{bad_bytes} of {len} bytes could not be read, first at {at}: {}",
+            "{bad_bytes} of {len} bytes could not be read, first at {at:#x}: {}",
             first_cause(&e)
         ))),
     }

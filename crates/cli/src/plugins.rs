@@ -1,0 +1,103 @@
+//! The plugins this binary knows: the statically linked ones (always available, never
+//! shadowed by files) plus the inventory of shared libraries found on the search paths.
+//! Also the two defaults: the host OS when no target is given, and OS detection (`-o auto`)
+//! on a dump.
+
+use std::sync::Arc;
+
+use memlens::core::{Os, PhysicalTarget};
+use memlens_plugin::builder::Output;
+use memlens_plugin::{Builder, Built, Inventory, StaticRegistry};
+
+use crate::exit::CliError;
+use crate::target::TargetArgs;
+
+/// The statically linked plugins.
+pub fn registry() -> StaticRegistry {
+    StaticRegistry::new()
+}
+
+/// Builds the `-c`/`-o` chain of the command line (a positional dump file, when given,
+/// becomes the first step; `-o auto` as the last step detects the OS).
+pub fn build(t: &TargetArgs) -> Result<Built, CliError> {
+    let mut words = crate::target::chain_words();
+    // `-o auto` / `--os=auto` at the end: detect the OS on what the chain produced.
+    let auto = match words.as_slice() {
+        [.., flag, last] if (flag == "-o" || flag == "--os") && last == "auto" => {
+            words.truncate(words.len() - 2);
+            true
+        }
+        [.., last] if last == "--os=auto" => {
+            words.pop();
+            true
+        }
+        _ => false,
+    };
+    if words.iter().any(|w| w == "auto" || w == "--os=auto") {
+        return Err(CliError::usage(
+            "-o auto can only be the last step of a chain",
+            None,
+        ));
+    }
+    let target = match (&t.path, words.is_empty()) {
+        (Some(_), false) => {
+            return Err(CliError::usage(
+                "give either a dump file or a -c/-o chain, not both",
+                Some("put the dump inside the chain: -c file:PATH -o auto"),
+            ))
+        }
+        (Some(p), true) => crate::target::open_file(p, t.allow_write)?,
+        (None, true) => return Err(CliError::usage("-o auto needs a target before it", None)),
+        (None, false) => {
+            let reg = registry();
+            let inv = Inventory::scan();
+            let built = Builder::new()
+                .registry(&reg)
+                .inventory(&inv)
+                .build_cli(&words)
+                .map_err(|e| {
+                    CliError::usage(
+                        e.to_string(),
+                        Some("`memlens plugins list` shows the available plugins"),
+                    )
+                })?;
+            if !auto {
+                return Ok(built);
+            }
+            built
+                .target()
+                .ok_or_else(|| CliError::usage("-o auto must follow a connector (-c)", None))?
+        }
+    };
+    let output = if auto {
+        Output::Os(detect_os(target)?)
+    } else {
+        Output::Target(target)
+    };
+    Ok(Built {
+        output,
+        metrics: Vec::new(),
+    })
+}
+
+/// Finds the OS in a physical target (`-o auto`). Linux is the OS plugin for memory
+/// images; its own error says what it found and what was missing.
+pub fn detect_os(target: PhysicalTarget) -> Result<Arc<dyn Os>, CliError> {
+    let found = memlens_os_linux::detect(&target);
+    log::debug!("linux detection: {found:?}");
+    match memlens_os_linux::LinuxOs::open(target, memlens_os_linux::LinuxOptions::default()) {
+        Ok(os) => Ok(Arc::new(os)),
+        Err(e) if found.is_some() => Err(CliError::target(e)),
+        Err(e) => Err(CliError::target_hint(
+            anyhow::anyhow!("no supported operating system was found in the target ({e})"),
+            "memlens finds Linux kernels with BTF in memory; for other kernels pass -o linux:symbols=System.map",
+        )),
+    }
+}
+
+/// The host itself: the default target.
+pub fn host_os(allow_write: bool) -> Result<Arc<dyn Os>, CliError> {
+    let os = memlens_os_native::NativeOs::open(memlens_os_native::NativeOptions { allow_write })
+        .map_err(CliError::target)?;
+    Ok(Arc::new(os))
+}

@@ -1,0 +1,49 @@
+//! `--help` of every command, pinned with insta snapshots (regenerate with
+//! `INSTA_UPDATE=always cargo test -p memlens-cli --test help` and review the diff).
+
+use std::process::Command;
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(args)
+        .arg("--help")
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .output()
+        .expect("run memlens");
+    assert!(
+        out.status.success(),
+        "{args:?} --help failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 help")
+}
+
+macro_rules! help_snapshot {
+    ($name:ident, $($arg:literal),*) => {
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(help(&[$($arg),*]));
+        }
+    };
+}
+
+help_snapshot!(top_level,);
+help_snapshot!(info, "info");
+help_snapshot!(ps, "ps");
+help_snapshot!(maps, "maps");
+help_snapshot!(modules, "modules");
+help_snapshot!(read, "read");
+help_snapshot!(bench, "bench");
+help_snapshot!(bench_phys, "bench", "phys");
+
+#[test]
+fn every_command_has_an_example() {
+    for cmd in ["info", "ps", "maps", "modules", "read"] {
+        let h = help(&[cmd]);
+        assert!(
+            h.contains("memlens "),
+            "`memlens {cmd} --help` shows no example:\n{h}"
+        );
+    }
+}
