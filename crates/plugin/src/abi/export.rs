@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use memlens_core::mem::{MemoryView, MemoryWrite, ReadOp, WriteOp};
-use memlens_core::{Address, CpuState, Error, Os, PhysicalTarget, Process};
+use memlens_core::{Address, CpuState, Error, Os, PhysAddr, PhysicalTarget, Process, VirtAddr};
 use serde::Serialize;
 
 use super::import::{self, Origin};
@@ -120,8 +120,13 @@ pub(crate) fn with_cerror<R>(e: &Error, f: impl FnOnce(&CError) -> R) -> R {
 }
 
 /// Reports the failed outcomes of `results` (one per op, in order).
-fn report_results<'r>(results: impl Iterator<Item = &'r Result<(), Error>>, report: ErrReport) {
+fn report_results<'r>(
+    results: impl Iterator<Item = &'r Result<(), Error>>,
+    report: ErrReport,
+    first: usize,
+) {
     for (i, r) in results.enumerate() {
+        let i = first + i;
         match r {
             Ok(()) => {}
             Err(Error::Partial { total, failed }) => {
@@ -175,6 +180,57 @@ unsafe fn buf_ref<'a>(c: &CWriteOp) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(c.buf, c.len) }
 }
 
+thread_local! {
+    // Reused op vectors per address type (always empty while stored; taken for a call and
+    // put back, so a re-entrant call simply allocates).
+    static PHYS_OPS: std::cell::Cell<Vec<ReadOp<'static, PhysAddr>>> =
+        const { std::cell::Cell::new(Vec::new()) };
+    static VIRT_OPS: std::cell::Cell<Vec<ReadOp<'static, VirtAddr>>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Reinterprets an *empty* vector of ops as another lifetime/address type.
+///
+/// # Safety
+/// `X` and `Y` must be the same type (checked by `TypeId` in the callers) and `v` empty,
+/// so only the allocation changes hands and no value of the erased lifetime exists.
+unsafe fn recast<'x, 'y, X, Y>(v: Vec<ReadOp<'x, X>>) -> Vec<ReadOp<'y, Y>> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    let cap = v.capacity();
+    // SAFETY: same type and layout (caller), length 0, capacity from the same allocation.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut ReadOp<'y, Y>, 0, cap) }
+}
+
+fn take_ops<'a, A: Address>() -> Vec<ReadOp<'a, A>> {
+    use std::any::TypeId;
+    let t = TypeId::of::<A>();
+    if t == TypeId::of::<PhysAddr>() {
+        // SAFETY: A is PhysAddr; stored vectors are empty.
+        unsafe { recast(PHYS_OPS.take()) }
+    } else if t == TypeId::of::<VirtAddr>() {
+        // SAFETY: A is VirtAddr; stored vectors are empty.
+        unsafe { recast(VIRT_OPS.take()) }
+    } else {
+        Vec::new()
+    }
+}
+
+fn give_ops<A: Address>(mut v: Vec<ReadOp<'_, A>>) {
+    use std::any::TypeId;
+    v.clear();
+    if v.capacity() == 0 || v.capacity() > 1 << 16 {
+        return;
+    }
+    let t = TypeId::of::<A>();
+    if t == TypeId::of::<PhysAddr>() {
+        // SAFETY: A is PhysAddr; `v` is empty.
+        PHYS_OPS.set(unsafe { recast(v) });
+    } else if t == TypeId::of::<VirtAddr>() {
+        // SAFETY: A is VirtAddr; `v` is empty.
+        VIRT_OPS.set(unsafe { recast(v) });
+    }
+}
+
 unsafe extern "C" fn mem_drop<M: ?Sized>(this: *mut c_void) {
     if this.is_null() {
         return;
@@ -207,17 +263,57 @@ unsafe extern "C" fn mem_read<M: MemoryView + ?Sized>(
                 buf_mut(&cops[0])
             })];
             m.read_batch(&mut one);
-            report_results(one.iter().map(|o| &o.result), report);
+            report_results(one.iter().map(|o| &o.result), report, 0);
         } else {
-            let mut v: Vec<ReadOp<'_, M::Addr>> = cops
-                .iter()
-                // SAFETY: see above.
-                .map(|c| ReadOp::new(addr(c.addr), unsafe { buf_mut(c) }))
-                .collect();
+            let mut v: Vec<ReadOp<'_, M::Addr>> = take_ops();
+            v.extend(
+                cops.iter()
+                    // SAFETY: see above.
+                    .map(|c| ReadOp::new(addr(c.addr), unsafe { buf_mut(c) })),
+            );
             m.read_batch(&mut v);
-            report_results(v.iter().map(|o| &o.result), report);
+            report_results(v.iter().map(|o| &o.result), report, 0);
+            give_ops(v);
         }
     }));
+    match r {
+        Ok(()) => STATUS_OK,
+        Err(p) => {
+            report_panic(report, &panic_message(&*p));
+            STATUS_PANIC
+        }
+    }
+}
+
+unsafe extern "C" fn mem_read_native<M: MemoryView + ?Sized>(
+    this: *const c_void,
+    ops: *mut c_void,
+    n: usize,
+    report: ErrReport,
+) -> i32 {
+    if n == 0 || ops.is_null() {
+        return STATUS_OK;
+    }
+    // SAFETY: the caller checked that its `ReadOp<A>` layout is ours (native fingerprint)
+    // and passes `n` ops with disjoint live buffers and `Ok` outcomes.
+    let ops = unsafe { std::slice::from_raw_parts_mut(ops as *mut ReadOp<'_, M::Addr>, n) };
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `this` is the live `Box<Arc<M>>` of this object.
+        let m = unsafe { &*(this as *const Arc<M>) };
+        m.read_batch(ops);
+    }));
+    // Take every failure out of the caller's ops (it is dropped here, with our allocator),
+    // also after a panic so no value of ours is left behind; report after the last use
+    // of `ops`, since the caller writes its own outcomes into them.
+    let failed: Vec<(usize, Result<(), Error>)> = ops
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, op)| op.result.is_err())
+        .map(|(i, op)| (i, std::mem::replace(&mut op.result, Ok(()))))
+        .collect();
+    for (i, res) in &failed {
+        report_results(std::iter::once(res), report, *i);
+    }
     match r {
         Ok(()) => STATUS_OK,
         Err(p) => {
@@ -247,7 +343,7 @@ unsafe extern "C" fn mem_write<M: MemoryWrite + ?Sized>(
             .map(|c| WriteOp::new(M::Addr::from_u64(c.addr), unsafe { buf_ref(c) }))
             .collect();
         m.write_batch(&mut v);
-        report_results(v.iter().map(|o| &o.result), report);
+        report_results(v.iter().map(|o| &o.result), report, 0);
     }));
     match r {
         Ok(()) => STATUS_OK,
@@ -302,6 +398,8 @@ pub fn export_memory<M: MemoryView + ?Sized + 'static>(m: Arc<M>) -> MemObj {
             write_batch: None,
             metadata: mem_metadata::<M>,
             ranges: mem_ranges::<M>,
+            native_fingerprint: NATIVE_FINGERPRINT,
+            read_batch_native: Some(mem_read_native::<M>),
         },
     }
 }
@@ -340,6 +438,8 @@ impl MemObj {
             write_batch: None,
             metadata: none_md,
             ranges: none_ranges,
+            native_fingerprint: 0,
+            read_batch_native: None,
         },
     };
 }

@@ -147,10 +147,52 @@ pub(crate) unsafe fn decode_error(c: &CError) -> Error {
     }
 }
 
-/// Receives reports for one batch: `results[i]` is op `i`'s outcome.
-struct Reports<'a> {
-    results: &'a mut [Result<(), Error>],
+/// Receives reports for one batch, writing outcomes straight into the caller's ops.
+struct Reports {
+    /// The ops of the batch (`ReadOp<A>` or `WriteOp<A>`, type-erased).
+    base: *mut c_void,
+    /// Number of ops.
+    n: usize,
+    /// The outcome slot of op `i`.
+    slot: unsafe fn(base: *mut c_void, i: usize) -> *mut Result<(), Error>,
+    /// Message of a panic reported for the whole batch.
     panic: Option<String>,
+}
+
+unsafe fn read_slot<A>(base: *mut c_void, i: usize) -> *mut Result<(), Error> {
+    // SAFETY: `base` points to the batch's `ReadOp<A>` array and `i` is in bounds (checked
+    // by the caller); taking the field's address does not touch the op's buffer.
+    unsafe { std::ptr::addr_of_mut!((*(base as *mut ReadOp<'_, A>).add(i)).result) }
+}
+
+unsafe fn write_slot<A>(base: *mut c_void, i: usize) -> *mut Result<(), Error> {
+    // SAFETY: as in `read_slot`, for a `WriteOp<A>` array.
+    unsafe { std::ptr::addr_of_mut!((*(base as *mut WriteOp<'_, A>).add(i)).result) }
+}
+
+impl Reports {
+    fn for_reads<A>(ops: &mut [ReadOp<'_, A>]) -> Self {
+        Reports {
+            base: ops.as_mut_ptr() as *mut c_void,
+            n: ops.len(),
+            slot: read_slot::<A>,
+            panic: None,
+        }
+    }
+    fn for_writes<A>(ops: &mut [WriteOp<'_, A>]) -> Self {
+        Reports {
+            base: ops.as_mut_ptr() as *mut c_void,
+            n: ops.len(),
+            slot: write_slot::<A>,
+            panic: None,
+        }
+    }
+    fn report(&mut self) -> ErrReport {
+        ErrReport {
+            ctx: self as *mut Reports as *mut c_void,
+            report: on_report,
+        }
+    }
 }
 
 unsafe extern "C" fn on_report(
@@ -162,20 +204,22 @@ unsafe extern "C" fn on_report(
     total: usize,
 ) {
     // SAFETY: `ctx` is the `Reports` of the running batch; `err` valid for the call.
-    let (r, c) = unsafe { (&mut *(ctx as *mut Reports<'_>), &*err) };
+    let (r, c) = unsafe { (&mut *(ctx as *mut Reports), &*err) };
     // SAFETY: strings valid for the call.
     let e = unsafe { decode_error(c) };
     if index == usize::MAX {
         r.panic = Some(e.to_string());
         return;
     }
-    let Some(slot) = r.results.get_mut(index) else {
+    if index >= r.n {
         log::warn!(
             "plugin reported an outcome for op {index} of a batch of {}",
-            r.results.len()
+            r.n
         );
         return;
-    };
+    }
+    // SAFETY: `index` is in bounds; the ops outlive the batch call.
+    let slot = unsafe { &mut *(r.slot)(r.base, index) };
     if total == 0 {
         *slot = Err(e);
         return;
@@ -194,6 +238,11 @@ unsafe extern "C" fn on_report(
             })
         }
     }
+}
+
+thread_local! {
+    /// Reused op arrays (taken for a call and put back, so re-entrant calls just allocate).
+    static SCRATCH: std::cell::Cell<Vec<CReadOp>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A memory object from a plugin (or the host), as a core memory view.
@@ -230,14 +279,18 @@ impl<A: Address> ImportedMemory<A> {
         }
     }
 
-    fn finish(&self, status: i32, reports: Reports<'_>, during: &str) {
+    fn finish(&self, status: i32, reports: &Reports, during: &str) {
         if status == STATUS_OK && reports.panic.is_none() {
             return;
         }
-        let msg = reports.panic.unwrap_or_else(|| format!("status {status}"));
+        let msg = reports
+            .panic
+            .clone()
+            .unwrap_or_else(|| format!("status {status}"));
         let e = self.origin.err(during, STATUS_PANIC, msg.as_bytes());
-        for r in reports.results.iter_mut() {
-            *r = Err(e.clone());
+        for i in 0..reports.n {
+            // SAFETY: `i` is in bounds; the ops are alive.
+            unsafe { *(reports.slot)(reports.base, i) = Err(e.clone()) };
         }
     }
 }
@@ -246,39 +299,49 @@ impl<A: Address> MemoryView for ImportedMemory<A> {
     type Addr = A;
 
     fn read_batch(&self, ops: &mut [ReadOp<'_, A>]) {
-        let conv = |o: &mut ReadOp<'_, A>| CReadOp {
-            addr: o.addr.to_u64(),
-            buf: o.buf.as_mut_ptr(),
-            len: o.buf.len(),
-        };
-        let call = |cops: &mut [CReadOp], results: &mut [Result<(), Error>]| {
-            let mut rep = Reports {
-                results,
-                panic: None,
-            };
-            let report = ErrReport {
-                ctx: &mut rep as *mut Reports<'_> as *mut c_void,
-                report: on_report,
-            };
-            // SAFETY: valid object; `cops` describes disjoint live buffers.
-            let st = unsafe {
-                (self.obj.vt.read_batch)(self.obj.this, cops.as_mut_ptr(), cops.len(), report)
-            };
-            self.finish(st, rep, "read_batch");
-        };
-        if let [op] = ops {
-            let mut c = [conv(op)];
-            let mut r = [Ok(())];
-            call(&mut c, &mut r);
-            let [r] = r;
-            op.result = r;
-            return;
+        if let Some(native) = self.obj.vt.read_batch_native {
+            if self.obj.vt.native_fingerprint == NATIVE_FINGERPRINT {
+                for op in ops.iter_mut() {
+                    if op.result.is_err() {
+                        op.result = Ok(());
+                    }
+                }
+                let mut rep = Reports::for_reads(ops);
+                // SAFETY: same Rust layout of `ReadOp<A>` on both sides (fingerprint); all
+                // outcomes are `Ok`; failures come back through `rep` only.
+                let st = unsafe { native(self.obj.this, rep.base, rep.n, rep.report()) };
+                self.finish(st, &rep, "read_batch");
+                return;
+            }
         }
-        let mut cops: Vec<CReadOp> = ops.iter_mut().map(conv).collect();
-        let mut results: Vec<Result<(), Error>> = (0..ops.len()).map(|_| Ok(())).collect();
-        call(&mut cops, &mut results);
-        for (op, r) in ops.iter_mut().zip(results) {
-            op.result = r;
+        let conv = |o: &mut ReadOp<'_, A>| {
+            o.result = Ok(());
+            CReadOp {
+                addr: o.addr.to_u64(),
+                buf: o.buf.as_mut_ptr(),
+                len: o.buf.len(),
+            }
+        };
+        let mut one;
+        let mut many = Vec::new();
+        let cops: &mut [CReadOp] = if let [op] = ops {
+            one = [conv(op)];
+            &mut one
+        } else {
+            many = SCRATCH.take();
+            many.clear();
+            many.extend(ops.iter_mut().map(conv));
+            &mut many
+        };
+        let mut rep = Reports::for_reads(ops);
+        // SAFETY: valid object; `cops` describes the ops' disjoint live buffers; `rep`
+        // writes outcomes into `ops`, which outlive the call.
+        let st = unsafe {
+            (self.obj.vt.read_batch)(self.obj.this, cops.as_mut_ptr(), cops.len(), rep.report())
+        };
+        self.finish(st, &rep, "read_batch");
+        if many.capacity() > 0 && many.capacity() <= 1 << 16 {
+            SCRATCH.set(many);
         }
     }
 
@@ -350,21 +413,13 @@ impl<A: Address> MemoryWrite for ImportedMemory<A> {
                 len: o.buf.len(),
             })
             .collect();
-        let mut results: Vec<Result<(), Error>> = (0..ops.len()).map(|_| Ok(())).collect();
-        let mut rep = Reports {
-            results: &mut results,
-            panic: None,
-        };
-        let report = ErrReport {
-            ctx: &mut rep as *mut Reports<'_> as *mut c_void,
-            report: on_report,
-        };
-        // SAFETY: valid object; `cops` describes live buffers.
-        let st = unsafe { write(self.obj.this, cops.as_ptr(), cops.len(), report) };
-        self.finish(st, rep, "write_batch");
-        for (op, r) in ops.iter_mut().zip(results) {
-            op.result = r;
+        for op in ops.iter_mut() {
+            op.result = Ok(());
         }
+        let mut rep = Reports::for_writes(ops);
+        // SAFETY: valid object; `cops` describes live buffers; outcomes go into `ops`.
+        let st = unsafe { write(self.obj.this, cops.as_ptr(), cops.len(), rep.report()) };
+        self.finish(st, &rep, "write_batch");
     }
 }
 

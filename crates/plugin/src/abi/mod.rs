@@ -44,10 +44,11 @@ const fn fnv_str(mut h: u64, s: &str) -> u64 {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        h = fnv(h, b[i] as u64);
+        h ^= b[i] as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
         i += 1;
     }
-    h
+    fnv(h, b.len() as u64)
 }
 
 macro_rules! layout {
@@ -139,6 +140,32 @@ pub const fn layout_fingerprint(kind: u32) -> u64 {
     layout!(h, OsDescriptor, header, help, create);
     h
 }
+
+/// The fingerprint of the *Rust* layout of core's `ReadOp` (for the in-place read fast
+/// path, [`MemVtable::read_batch_native`]): the rustc version string (`rustc -vV`, from the
+/// build script), the target, the sources of the core files that define `ReadOp`, `Error`
+/// and the address types, and the sizes and field offsets of those types. Rust does not
+/// promise layout stability across compilations, but the same compiler on the same type
+/// definitions lays them out the same way; anything else changes this value and the
+/// portable path is used.
+pub const fn native_fingerprint() -> u64 {
+    use memlens_core::{PhysAddr, ReadOp, VirtAddr};
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    h = fnv_str(h, env!("MEMLENS_RUSTC_VERSION"));
+    h = fnv_str(h, std::env::consts::ARCH);
+    h = fnv_str(h, std::env::consts::OS);
+    h = fnv_str(h, include_str!("../../../core/src/error.rs"));
+    h = fnv_str(h, include_str!("../../../core/src/mem.rs"));
+    h = fnv_str(h, include_str!("../../../core/src/addr.rs"));
+    layout!(h, ReadOp<'static, PhysAddr>, addr, buf, result);
+    layout!(h, ReadOp<'static, VirtAddr>, addr, buf, result);
+    layout!(h, memlens_core::Error);
+    layout!(h, memlens_core::Result<()>);
+    h
+}
+
+/// [`native_fingerprint`] of this build, evaluated at compile time.
+pub const NATIVE_FINGERPRINT: u64 = native_fingerprint();
 
 /// Codes of [`CError::code`] and the fields each variant uses.
 pub mod errcode {
@@ -311,3 +338,6 @@ impl StrSink {
         unsafe { (self.write)(self.ctx, s.as_ptr(), s.len()) }
     }
 }
+
+#[cfg(test)]
+mod tests;

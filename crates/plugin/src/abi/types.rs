@@ -231,6 +231,20 @@ pub struct MemVtable {
     pub metadata: unsafe extern "C" fn(this: *const c_void, out: *mut CMetadata) -> i32,
     /// Pushes the backed ranges. Returns OK or PANIC.
     pub ranges: unsafe extern "C" fn(this: *const c_void, out: RangeSink) -> i32,
+    /// [`native_fingerprint`](super::native_fingerprint) of the exporter.
+    pub native_fingerprint: u64,
+    /// Fast path: reads a batch of the caller's *Rust* `ReadOp<A>` array in place. Only
+    /// called when `native_fingerprint` equals the caller's own (same rustc, same core
+    /// types), and only with every op's outcome `Ok`; failures are taken out of the ops in
+    /// the callee and reported through `report`, so no heap value changes allocator.
+    pub read_batch_native: Option<
+        unsafe extern "C" fn(
+            this: *const c_void,
+            ops: *mut c_void,
+            n: usize,
+            report: ErrReport,
+        ) -> i32,
+    >,
 }
 
 /// An owned memory object. `this` null = absent.
