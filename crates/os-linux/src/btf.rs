@@ -16,7 +16,10 @@ use crate::error::{LinuxError, Result};
 pub const BTF_MAGIC: u16 = 0xEB9F;
 
 /// BTF type kinds (the numbers of `include/uapi/linux/btf.h`).
-#[allow(missing_docs, reason = "names are those of the kernel's BTF_KIND_* constants")]
+#[allow(
+    missing_docs,
+    reason = "names are those of the kernel's BTF_KIND_* constants"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Void,
@@ -142,11 +145,16 @@ fn bad(what: impl Into<String>) -> LinuxError {
 /// Parses the 24-byte header; returns `(hdr_len, type_off, type_len, str_off, str_len)`.
 fn header(blob: &[u8]) -> Result<(usize, usize, usize, usize, usize)> {
     if blob.len() < 24 {
-        return Err(bad(format!("blob of {} bytes is shorter than a header", blob.len())));
+        return Err(bad(format!(
+            "blob of {} bytes is shorter than a header",
+            blob.len()
+        )));
     }
     let magic = u16::from_le_bytes([blob[0], blob[1]]);
     if magic != BTF_MAGIC {
-        return Err(bad(format!("magic {magic:#06x}, expected {BTF_MAGIC:#06x}")));
+        return Err(bad(format!(
+            "magic {magic:#06x}, expected {BTF_MAGIC:#06x}"
+        )));
     }
     if blob[2] != 1 {
         return Err(bad(format!("version {}, expected 1", blob[2])));
@@ -192,7 +200,10 @@ impl Btf {
                 rd_u32(&types_sec, pos + 4),
                 rd_u32(&types_sec, pos + 8),
             ) else {
-                return Err(bad(format!("type {} truncated at {pos:#x}", types.len() + 1)));
+                return Err(bad(format!(
+                    "type {} truncated at {pos:#x}",
+                    types.len() + 1
+                )));
             };
             let kind = Kind::from_u32((info >> 24) & 0x1f).ok_or_else(|| {
                 bad(format!(

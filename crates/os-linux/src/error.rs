@@ -45,7 +45,9 @@ pub enum LinuxError {
         release: String,
     },
     /// A symbol the plugin needs is not known from any source.
-    #[error("symbol `{name}` not found (source: {source_name}); give a System.map with `symbols=PATH`")]
+    #[error(
+        "symbol `{name}` not found (source: {source_name}); give a System.map with `symbols=PATH`"
+    )]
     MissingSymbol {
         /// Symbol name.
         name: String,

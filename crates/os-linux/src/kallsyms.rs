@@ -180,7 +180,12 @@ impl SymbolTableBuilder {
         }
         let len = t.names.len() as u32 - start;
         let idx = t.entries.len() as u32;
-        t.entries.push(Entry { name: start, len, kind, addr });
+        t.entries.push(Entry {
+            name: start,
+            len,
+            kind,
+            addr,
+        });
         let global = kind.is_ascii_uppercase();
         let key = fnv(t.names.as_bytes().get(start as usize..).unwrap_or(&[]));
         match t.index.entry(key) {
@@ -206,13 +211,19 @@ impl SymbolTableBuilder {
 }
 
 fn rd_u16(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(o..o.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 fn rd_u32(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(o..o.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 fn rd_u64(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(o..o.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Validates a token table around an occurrence of [`DIGITS_ANCHOR`] at `hit` (token
@@ -252,7 +263,10 @@ fn check_index(w: &[u8], table: usize, idx: usize) -> bool {
         if rd_u16(w, idx + 2 * i) != u16::try_from(p - table).ok() {
             return false;
         }
-        let Some(n) = w.get(p..(p + 65).min(w.len())).and_then(|s| memchr::memchr(0, s)) else {
+        let Some(n) = w
+            .get(p..(p + 65).min(w.len()))
+            .and_then(|s| memchr::memchr(0, s))
+        else {
             return false;
         };
         if n == 0 {
@@ -403,7 +417,12 @@ fn decode_addrs(w: &[u8], off: usize, n: usize, base: u64) -> Option<(Vec<u64>, 
 
 /// Finds and decodes the kallsyms tables given a token table found by
 /// [`find_token_tables`]. `where_` names the window for error messages.
-pub fn parse(w: &[u8], token_table: usize, token_index: usize, where_: &str) -> Result<(Layout, SymbolTable)> {
+pub fn parse(
+    w: &[u8],
+    token_table: usize,
+    token_index: usize,
+    where_: &str,
+) -> Result<(Layout, SymbolTable)> {
     let err = |what: &str| LinuxError::Kallsyms {
         location: where_.to_string(),
         what: what.to_string(),

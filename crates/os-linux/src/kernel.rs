@@ -189,7 +189,9 @@ impl Kernel {
         if let Some(v) = &vmci {
             if let (Some(s), None) = (vmci_u64(v, "SYMBOL(init_top_pgt)"), opts.root) {
                 if pa_of(s) != root {
-                    log::warn!("VMCOREINFO init_top_pgt {s:#x} disagrees with kallsyms; using kallsyms");
+                    log::warn!(
+                        "VMCOREINFO init_top_pgt {s:#x} disagrees with kallsyms; using kallsyms"
+                    );
                 }
             }
         }
@@ -228,7 +230,11 @@ impl Kernel {
         let end = sym("_end").unwrap_or(text + (64 << 20));
         let max_phys = phys.metadata().max_addr.0.saturating_add(1);
         let kvm = X86Space::new(phys.clone(), root, levels)
-            .with_linear(text, end.saturating_sub(text), text.wrapping_sub(image_delta))
+            .with_linear(
+                text,
+                end.saturating_sub(text),
+                text.wrapping_sub(image_delta),
+            )
             .with_linear(page_offset_base, max_phys, 0);
         // Cross-check: the page tables must map the image where the linear window says.
         let walker = X86Space::new(phys.clone(), root, levels);
@@ -271,7 +277,9 @@ impl Kernel {
         });
         let Some(blob) = blob else {
             return Err(LinuxError::NoBtf {
-                release: release.clone().unwrap_or_else(|| "(unknown release)".into()),
+                release: release
+                    .clone()
+                    .unwrap_or_else(|| "(unknown release)".into()),
             });
         };
         let btf = Btf::parse(&blob)?;
@@ -380,13 +388,17 @@ fn image_delta_without_kallsyms(
     syms: &SymbolTable,
     vmci: Option<&BTreeMap<String, String>>,
 ) -> Result<u64> {
-    if let Some(pb) = vmci.and_then(|v| vmci_u64(v, "NUMBER(phys_base)").or(vmci_u64(v, "phys_base"))) {
+    if let Some(pb) =
+        vmci.and_then(|v| vmci_u64(v, "NUMBER(phys_base)").or(vmci_u64(v, "phys_base")))
+    {
         return Ok(START_KERNEL_MAP.wrapping_sub(pb));
     }
-    let banner_va = syms.get("linux_banner").ok_or_else(|| LinuxError::MissingSymbol {
-        name: "linux_banner".into(),
-        source_name: "System.map".into(),
-    })?;
+    let banner_va = syms
+        .get("linux_banner")
+        .ok_or_else(|| LinuxError::MissingSymbol {
+            name: "linux_banner".into(),
+            source_name: "System.map".into(),
+        })?;
     // The banner is 4-byte aligned in .rodata; the kernel's copy is at an address whose
     // low 21 bits equal the symbol's (the image is loaded 2 MiB-aligned).
     let mut found = None;
@@ -422,14 +434,18 @@ fn image_delta_from_kallsyms(
     };
     let text = syms.get("_text").ok_or_else(|| missing("_text"))?;
     let end = syms.get("_end").unwrap_or(text + (128 << 20));
-    let banner = syms.get("linux_banner").ok_or_else(|| missing("linux_banner"))?;
+    let banner = syms
+        .get("linux_banner")
+        .ok_or_else(|| missing("linux_banner"))?;
     const ALIGN: u64 = 2 << 20;
     let mut va = (text & !(ALIGN - 1)) | (tt.0 & (ALIGN - 1));
     while va < end {
         if va >= text {
             let delta = va.wrapping_sub(tt.0);
             let mut b = [0u8; 14];
-            if phys.read_into(PhysAddr(banner.wrapping_sub(delta)), &mut b).is_ok()
+            if phys
+                .read_into(PhysAddr(banner.wrapping_sub(delta)), &mut b)
+                .is_ok()
                 && &b == b"Linux version "
             {
                 return Ok(delta);

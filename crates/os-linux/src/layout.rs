@@ -8,7 +8,10 @@ use crate::btf::Btf;
 use crate::error::{LinuxError, Result};
 
 /// Offsets (bytes) of the members used by the task, mm, VMA, path and module walks.
-#[allow(missing_docs, reason = "each field is named struct_member after the kernel's own names")]
+#[allow(
+    missing_docs,
+    reason = "each field is named struct_member after the kernel's own names"
+)]
 #[derive(Debug, Clone, Default)]
 pub struct Offsets {
     pub task_tasks: u64,

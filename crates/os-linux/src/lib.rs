@@ -140,15 +140,34 @@ impl Os for LinuxOs {
         let mut details = vec![
             ("paging".to_string(), format!("{}-level", i.levels)),
             ("root".to_string(), i.root.to_string()),
-            ("kaslr_virtual".to_string(), format!("{:#x}", i.kaslr_virtual)),
+            (
+                "kaslr_virtual".to_string(),
+                format!("{:#x}", i.kaslr_virtual),
+            ),
             ("text_phys".to_string(), i.text_phys.to_string()),
-            ("page_offset_base".to_string(), format!("{:#x}", i.page_offset_base)),
-            ("symbols".to_string(), format!("{:?} ({} symbols)", i.symbol_source, i.symbol_count)),
+            (
+                "page_offset_base".to_string(),
+                format!("{:#x}", i.page_offset_base),
+            ),
+            (
+                "symbols".to_string(),
+                format!("{:?} ({} symbols)", i.symbol_source, i.symbol_count),
+            ),
             ("btf_types".to_string(), i.btf_types.to_string()),
-            ("hints".to_string(), if i.hints_used.is_empty() { "none".into() } else { i.hints_used.join(",") }),
+            (
+                "hints".to_string(),
+                if i.hints_used.is_empty() {
+                    "none".into()
+                } else {
+                    i.hints_used.join(",")
+                },
+            ),
         ];
         for (stage, d) in &i.timings {
-            details.push((format!("time_{stage}"), format!("{:.3} ms", d.as_secs_f64() * 1e3)));
+            details.push((
+                format!("time_{stage}"),
+                format!("{:.3} ms", d.as_secs_f64() * 1e3),
+            ));
         }
         OsInfo {
             plugin: "linux".into(),
@@ -222,7 +241,10 @@ impl Process for LinuxProcess {
 
     fn module_details(&self, module: &ModuleInfo) -> memlens_core::Result<ModuleDetails> {
         Err(memlens_core::Error::Unsupported {
-            what: format!("ELF exports/imports of {} (not implemented yet)", module.name),
+            what: format!(
+                "ELF exports/imports of {} (not implemented yet)",
+                module.name
+            ),
         })
     }
 }

@@ -107,7 +107,11 @@ fn maple_walk(
     let leaf = ty == MAPLE_LEAF_64;
     let mut lo = min;
     for i in 0..nslots {
-        let pivot = if i + 1 < nslots { word(piv_off + 8 * i) } else { max };
+        let pivot = if i + 1 < nslots {
+            word(piv_off + 8 * i)
+        } else {
+            max
+        };
         if i > 0 && pivot == 0 {
             break;
         }
@@ -167,7 +171,10 @@ pub fn maps(k: &Kernel, mm: u64) -> Result<Vec<MapInfo>> {
             log::warn!("vm_area_struct at {vma:#x}: bad range {start:#x}-{end:#x}; skipped");
             continue;
         }
-        let file = k.ptr(vma + o.vma_file, "vm_area_struct.vm_file").ok().flatten();
+        let file = k
+            .ptr(vma + o.vma_file, "vm_area_struct.vm_file")
+            .ok()
+            .flatten();
         let path = match file {
             Some(f) => match crate::paths::file_path(k, f) {
                 Ok(p) => Some(p),
@@ -176,19 +183,17 @@ pub fn maps(k: &Kernel, mm: u64) -> Result<Vec<MapInfo>> {
                     None
                 }
             },
-            None => {
-                if let (Some(sb), Some(b)) = (start_brk, brk) {
-                    (start <= b && end >= sb).then(|| "[heap]".to_string())
-                } else {
-                    None
-                }
-                .or_else(|| {
-                    start_stack
-                        .filter(|s| start <= *s && end >= *s)
-                        .map(|_| "[stack]".to_string())
-                })
-                .or_else(|| special_name(k, vma))
+            None => if let (Some(sb), Some(b)) = (start_brk, brk) {
+                (start <= b && end >= sb).then(|| "[heap]".to_string())
+            } else {
+                None
             }
+            .or_else(|| {
+                start_stack
+                    .filter(|s| start <= *s && end >= *s)
+                    .map(|_| "[stack]".to_string())
+            })
+            .or_else(|| special_name(k, vma)),
         };
         out.push(MapInfo {
             start: VirtAddr(start),

@@ -27,12 +27,17 @@ pub fn kernel_modules(k: &Kernel) -> Result<Vec<ModuleInfo>> {
     }
     let o = &k.off;
     let (Some(list_off), Some(name_off)) = (o.module_list, o.module_name) else {
-        return Err(LinuxError::MissingField { path: "module.list / module.name".into() });
+        return Err(LinuxError::MissingField {
+            path: "module.list / module.name".into(),
+        });
     };
-    let head = k.syms.get("modules").ok_or_else(|| LinuxError::MissingSymbol {
-        name: "modules".into(),
-        source_name: format!("{:?}", k.info.symbol_source),
-    })?;
+    let head = k
+        .syms
+        .get("modules")
+        .ok_or_else(|| LinuxError::MissingSymbol {
+            name: "modules".into(),
+            source_name: format!("{:?}", k.info.symbol_source),
+        })?;
     let mut seen = HashSet::new();
     let mut cur = head;
     for _ in 0..MAX_MODULES {
@@ -69,7 +74,12 @@ pub fn kernel_modules(k: &Kernel) -> Result<Vec<ModuleInfo>> {
         } else {
             (0, 0)
         };
-        out.push(ModuleInfo { name, base: VirtAddr(base), size, path: None });
+        out.push(ModuleInfo {
+            name,
+            base: VirtAddr(base),
+            size,
+            path: None,
+        });
     }
     Ok(out)
 }

@@ -14,11 +14,13 @@ fn dentry_name(k: &Kernel, d: u64) -> Result<String> {
     let o = &k.off;
     let q = d + o.dentry_name;
     let len = k.u32(q + o.qstr_len)? as usize;
-    let p = k.ptr(q + o.qstr_name, "qstr.name")?.ok_or(LinuxError::BadObject {
-        what: "dentry",
-        va: d,
-        why: "NULL name".into(),
-    })?;
+    let p = k
+        .ptr(q + o.qstr_name, "qstr.name")?
+        .ok_or(LinuxError::BadObject {
+            what: "dentry",
+            va: d,
+            why: "NULL name".into(),
+        })?;
     k.chars(p, len.min(255))
 }
 
@@ -27,11 +29,13 @@ pub fn file_path(k: &Kernel, file: u64) -> Result<String> {
     let o = &k.off;
     let path = file + o.file_path;
     let mnt = k.ptr(path + o.path_mnt, "path.mnt")?;
-    let dentry = k.ptr(path + o.path_dentry, "path.dentry")?.ok_or(LinuxError::BadObject {
-        what: "file",
-        va: file,
-        why: "NULL dentry".into(),
-    })?;
+    let dentry = k
+        .ptr(path + o.path_dentry, "path.dentry")?
+        .ok_or(LinuxError::BadObject {
+            what: "file",
+            va: file,
+            why: "NULL dentry".into(),
+        })?;
     path_of(k, mnt, dentry)
 }
 
@@ -49,11 +53,12 @@ pub fn path_of(k: &Kernel, mnt: Option<u64>, mut dentry: u64) -> Result<String> 
             (Some(m), Some(mo), Some(ro)) => k.ptr(m + mo + ro, "vfsmount.mnt_root")?,
             _ => None,
         };
-        let parent = k.ptr(dentry + o.dentry_parent, "dentry.d_parent")?.unwrap_or(dentry);
+        let parent = k
+            .ptr(dentry + o.dentry_parent, "dentry.d_parent")?
+            .unwrap_or(dentry);
         if Some(dentry) == root || parent == dentry {
             // At the root of this mount: cross to the parent mount, if any.
-            let (Some(m), Some(po), Some(mpo)) = (mount, o.mount_parent, o.mount_mountpoint)
-            else {
+            let (Some(m), Some(po), Some(mpo)) = (mount, o.mount_parent, o.mount_mountpoint) else {
                 break;
             };
             let Some(pm) = k.ptr(m + po, "mount.mnt_parent")? else {

@@ -21,7 +21,10 @@ impl OsPlugin for LinuxPlugin {
 
     fn args() -> ArgSpec {
         ArgSpec::new()
-            .arg(ArgDecl::number("root", "force the kernel page-table root (physical address)"))
+            .arg(ArgDecl::number(
+                "root",
+                "force the kernel page-table root (physical address)",
+            ))
             .arg(ArgDecl::number(
                 "kaslr",
                 "virtual KASLR offset applied to a System.map (`symbols=`)",

@@ -96,7 +96,9 @@ pub fn find_token_table_parallel(phys: &dyn PhysicalMemory, lo: u64, hi: u64) ->
     let list = chunks(phys, lo, hi);
     let next = AtomicUsize::new(0);
     let best = AtomicU64::new(u64::MAX);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
     let overlap = 4096u64;
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -139,7 +141,11 @@ pub fn image_range_from_low_tables(phys: &dyn PhysicalMemory) -> Option<(u64, u6
             return None;
         }
         let b = read_lossy(phys, pa, 4096);
-        Some(b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
+        Some(
+            b.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        )
     };
     let next = |e: u64| (e & P != 0 && e & PS == 0).then_some(e & MASK);
     let low = read_lossy(phys, 0, 1 << 20);
@@ -155,7 +161,9 @@ pub fn image_range_from_low_tables(phys: &dyn PhysicalMemory) -> Option<(u64, u6
         }
         for l3 in cands {
             let Some(t3) = table(l3) else { continue };
-            let Some(l2) = t3.get(510).and_then(|e| next(*e)) else { continue };
+            let Some(l2) = t3.get(510).and_then(|e| next(*e)) else {
+                continue;
+            };
             let Some(t2) = table(l2) else { continue };
             // After boot the image mapping has holes (freed padding) and 4 KiB splits,
             // but every 2 MiB entry keeps the same virtual-to-physical offset.
@@ -185,7 +193,11 @@ pub fn image_range_from_low_tables(phys: &dyn PhysicalMemory) -> Option<(u64, u6
 pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Result<FoundKallsyms> {
     let mut rejected = 0usize;
     let mut last_err = None;
-    let low = if hint.is_none() { image_range_from_low_tables(phys) } else { None };
+    let low = if hint.is_none() {
+        image_range_from_low_tables(phys)
+    } else {
+        None
+    };
     if let Some((lo, hi)) = hint.or(low) {
         if let Some(hit) = find_token_table_parallel(phys, lo, hi) {
             if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
@@ -253,7 +265,10 @@ fn decode_at(
                 })
             }
             Err(e) => {
-                log::debug!("kallsyms candidate at {:#x} rejected: {e}", base + tt as u64);
+                log::debug!(
+                    "kallsyms candidate at {:#x} rejected: {e}",
+                    base + tt as u64
+                );
                 *last_err = Some(e);
             }
         }
@@ -272,7 +287,7 @@ pub fn find_btf(phys: &dyn PhysicalMemory, start: u64, len: u64) -> Option<(u64,
         let Some(blen) = btf::blob_len(&w[hit..]) else {
             continue;
         };
-        if blen < 1024 || blen > (64 << 20) {
+        if !(1024..=(64 << 20)).contains(&blen) {
             continue;
         }
         let blob = match w.get(hit..hit + blen) {

@@ -21,7 +21,11 @@ pub fn parse(text: &str, what: &str) -> Result<SymbolTable> {
         if k.len() != 1 {
             continue;
         }
-        syms.push(Symbol { name: n.to_string(), kind, addr });
+        syms.push(Symbol {
+            name: n.to_string(),
+            kind,
+            addr,
+        });
     }
     if syms.is_empty() {
         return Err(LinuxError::SymbolFile {

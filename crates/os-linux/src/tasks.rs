@@ -21,10 +21,13 @@ pub const MAX_ARGS: u64 = 128 << 10;
 
 /// Addresses of all `task_struct`s on the task list, `init_task` (pid 0) excluded.
 pub fn task_addrs(k: &Kernel) -> Result<Vec<u64>> {
-    let init = k.syms.get("init_task").ok_or_else(|| LinuxError::MissingSymbol {
-        name: "init_task".into(),
-        source_name: format!("{:?}", k.info.symbol_source),
-    })?;
+    let init = k
+        .syms
+        .get("init_task")
+        .ok_or_else(|| LinuxError::MissingSymbol {
+            name: "init_task".into(),
+            source_name: format!("{:?}", k.info.symbol_source),
+        })?;
     let off = k.off.task_tasks;
     let head = init + off;
     let mut seen = HashSet::new();
@@ -62,7 +65,9 @@ pub fn task_addrs(k: &Kernel) -> Result<Vec<u64>> {
 /// cut at 15 bytes), or a workqueue worker's `comm` with `+desc` (busy) / `-desc` (idle).
 fn proc_name(k: &Kernel, task: u64, flags: u32, comm: &str) -> Option<String> {
     let o = &k.off;
-    let kt = k.ptr(task + o.task_worker_private?, "task_struct.worker_private").ok()??;
+    let kt = k
+        .ptr(task + o.task_worker_private?, "task_struct.worker_private")
+        .ok()??;
     if flags & PF_WQ_WORKER != 0 {
         let worker = k.ptr(kt + o.kthread_data?, "kthread.data").ok()??;
         let (desc_off, desc_len) = o.worker_desc?;
@@ -76,7 +81,9 @@ fn proc_name(k: &Kernel, task: u64, flags: u32, comm: &str) -> Option<String> {
             .is_some_and(|w| w != 0);
         return Some(format!("{comm}{}{desc}", if busy { '+' } else { '-' }));
     }
-    let full = k.ptr(kt + o.kthread_full_name?, "kthread.full_name").ok()??;
+    let full = k
+        .ptr(kt + o.kthread_full_name?, "kthread.full_name")
+        .ok()??;
     let s = k.kvm.read_cstr(VirtAddr(full), 63).ok()?;
     (!s.is_empty()).then_some(s)
 }
@@ -102,11 +109,13 @@ pub fn task_mm(k: &Kernel, task: u64) -> Result<Option<u64>> {
 
 /// The user address space of a process from its `mm`.
 pub fn mm_space(k: &Kernel, mm: u64) -> Result<X86Space> {
-    let pgd = k.ptr(mm + k.off.mm_pgd, "mm_struct.pgd")?.ok_or(LinuxError::BadObject {
-        what: "mm_struct",
-        va: mm,
-        why: "NULL pgd".into(),
-    })?;
+    let pgd = k
+        .ptr(mm + k.off.mm_pgd, "mm_struct.pgd")?
+        .ok_or(LinuxError::BadObject {
+            what: "mm_struct",
+            va: mm,
+            why: "NULL pgd".into(),
+        })?;
     let pa = k.direct_pa(pgd);
     Ok(X86Space::new(k.phys.clone(), pa, k.info.levels))
 }
@@ -150,10 +159,16 @@ pub fn process_info(k: &Kernel, task: u64) -> Result<ProcessInfo> {
     let mm = task_mm(k, task).unwrap_or(None);
     let kernel_thread = mm.is_none() || flags & PF_KTHREAD != 0;
     let state = o.task_state.and_then(|s| k.u32(task + s).ok()).map(|s| {
-        let ex = o.task_exit_state.and_then(|e| k.u32(task + e).ok()).unwrap_or(0);
+        let ex = o
+            .task_exit_state
+            .and_then(|e| k.u32(task + e).ok())
+            .unwrap_or(0);
         state_letter(s, ex).to_string()
     });
-    let (uid, gid) = match o.task_cred.and_then(|c| k.ptr(task + c, "task_struct.cred").ok().flatten()) {
+    let (uid, gid) = match o
+        .task_cred
+        .and_then(|c| k.ptr(task + c, "task_struct.cred").ok().flatten())
+    {
         Some(cred) => (
             o.cred_uid.and_then(|u| k.u32(cred + u).ok()),
             o.cred_gid.and_then(|g| k.u32(cred + g).ok()),

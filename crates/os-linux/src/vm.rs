@@ -86,10 +86,7 @@ impl X86Space {
             }
         }
         if !self.canonical(v) {
-            return Err(Error::NonCanonical {
-                va,
-                arch: "x86_64",
-            });
+            return Err(Error::NonCanonical { va, arch: "x86_64" });
         }
         let mut table = self.root.0;
         for level in (1..=self.levels).rev() {
@@ -174,7 +171,11 @@ impl MemoryView for X86Space {
     }
 
     fn ranges(&self) -> Vec<MemRange<VirtAddr>> {
-        let half = if self.levels == 5 { 1u64 << 56 } else { 1u64 << 47 };
+        let half = if self.levels == 5 {
+            1u64 << 56
+        } else {
+            1u64 << 47
+        };
         vec![
             MemRange::new(VirtAddr(0), half),
             MemRange::new(VirtAddr(half.wrapping_neg()), half),

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use memlens_core::{
-    MemoryMetadata, MemoryView, PhysAddr, PhysicalTarget, ReadOp, TargetInfo,
-};
+use memlens_core::{MemoryMetadata, MemoryView, PhysAddr, PhysicalTarget, ReadOp, TargetInfo};
 use memlens_os_linux::{LinuxError, LinuxOptions, LinuxOs};
 use proptest::prelude::*;
 
@@ -54,7 +52,10 @@ fn zeroed_memory_says_what_is_missing() {
     let e = open(vec![0u8; 8 << 20]).expect_err("no kernel in zeros");
     let msg = e.to_string();
     assert!(matches!(e, LinuxError::KernelNotFound { .. }), "{msg}");
-    assert!(msg.contains("kallsyms") && msg.contains("symbols=PATH"), "{msg}");
+    assert!(
+        msg.contains("kallsyms") && msg.contains("symbols=PATH"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -75,7 +76,11 @@ fn anchor_without_tables_is_rejected() {
     let mut index = Vec::new();
     for i in 0..256u32 {
         index.push(table.len() as u16);
-        let c = if (0x21..0x7f).contains(&i) { vec![i as u8] } else { vec![b'x', i as u8 | 1] };
+        let c = if (0x21..0x7f).contains(&i) {
+            vec![i as u8]
+        } else {
+            vec![b'x', i as u8 | 1]
+        };
         table.extend_from_slice(&c);
         table.push(0);
     }

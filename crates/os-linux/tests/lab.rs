@@ -31,11 +31,19 @@ fn open(s: &Scenario, input: Input) -> LinuxOs {
             PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default())
         }
         Input::Elf | Input::ElfNoHints | Input::Kdump => {
-            let path = if input == Input::Kdump { &s.kdump } else { &s.elf };
+            let path = if input == Input::Kdump {
+                &s.kdump
+            } else {
+                &s.elf
+            };
             let d = memlens_connector_file::open_dump(path, &Default::default())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let t = d.target();
-            assert!(t.info.vmcoreinfo.is_some(), "{}: dump without VMCOREINFO", path.display());
+            assert!(
+                t.info.vmcoreinfo.is_some(),
+                "{}: dump without VMCOREINFO",
+                path.display()
+            );
             t
         }
     };
@@ -46,7 +54,11 @@ fn open(s: &Scenario, input: Input) -> LinuxOs {
     let os = LinuxOs::open(target, opts)
         .unwrap_or_else(|e| panic!("{} {input:?}: open failed: {e}", s.spec.name));
     let hinted = os.linux_info().hints_used.iter().any(|h| h == "vmcoreinfo");
-    assert_eq!(hinted, matches!(input, Input::Elf | Input::Kdump), "{input:?}: hints used");
+    assert_eq!(
+        hinted,
+        matches!(input, Input::Elf | Input::Kdump),
+        "{input:?}: hints used"
+    );
     os
 }
 
@@ -88,13 +100,27 @@ fn check_input(name: &str, input: Input) {
         // A workqueue worker's `+desc`/`-desc` suffix (busy/idle, last workqueue) may change
         // between the guest's snapshot and the dump: compare up to the suffix for those.
         let base = |s: &str| s.split(['+', '-']).next().unwrap_or("").to_string();
-        let same = p.name == t.comm
-            || (p.name.starts_with("kworker/") && base(&p.name) == base(&t.comm));
-        assert!(same, "{name}: pid {} is {:?}, guest says {:?}", t.pid, p.name, t.comm);
+        let same =
+            p.name == t.comm || (p.name.starts_with("kworker/") && base(&p.name) == base(&t.comm));
+        assert!(
+            same,
+            "{name}: pid {} is {:?}, guest says {:?}",
+            t.pid, p.name, t.comm
+        );
         if !t.cmdline.is_empty() {
-            assert_eq!(p.cmdline.as_ref(), Some(&t.cmdline), "{name}: cmdline of {}", t.pid);
+            assert_eq!(
+                p.cmdline.as_ref(),
+                Some(&t.cmdline),
+                "{name}: cmdline of {}",
+                t.pid
+            );
         }
-        assert_eq!(p.kernel_thread, t.cmdline.is_empty(), "{name}: kthread flag of {}", t.pid);
+        assert_eq!(
+            p.kernel_thread,
+            t.cmdline.is_empty(),
+            "{name}: kthread flag of {}",
+            t.pid
+        );
     }
     for p in &ps {
         assert!(
@@ -108,8 +134,15 @@ fn check_input(name: &str, input: Input) {
     // Kernel modules: names, sizes and bases as /proc/modules.
     let mods = os.kernel_modules().expect("modules");
     assert_eq!(mods[0].name, "vmlinux");
-    let mut got: Vec<_> = mods[1..].iter().map(|m| (m.name.clone(), m.size, m.base.0)).collect();
-    let mut want: Vec<_> = g.modules.iter().map(|m| (m.name.clone(), m.size, m.address)).collect();
+    let mut got: Vec<_> = mods[1..]
+        .iter()
+        .map(|m| (m.name.clone(), m.size, m.base.0))
+        .collect();
+    let mut want: Vec<_> = g
+        .modules
+        .iter()
+        .map(|m| (m.name.clone(), m.size, m.address))
+        .collect();
     got.sort();
     want.sort();
     assert_eq!(got, want, "{name}: modules");
@@ -121,7 +154,15 @@ fn check_input(name: &str, input: Input) {
     let maps = memlens_core::Process::maps(&proc_).expect("maps");
     let got: Vec<_> = maps
         .iter()
-        .map(|x| (x.start.0, x.end.0, x.perms.to_string(), x.offset, x.path.clone().unwrap_or_default()))
+        .map(|x| {
+            (
+                x.start.0,
+                x.end.0,
+                x.perms.to_string(),
+                x.offset,
+                x.path.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     let want: Vec<_> = m
         .maps
@@ -134,16 +175,30 @@ fn check_input(name: &str, input: Input) {
         let bytes = mem
             .read_vec(VirtAddr(st.va), st.text.len())
             .unwrap_or_else(|e| panic!("{name}: {:?} string at {:#x}: {e}", st.kind, st.va));
-        assert_eq!(String::from_utf8_lossy(&bytes), st.text, "{name}: {:?}", st.kind);
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            st.text,
+            "{name}: {:?}",
+            st.kind
+        );
     }
     let env = proc_.environment().expect("environment");
     for st in m.of_kind(MarkerKind::Env) {
         assert!(env.contains(&st.text), "{name}: env {} missing", st.text);
     }
-    let argv: Vec<_> = m.of_kind(MarkerKind::Argv).map(|s| s.text.clone()).collect();
-    assert_eq!(proc_.info_ref().cmdline.as_ref(), Some(&argv), "{name}: argv");
+    let argv: Vec<_> = m
+        .of_kind(MarkerKind::Argv)
+        .map(|s| s.text.clone())
+        .collect();
+    assert_eq!(
+        proc_.info_ref().cmdline.as_ref(),
+        Some(&argv),
+        "{name}: argv"
+    );
     let mods = memlens_core::Process::modules(&proc_).expect("process modules");
-    assert!(mods.iter().any(|x| x.path.as_deref() == Some("/bin/memlens-marker")));
+    assert!(mods
+        .iter()
+        .any(|x| x.path.as_deref() == Some("/bin/memlens-marker")));
 }
 
 trait InfoRef {

@@ -20,5 +20,9 @@ fn plugin_lists_processes() {
     assert_eq!(os.info().plugin, "linux");
     let bad = Args::parse("linux", &LinuxPlugin::args(), None, "bogus=1");
     assert!(bad.is_err(), "unknown keys are rejected");
-    assert!(LinuxPlugin::create(&Args::parse("linux", &LinuxPlugin::args(), None, "").unwrap(), None).is_err());
+    assert!(LinuxPlugin::create(
+        &Args::parse("linux", &LinuxPlugin::args(), None, "").unwrap(),
+        None
+    )
+    .is_err());
 }

@@ -182,7 +182,13 @@ impl BtfBuilder {
         out.extend_from_slice(&0xEB9Fu16.to_le_bytes());
         out.push(1);
         out.push(0);
-        for v in [24u32, 0, self.types.len() as u32, self.types.len() as u32, self.strings.len() as u32] {
+        for v in [
+            24u32,
+            0,
+            self.types.len() as u32,
+            self.types.len() as u32,
+            self.strings.len() as u32,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&self.types);
@@ -214,7 +220,12 @@ fn sample_btf() -> Vec<u8> {
     b.w(0);
     // 5: struct outer (kind_flag: bitfield sizes in the offsets)
     b.ty("outer", 4, 4, true, 32);
-    for (n, t, off) in [("first", 1u32, 0u32), ("", 4, 64), ("in", 3, 128), ("bf", 1, 3 << 24 | 194)] {
+    for (n, t, off) in [
+        ("first", 1u32, 0u32),
+        ("", 4, 64),
+        ("in", 3, 128),
+        ("bf", 1, 3 << 24 | 194),
+    ] {
         let s = b.s(n);
         b.w(s);
         b.w(t);
@@ -246,7 +257,11 @@ fn btf_synthetic_layouts() {
     assert_eq!(btf.type_count(), 9);
     assert_eq!(btf.kind(4), Some(Kind::Union));
     assert_eq!(btf.struct_size("outer").unwrap(), 32);
-    assert_eq!(btf.offset_of("outer", "x").unwrap(), 8, "through the anonymous union");
+    assert_eq!(
+        btf.offset_of("outer", "x").unwrap(),
+        8,
+        "through the anonymous union"
+    );
     assert_eq!(btf.offset_of("outer", "in.b").unwrap(), 20);
     let outer = btf.struct_id("outer").unwrap();
     let bf = btf.member(outer, "bf").unwrap();

@@ -57,8 +57,16 @@ fn kallsyms_matches_ksymtab() {
     let (rodata_off, rodata_va, rodata_size) = section(&d, ".rodata");
     let (layout, syms) = kallsyms::find_and_parse(&d, "vmlinux").expect("kallsyms found");
     // The tables live in .rodata.
-    for p in [layout.token_table, layout.names, layout.markers, layout.offsets] {
-        assert!(p >= rodata_off && p < rodata_off + rodata_size, "{p:#x} outside .rodata");
+    for p in [
+        layout.token_table,
+        layout.names,
+        layout.markers,
+        layout.offsets,
+    ] {
+        assert!(
+            p >= rodata_off && p < rodata_off + rodata_size,
+            "{p:#x} outside .rodata"
+        );
     }
     assert!(syms.len() > 50_000, "only {} symbols", syms.len());
     assert_eq!(layout.num_syms, syms.len());
@@ -68,7 +76,9 @@ fn kallsyms_matches_ksymtab() {
     assert!(exports.len() > 5_000, "{} exports", exports.len());
     let mut checked = 0;
     for (name, value) in &exports {
-        let got = syms.get(name).unwrap_or_else(|| panic!("{name} not in kallsyms"));
+        let got = syms
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not in kallsyms"));
         assert_eq!(got, *value, "{name}");
         checked += 1;
     }
@@ -100,10 +110,14 @@ fn btf_layouts_are_consistent() {
     assert_eq!(btf.offset_of("task_struct", "tgid").unwrap(), pid + 4);
     // An anonymous-union member and a nested path.
     let mm = btf.struct_id("mm_struct").unwrap();
-    assert!(btf.member(mm, "pgd").is_some(), "mm_struct.pgd is inside an anonymous struct");
+    assert!(
+        btf.member(mm, "pgd").is_some(),
+        "mm_struct.pgd is inside an anonymous struct"
+    );
     assert_eq!(
         btf.offset_of("mm_struct", "mm_mt.ma_root").unwrap(),
-        btf.offset_of("mm_struct", "mm_mt").unwrap() + btf.offset_of("maple_tree", "ma_root").unwrap()
+        btf.offset_of("mm_struct", "mm_mt").unwrap()
+            + btf.offset_of("maple_tree", "ma_root").unwrap()
     );
     // Maple nodes: 16 slots in range_64, 10 in arange_64.
     let r64 = btf.struct_id("maple_range_64").unwrap();
@@ -119,5 +133,9 @@ fn btf_layouts_are_consistent() {
         .find(|m| m.0 == "in_execve")
         .expect("task_struct.in_execve bitfield");
     assert_eq!(bf.3, 1);
-    assert_eq!(btf.enum_value("MAPLE_ARANGE_64").or(btf.enum_value("maple_arange_64")), Some(3));
+    assert_eq!(
+        btf.enum_value("MAPLE_ARANGE_64")
+            .or(btf.enum_value("maple_arange_64")),
+        Some(3)
+    );
 }
