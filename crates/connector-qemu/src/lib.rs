@@ -38,6 +38,7 @@ pub mod connector;
 pub mod error;
 pub mod layout;
 pub mod memory;
+pub mod plugin;
 pub mod qmp;
 pub mod regs;
 
@@ -45,4 +46,5 @@ pub use cmdline::QemuCommandLine;
 pub use connector::{list_targets, open, QemuArgs, QemuConnector, QemuTarget, QmpCpu};
 pub use error::QemuError;
 pub use memory::QemuMemory;
+pub use plugin::QemuPlugin;
 pub use qmp::QmpSocket;

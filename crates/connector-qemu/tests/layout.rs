@@ -201,3 +201,22 @@ fn several_guests_with_one_name_are_listed_not_guessed() {
         "{e}"
     );
 }
+
+#[test]
+fn plugin_entry_point_opens_the_guest() {
+    use memlens_connector_qemu::QemuPlugin;
+    use memlens_plugin::{Args, ConnectorPlugin};
+    let vm = BareQemu::start("pc", "128M", true, &[]);
+    let spec = QemuPlugin::args();
+    let a = Args::parse("qemu", &spec, Some(&vm.name), "no_qmp").unwrap();
+    let t = QemuPlugin::create(&a, Some(native(false))).unwrap();
+    assert_eq!(t.info.connector, "qemu");
+    assert!(t.cpu.is_none(), "no_qmp: no registers");
+    let bios = t.memory.read_vec(PhysAddr(0xf_0000), 0x1_0000).unwrap();
+    assert!(bios.windows(7).any(|w| w == b"SeaBIOS"));
+    let a = Args::parse("qemu", &spec, Some(&vm.name), "").unwrap();
+    let t = QemuPlugin::create(&a, Some(native(false))).unwrap();
+    assert_eq!(t.cpu.expect("registers through QMP").cpu_count(), 1);
+    let e = QemuPlugin::create(&a, None).err().unwrap().to_string();
+    assert!(e.contains("-o native"), "{e}");
+}

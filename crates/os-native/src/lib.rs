@@ -35,10 +35,12 @@
 
 pub mod elf;
 pub mod error;
+pub mod plugin;
 pub mod process;
 pub mod procfs;
 pub mod vm;
 
 pub use error::NativeError;
+pub use plugin::NativePlugin;
 pub use process::{NativeOptions, NativeOs, NativeProcess};
 pub use vm::ProcessMemory;

@@ -333,3 +333,21 @@ fn os_info_and_kernel_modules() {
     let mods = os.kernel_modules().unwrap();
     assert_eq!(mods.len(), text.lines().count());
 }
+
+#[test]
+fn plugin_entry_point() {
+    use memlens_os_native::NativePlugin;
+    use memlens_plugin::{Args, OsPlugin};
+    let spec = NativePlugin::args();
+    let os = NativePlugin::create(&Args::parse("native", &spec, None, "").unwrap(), None).unwrap();
+    assert!(os
+        .processes()
+        .unwrap()
+        .iter()
+        .any(|p| p.pid == std::process::id()));
+    let me = os.process(std::process::id()).unwrap();
+    assert!(me.writer().is_none());
+    let os =
+        NativePlugin::create(&Args::parse("native", &spec, None, "write").unwrap(), None).unwrap();
+    assert!(os.process(std::process::id()).unwrap().writer().is_some());
+}
