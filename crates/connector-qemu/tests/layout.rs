@@ -220,3 +220,83 @@ fn plugin_entry_point_opens_the_guest() {
     let e = QemuPlugin::create(&a, None).err().unwrap().to_string();
     assert!(e.contains("-o native"), "{e}");
 }
+
+#[test]
+fn aarch64_virt_ram_at_1g() {
+    let vm = BareQemu::start_bin(
+        "qemu-system-aarch64",
+        "virt",
+        "256M",
+        true,
+        &["-cpu", "cortex-a57"],
+    );
+    let qmp = QmpSocket::new(&vm.qmp);
+    let base = 0x4000_0000u64;
+    for mode in ["pause", "no-qmp"] {
+        if mode == "no-qmp" {
+            qmp.execute("stop", None).unwrap();
+        }
+        let c = QemuConnector::open(native(true), &args(&format!("{},writable,{mode}", vm.name)))
+            .unwrap();
+        assert_eq!(c.map().entries().len(), 1);
+        assert_eq!(c.map().entries()[0].base, PhysAddr(base));
+        for pa in [base, base + (256 << 20) - 64] {
+            let pattern = format!("arm64-{mode}-{pa:#x}");
+            c.memory()
+                .write_all_at(PhysAddr(pa), pattern.as_bytes())
+                .unwrap();
+            assert_eq!(pmemsave(&qmp, pa, pattern.len()), pattern.as_bytes());
+        }
+        // The flash below RAM is not part of the RAM block.
+        assert!(c.memory().read_u64(PhysAddr(0)).is_err());
+        if mode == "pause" {
+            let regs = c.registers().unwrap();
+            assert!(
+                matches!(regs[0], memlens_core::CpuRegisters::Aarch64(_)),
+                "{regs:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn qemu_without_the_expected_mapping_names_what_was_looked_for() {
+    // The command line claims 512 MiB but the process has 256 MiB: an OS view of it (here
+    // a wrapper that rewrites the listed command line) finds no mapping of that size.
+    let vm = BareQemu::start("pc", "256M", false, &[]);
+    let os = Arc::new(LyingOs(native(false), vm.pid()));
+    let e = QemuConnector::open(os, &args(&vm.name))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no mapping holds the guest RAM"), "{e}");
+    assert!(e.contains("0x20000000 bytes"), "{e}");
+    assert!(e.contains("256 MiB"), "candidates are listed: {e}");
+}
+
+use std::sync::Arc;
+
+/// An OS that reports `-m 512M` on the command line of process `.1`.
+struct LyingOs(Arc<dyn memlens_core::Os>, u32);
+
+impl memlens_core::Os for LyingOs {
+    fn info(&self) -> memlens_core::OsInfo {
+        self.0.info()
+    }
+    fn processes(&self) -> memlens_core::Result<Vec<memlens_core::ProcessInfo>> {
+        let mut v = self.0.processes()?;
+        for p in v.iter_mut().filter(|p| p.pid == self.1) {
+            if let Some(c) = p.cmdline.as_mut() {
+                for a in c.iter_mut().filter(|a| *a == "256M") {
+                    *a = "512M".into();
+                }
+            }
+        }
+        Ok(v)
+    }
+    fn process(&self, pid: u32) -> memlens_core::Result<Arc<dyn memlens_core::Process>> {
+        self.0.process(pid)
+    }
+    fn kernel_modules(&self) -> memlens_core::Result<Vec<memlens_core::ModuleInfo>> {
+        self.0.kernel_modules()
+    }
+}

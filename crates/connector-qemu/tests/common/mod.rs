@@ -26,6 +26,17 @@ pub struct BareQemu {
 impl BareQemu {
     /// `qemu-system-x86_64 -name NAME -M machine -m ram [+ QMP socket] [extra args]`.
     pub fn start(machine: &str, ram: &str, with_qmp: bool, extra: &[&str]) -> BareQemu {
+        Self::start_bin("qemu-system-x86_64", machine, ram, with_qmp, extra)
+    }
+
+    /// Like [`BareQemu::start`] with another emulator binary.
+    pub fn start_bin(
+        bin: &str,
+        machine: &str,
+        ram: &str,
+        with_qmp: bool,
+        extra: &[&str],
+    ) -> BareQemu {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -35,7 +46,7 @@ impl BareQemu {
         );
         let qmp = std::env::temp_dir().join(format!("{name}.qmp"));
         let _ = std::fs::remove_file(&qmp);
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let mut cmd = Command::new(bin);
         cmd.args(["-name", &name, "-accel", "tcg", "-M", machine, "-m", ram]);
         cmd.args(["-display", "none", "-monitor", "none", "-serial", "none"]);
         cmd.args(["-nic", "none", "-no-reboot"]);
@@ -49,7 +60,7 @@ impl BareQemu {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot start qemu-system-x86_64 ({e}); install it: apt-get install qemu-system-x86")
+            panic!("cannot start {bin} ({e}); install it: apt-get install qemu-system-x86 qemu-system-arm")
         });
         let q = BareQemu { child, name, qmp };
         // Wait for the RAM mapping (and the socket) to appear.
