@@ -34,12 +34,13 @@ help_snapshot!(ps, "ps");
 help_snapshot!(maps, "maps");
 help_snapshot!(modules, "modules");
 help_snapshot!(read, "read");
+help_snapshot!(search, "search");
 help_snapshot!(bench, "bench");
 help_snapshot!(bench_phys, "bench", "phys");
 
 #[test]
 fn every_command_has_an_example() {
-    for cmd in ["info", "ps", "maps", "modules", "read"] {
+    for cmd in ["info", "ps", "maps", "modules", "read", "search"] {
         let h = help(&[cmd]);
         assert!(
             h.contains("memlens "),
