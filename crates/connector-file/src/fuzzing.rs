@@ -31,7 +31,6 @@ pub fn exercise(path: &Path, choice: FormatChoice) -> bool {
     };
     let _ = dump.info().to_string();
     let _ = dump.target();
-    let mut bufs = vec![vec![0u8; 4096 + 7]; 0];
     let mut addrs = Vec::new();
     for r in dump.ranges().iter().take(32) {
         for k in 0..4u64 {
@@ -42,7 +41,7 @@ pub fn exercise(path: &Path, choice: FormatChoice) -> bool {
     }
     addrs.push(dump.metadata().max_addr.0);
     addrs.push(u64::MAX - 5);
-    bufs.resize(addrs.len(), vec![0u8; 4096 + 7]);
+    let mut bufs = vec![vec![0u8; 4096 + 7]; addrs.len()];
     let mut ops: Vec<ReadOp<'_, PhysAddr>> = addrs
         .iter()
         .zip(bufs.iter_mut())

@@ -161,8 +161,8 @@ fn parse_header(data: &[u8], source: &Source, path: &Path) -> Result<KdumpHeader
     if sub_hdr_size == 0 {
         return Err(b.bad(432, "kdump sub_hdr_size", "0 (no sub-header)"));
     }
-    let sub_len = sub_hdr_size.saturating_mul(block_size).min(4096).max(104);
-    let sub_raw = source.need(data, path, block_size, 104.min(sub_len), "kdump_sub_header")?;
+    // Fields up to max_mapnr_64 (v6): 104 bytes; the sub-header block is at least 1 KiB.
+    let sub_raw = source.need(data, path, block_size, 104, "kdump_sub_header")?;
     let s = Bytes::new(&sub_raw, block_size, path);
     let phys_base = s.u64(0, "kdump_sub_header phys_base")?;
     let dump_level = s.u32(8, "kdump_sub_header dump_level")?;

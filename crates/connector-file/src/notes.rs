@@ -139,10 +139,8 @@ pub(crate) fn interpret(notes: &[Note<'_>], machine: Machine) -> NoteInfo {
         match (n.name, n.kind) {
             (b"CORE", NT_PRSTATUS) => prstatus.push(n.desc),
             (b"QEMU", _) => qemu.push(n.desc),
-            (b"VMCOREINFO", _) => {
-                if info.vmcoreinfo.is_none() {
-                    info.vmcoreinfo = Some(parse_vmcoreinfo(n.desc));
-                }
+            (b"VMCOREINFO", _) if info.vmcoreinfo.is_none() => {
+                info.vmcoreinfo = Some(parse_vmcoreinfo(n.desc));
             }
             _ => {}
         }
