@@ -3,7 +3,7 @@
 //! silent fallback to raw** (reading a corrupt kdump as a raw image would hand garbage to
 //! the OS plugin). Raw is the fallback only for files that match no known magic *and* look
 //! like a memory image (a whole number of 4 KiB pages); anything else is
-//! [`FileError::UnknownFormat`], which lists the supported formats and says how to force
+//! [`FileError::UnknownFormat`](crate::FileError::UnknownFormat), which lists the supported formats and says how to force
 //! raw (`format=raw`).
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! [`open_dump`]: one entry point for every dump format. **Key decision: a [`Dump`] is a
 //! reader plus what the file says about the machine** (registers, VMCOREINFO, a
-//! [`DumpInfo`] summary); it is itself a [`PhysicalMemory`](memlens_core::PhysicalMemory)
+//! [`DumpInfo`] summary); it is itself a [`PhysicalMemory`]
 //! and turns into a core [`PhysicalTarget`] so OS plugins get the page-table roots and
 //! kernel notes as hints without knowing the format.
 
