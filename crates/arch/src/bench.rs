@@ -47,6 +47,49 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`), so that results
+/// stay meaningful on a loaded machine; `None` where unavailable.
+#[cfg(unix)]
+pub fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    ))
+}
+
+/// CPU time consumed by the calling thread; `None` on this platform.
+#[cfg(not(unix))]
+pub fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
+/// Wall and CPU time of one run of `f`.
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration, Option<Duration>) {
+    let c0 = thread_cpu_time();
+    let t = Instant::now();
+    let r = f();
+    let wall = t.elapsed();
+    let cpu = match (c0, thread_cpu_time()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    (r, wall, cpu)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
 /// Result of [`bench_walk`]: time to compute the whole page map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WalkBench {
@@ -68,6 +111,10 @@ pub struct WalkBench {
     pub min_ms: f64,
     /// Median run, milliseconds.
     pub median_ms: f64,
+    /// Fastest run in CPU time of the thread, milliseconds (when measurable).
+    pub min_cpu_ms: Option<f64>,
+    /// Median run in CPU time of the thread, milliseconds (when measurable).
+    pub median_cpu_ms: Option<f64>,
 }
 
 impl fmt::Display for WalkBench {
@@ -86,7 +133,11 @@ impl fmt::Display for WalkBench {
             f,
             "{} runs: min {:.3} ms, median {:.3} ms",
             self.runs, self.min_ms, self.median_ms
-        )
+        )?;
+        if let (Some(a), Some(b)) = (self.min_cpu_ms, self.median_cpu_ms) {
+            write!(f, " (CPU time: min {a:.3} ms, median {b:.3} ms)")?;
+        }
+        Ok(())
     }
 }
 
@@ -100,14 +151,17 @@ pub fn bench_walk<P: PhysicalMemory + ?Sized>(
     let runs = runs.max(1);
     let opts = PageMapOptions::default();
     let mut times = Vec::with_capacity(runs);
+    let mut cpu = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs {
-        let t = Instant::now();
-        let pm = page_map(mem, mmu, roots, &opts);
-        times.push(t.elapsed());
+        let (pm, wall, c) = timed(|| page_map(mem, mmu, roots, &opts));
+        times.push(wall);
+        cpu.extend(c);
         last = Some(pm);
     }
     times.sort();
+    cpu.sort();
+    let cpu_ok = cpu.len() == runs;
     let pm = last.unwrap_or_default();
     WalkBench {
         arch: mmu.name().to_string(),
@@ -119,6 +173,8 @@ pub fn bench_walk<P: PhysicalMemory + ?Sized>(
         mapped_bytes: pm.stats.mapped_bytes,
         min_ms: times.first().copied().map(ms).unwrap_or(0.0),
         median_ms: times.get(runs / 2).copied().map(ms).unwrap_or(0.0),
+        min_cpu_ms: cpu.first().copied().map(ms).filter(|_| cpu_ok),
+        median_cpu_ms: cpu.get(runs / 2).copied().map(ms).filter(|_| cpu_ok),
     }
 }
 
@@ -166,7 +222,9 @@ impl AddressSampler {
         };
         let total = cum.last().copied().unwrap_or(0);
         let x = rng.below(total);
-        let i = cum.partition_point(|c| *c <= x).min(rs.len().saturating_sub(1));
+        let i = cum
+            .partition_point(|c| *c <= x)
+            .min(rs.len().saturating_sub(1));
         let before = if i == 0 { 0 } else { cum[i - 1] };
         VirtAddr(rs[i].va.0.wrapping_add(x - before))
     }
@@ -218,6 +276,8 @@ pub struct VirtBenchRow {
     pub reads_per_s: f64,
     /// Bytes per second.
     pub bytes_per_s: f64,
+    /// Reads per second of the thread's CPU time (when measurable).
+    pub reads_per_cpu_s: Option<f64>,
 }
 
 /// Result of [`bench_virt`].
@@ -242,25 +302,33 @@ impl fmt::Display for VirtBench {
         )?;
         writeln!(
             f,
-            "{:>8} {:>6} {:>12} {:>14} {:>12}",
-            "SIZE", "BATCH", "READS", "READS/S", "MB/S"
+            "{:>8} {:>6} {:>12} {:>14} {:>12} {:>16}",
+            "SIZE", "BATCH", "READS", "READS/S", "MB/S", "READS/CPU-S"
         )?;
         for r in &self.rows {
             writeln!(
                 f,
-                "{:>8} {:>6} {:>12} {:>14.0} {:>12.1}",
+                "{:>8} {:>6} {:>12} {:>14.0} {:>12.1} {:>16}",
                 r.size,
                 r.batch,
                 r.reads,
                 r.reads_per_s,
-                r.bytes_per_s / 1e6
+                r.bytes_per_s / 1e6,
+                r.reads_per_cpu_s
+                    .map(|x| format!("{x:.0}"))
+                    .unwrap_or_else(|| "-".into())
             )?;
         }
         Ok(())
     }
 }
 
-/// Random virtual reads over mapped pages of both halves, for every size × batch.
+/// Addresses in the pool of [`bench_virt`].
+const POOL: usize = 16384;
+
+/// Random virtual reads over mapped pages of both halves, for every size × batch. Each
+/// case draws a pool of 16 384 random mapped addresses (alternating halves), reads them
+/// once untimed, then cycles through them for `time_per_case`.
 pub fn bench_virt<P: PhysicalMemory>(
     view: &VirtualView<P>,
     cfg: &VirtBenchConfig,
@@ -279,8 +347,20 @@ pub fn bench_virt<P: PhysicalMemory>(
         for &batch in &cfg.batches {
             let batch = batch.max(1);
             let mut rng = SplitMix64::new(cfg.seed);
+            // A fixed pool of addresses, touched once untimed: the timing then measures
+            // translation and copying, not the first-touch page faults of a mapped dump.
+            let pool: Vec<VirtAddr> = (0..POOL).map(|k| sampler.pick(&mut rng, k)).collect();
             let mut bufs = vec![0u8; size * batch];
+            for chunk in pool.chunks(batch) {
+                let mut ops: Vec<ReadOp<'_, VirtAddr>> = bufs
+                    .chunks_mut(size.max(1))
+                    .zip(chunk)
+                    .map(|(b, a)| ReadOp::new(*a, b))
+                    .collect();
+                memlens_core::MemoryView::read_batch(view, &mut ops);
+            }
             let (mut reads, mut failed) = (0u64, 0u64);
+            let cpu0 = thread_cpu_time();
             let start = Instant::now();
             let mut k = 0usize;
             while start.elapsed() < cfg.time_per_case {
@@ -288,8 +368,8 @@ pub fn bench_virt<P: PhysicalMemory>(
                     let mut ops: Vec<ReadOp<'_, VirtAddr>> = bufs
                         .chunks_mut(size.max(1))
                         .map(|b| {
-                            k += 1;
-                            ReadOp::new(sampler.pick(&mut rng, k), b)
+                            k = (k + 1) % POOL;
+                            ReadOp::new(pool[k], b)
                         })
                         .collect();
                     memlens_core::MemoryView::read_batch(view, &mut ops);
@@ -298,6 +378,10 @@ pub fn bench_virt<P: PhysicalMemory>(
                 }
             }
             let secs = start.elapsed().as_secs_f64().max(1e-9);
+            let cpu = match (cpu0, thread_cpu_time()) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64().max(1e-9)),
+                _ => None,
+            };
             rows.push(VirtBenchRow {
                 size,
                 batch,
@@ -306,6 +390,7 @@ pub fn bench_virt<P: PhysicalMemory>(
                 secs,
                 reads_per_s: reads as f64 / secs,
                 bytes_per_s: (reads as f64 * size as f64) / secs,
+                reads_per_cpu_s: cpu.map(|c| reads as f64 / c),
             });
         }
     }
@@ -334,6 +419,10 @@ pub struct TranslateBench {
     pub cold_per_s: f64,
     /// Translations per second with every address in the TLB (median of runs).
     pub warm_per_s: f64,
+    /// Like `cold_per_s`, per second of the thread's CPU time (when measurable).
+    pub cold_per_cpu_s: Option<f64>,
+    /// Like `warm_per_s`, per second of the thread's CPU time (when measurable).
+    pub warm_per_cpu_s: Option<f64>,
     /// Translations that failed (should be 0: addresses come from the page map).
     pub failed: usize,
 }
@@ -342,11 +431,19 @@ impl fmt::Display for TranslateBench {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "translate {} random mapped addresses ({}): TLB cold {:.2} M/s, warm {:.2} M/s{}",
+            "translate {} random mapped addresses ({}): TLB cold {:.2} M/s, warm {:.2} M/s{}{}",
             self.batch,
             self.arch,
             self.cold_per_s / 1e6,
             self.warm_per_s / 1e6,
+            match (self.cold_per_cpu_s, self.warm_per_cpu_s) {
+                (Some(c), Some(w)) => format!(
+                    " (per CPU second: cold {:.2} M/s, warm {:.2} M/s)",
+                    c / 1e6,
+                    w / 1e6
+                ),
+                _ => String::new(),
+            },
             if self.failed > 0 {
                 format!(" ({} failed)", self.failed)
             } else {
@@ -377,26 +474,28 @@ pub fn bench_translate<P: PhysicalMemory>(
         .collect();
     let mut out: Vec<_> = (0..vas.len()).map(|_| unset()).collect();
     let runs = runs.max(1);
-    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    let (mut cold, mut warm, mut cold_cpu, mut warm_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         if let Some(t) = view.tlb() {
             t.flush();
         }
-        let t = Instant::now();
-        view.translate_batch(&vas, &mut out);
-        cold.push(t.elapsed());
-        let t = Instant::now();
-        view.translate_batch(&vas, &mut out);
-        warm.push(t.elapsed());
+        let ((), w, c) = timed(|| view.translate_batch(&vas, &mut out));
+        cold.push(w);
+        cold_cpu.extend(c);
+        let ((), w, c) = timed(|| view.translate_batch(&vas, &mut out));
+        warm.push(w);
+        warm_cpu.extend(c);
     }
-    cold.sort();
-    warm.sort();
     let rate = |d: Duration| vas.len() as f64 / d.as_secs_f64().max(1e-12);
+    let cpu_rate = |v: Vec<Duration>| (v.len() == runs).then(|| rate(median(v)));
     Ok(TranslateBench {
         arch: view.mmu().name().to_string(),
         batch: vas.len(),
-        cold_per_s: rate(cold[runs / 2]),
-        warm_per_s: rate(warm[runs / 2]),
+        cold_per_s: rate(median(cold)),
+        warm_per_s: rate(median(warm)),
+        cold_per_cpu_s: cpu_rate(cold_cpu),
+        warm_per_cpu_s: cpu_rate(warm_cpu),
         failed: out.iter().filter(|r| r.is_err()).count(),
     })
 }

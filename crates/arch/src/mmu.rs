@@ -622,7 +622,10 @@ impl Mmu {
                 } else {
                     span
                 };
-                vec![(0, full - 1, false), (0u64.wrapping_sub(full), u64::MAX, true)]
+                vec![
+                    (0, full - 1, false),
+                    (0u64.wrapping_sub(full), u64::MAX, true),
+                ]
             }
         }
     }

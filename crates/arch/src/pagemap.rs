@@ -122,8 +122,8 @@ pub fn page_map<P: PhysicalMemory + ?Sized>(
     let mut stats = walk_leaves(mem, mmu, roots, opts, |l| {
         if let Some(last) = ranges.last_mut() {
             let adjacent = last.va.0.checked_add(last.len) == Some(l.va.0);
-            let phys_ok = !opts.physically_contiguous
-                || last.pa.0.checked_add(last.len) == Some(l.pa.0);
+            let phys_ok =
+                !opts.physically_contiguous || last.pa.0.checked_add(last.len) == Some(l.pa.0);
             if adjacent && phys_ok && last.flags == l.flags {
                 last.len = last.len.saturating_add(l.size.bytes());
                 last.page_size = last.page_size.min(l.size);
@@ -186,10 +186,7 @@ where
     P: PhysicalMemory + ?Sized,
     F: FnMut(&Leaf) -> bool,
 {
-    let (lo, hi) = opts
-        .range
-        .map(|(a, b)| (a.0, b.0))
-        .unwrap_or((0, u64::MAX));
+    let (lo, hi) = opts.range.map(|(a, b)| (a.0, b.0)).unwrap_or((0, u64::MAX));
     let mut w = Walk {
         mem,
         mmu,

@@ -51,9 +51,7 @@ impl From<Result<Translation, memlens_core::Error>> for TranslateRow {
 fn error_va(e: &memlens_core::Error) -> Option<VirtAddr> {
     use memlens_core::Error as E;
     match e.root_cause() {
-        E::NotPresent { va, .. } | E::BadEntry { va, .. } | E::NonCanonical { va, .. } => {
-            Some(*va)
-        }
+        E::NotPresent { va, .. } | E::BadEntry { va, .. } | E::NonCanonical { va, .. } => Some(*va),
         _ => None,
     }
 }

@@ -1,9 +1,9 @@
 //! A software TLB. **Key decision: a 2-way set-associative array of seqlock-protected
 //! slots made of atomics**, so lookups from many threads take no lock and never block:
 //! a reader copies a slot and checks that its sequence number did not move; a writer
-//! that loses a race simply does not insert. Keys are (table root, virtual page of the
-//! smallest page size); a hit inside a large page still returns the large page's base
-//! and size.
+//! that loses a race simply does not insert. Keys are (table root, virtual page number,
+//! page size): a large page takes one entry, and a lookup probes each page size of the
+//! MMU (smallest first), so random accesses over a direct map of 1 GiB pages hit.
 //!
 //! Each entry records when it was inserted; with a validity time (live targets), older
 //! entries are misses. The clock is read once per batch, not per lookup.
@@ -47,7 +47,8 @@ struct Slot {
 pub struct Tlb {
     slots: Box<[Slot]>,
     sets_mask: usize,
-    granule_shift: u8,
+    shifts: [u8; 4],
+    nshifts: usize,
     validity_us: Option<u64>,
     epoch: Instant,
 }
@@ -67,13 +68,36 @@ impl std::fmt::Debug for Tlb {
 pub struct TlbTime(u64);
 
 impl Tlb {
-    /// A TLB for an MMU whose smallest page is `1 << granule_shift` bytes.
+    /// A TLB for an MMU with one page size, `1 << granule_shift` bytes (larger pages are
+    /// cached too but only found by lookups probing their size: prefer
+    /// [`Tlb::for_mmu`]).
     pub fn new(cfg: TlbConfig, granule_shift: u8) -> Self {
+        Self::with_shifts(cfg, &[granule_shift])
+    }
+
+    /// A TLB that probes every page size of `mmu`.
+    pub fn for_mmu(cfg: TlbConfig, mmu: &crate::Mmu) -> Self {
+        let shifts: Vec<u8> = mmu
+            .page_sizes()
+            .iter()
+            .map(|s| s.trailing_zeros() as u8)
+            .collect();
+        Self::with_shifts(cfg, &shifts)
+    }
+
+    fn with_shifts(cfg: TlbConfig, page_shifts: &[u8]) -> Self {
         let n = cfg.entries.clamp(2, 1 << 24).next_power_of_two();
+        let mut shifts = [12u8; 4];
+        let mut nshifts = 0;
+        for &s in page_shifts.iter().take(4) {
+            shifts[nshifts] = s.clamp(1, 63);
+            nshifts += 1;
+        }
         Self {
             slots: (0..n).map(|_| Slot::default()).collect(),
             sets_mask: n / 2 - 1,
-            granule_shift: granule_shift.min(63),
+            shifts,
+            nshifts: nshifts.max(1),
             validity_us: cfg
                 .validity
                 .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
@@ -96,16 +120,51 @@ impl Tlb {
     }
 
     #[inline(always)]
-    fn set_of(&self, root: u64, vpage: u64) -> usize {
-        let h = (vpage ^ root.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    fn set_of(&self, root: u64, vpage: u64, shift: u8) -> usize {
+        let h = (vpage ^ root.rotate_left(29) ^ (u64::from(shift) << 58))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         ((h >> 32) as usize) & self.sets_mask
     }
 
     /// Looks `va` up under the table root `root` (as masked by the MMU).
     #[inline]
     pub fn lookup(&self, root: u64, va: VirtAddr, now: TlbTime) -> Option<Translation> {
-        let vpage = va.0 >> self.granule_shift;
-        let set = self.set_of(root, vpage);
+        let mut hint = 0;
+        self.lookup_hinted(root, va, now, &mut hint)
+    }
+
+    /// Like [`Tlb::lookup`], probing the page size `*hint` (log2) first and setting it to
+    /// the size that hit: batches of nearby addresses usually share a page size, so one
+    /// probe (one cache line) suffices.
+    #[inline]
+    pub fn lookup_hinted(
+        &self,
+        root: u64,
+        va: VirtAddr,
+        now: TlbTime,
+        hint: &mut u8,
+    ) -> Option<Translation> {
+        if *hint != 0 {
+            if let Some(t) = self.probe(root, va, *hint, now) {
+                return Some(t);
+            }
+        }
+        for &shift in &self.shifts[..self.nshifts] {
+            if shift == *hint {
+                continue;
+            }
+            if let Some(t) = self.probe(root, va, shift, now) {
+                *hint = shift;
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    #[inline(always)]
+    fn probe(&self, root: u64, va: VirtAddr, want_shift: u8, now: TlbTime) -> Option<Translation> {
+        let vpage = va.0 >> want_shift;
+        let set = self.set_of(root, vpage, want_shift);
         for way in 0..2 {
             let s = self.slots.get(set * 2 + way)?;
             let s1 = s.seq.load(Ordering::Acquire);
@@ -121,7 +180,7 @@ impl Tlb {
                 continue;
             }
             let shift = (meta & 0xff) as u8;
-            if shift == 0 || r != root || v != vpage {
+            if shift != want_shift || r != root || v != vpage {
                 continue;
             }
             if let Some(valid) = self.validity_us {
@@ -143,13 +202,15 @@ impl Tlb {
     /// Records a translation made under `root`.
     #[inline]
     pub fn insert(&self, root: u64, t: &Translation, now: TlbTime) {
-        let vpage = t.va.0 >> self.granule_shift;
-        let set = self.set_of(root, vpage);
+        let shift = t.size.shift() as u8;
+        let vpage = t.va.0 >> shift;
+        let set = self.set_of(root, vpage, shift);
         let pick = |way: usize| {
             self.slots.get(set * 2 + way).filter(|s| {
                 let m = s.meta.load(Ordering::Relaxed);
                 m & 0xff == 0
-                    || (s.vpage.load(Ordering::Relaxed) == vpage
+                    || (m & 0xff == u64::from(shift)
+                        && s.vpage.load(Ordering::Relaxed) == vpage
                         && s.root.load(Ordering::Relaxed) == root)
             })
         };
@@ -159,8 +220,7 @@ impl Tlb {
         let Some(s) = slot else { return };
         let s1 = s.seq.load(Ordering::Relaxed);
         if s1 & 1 != 0
-            || s
-                .seq
+            || s.seq
                 .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
         {
@@ -180,8 +240,7 @@ impl Tlb {
         for s in self.slots.iter() {
             let s1 = s.seq.load(Ordering::Relaxed);
             if s1 & 1 == 0
-                && s
-                    .seq
+                && s.seq
                     .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
@@ -218,7 +277,7 @@ mod tests {
 
     #[test]
     fn hit_miss_large_and_flush() {
-        let tlb = Tlb::new(TlbConfig::default(), 12);
+        let tlb = Tlb::with_shifts(TlbConfig::default(), &[12, 21, 30]);
         let now = tlb.now();
         assert!(tlb.lookup(0x1000, VirtAddr(0x4000_1234), now).is_none());
         tlb.insert(0x1000, &t(0x4000_1234, 0x20_1234, PageSize::M2), now);
@@ -250,7 +309,13 @@ mod tests {
 
     #[test]
     fn many_threads() {
-        let tlb = Tlb::new(TlbConfig { entries: 256, validity: None }, 12);
+        let tlb = Tlb::new(
+            TlbConfig {
+                entries: 256,
+                validity: None,
+            },
+            12,
+        );
         std::thread::scope(|sc| {
             for th in 0..4u64 {
                 let tlb = &tlb;

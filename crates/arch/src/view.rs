@@ -16,8 +16,7 @@ use std::sync::Arc;
 use memlens_core::mem::{finish_partial, record_failure};
 use memlens_core::middleware::cache::{CacheConfig, PageCache};
 use memlens_core::{
-    Error, MemRange, MemoryMetadata, MemoryView, PhysAddr, PhysicalMemory, ReadOp, Result,
-    VirtAddr,
+    Error, MemRange, MemoryMetadata, MemoryView, PhysAddr, PhysicalMemory, ReadOp, Result, VirtAddr,
 };
 
 use crate::mmu::Mmu;
@@ -61,12 +60,12 @@ impl<P: PhysicalMemory> VirtualView<P> {
 
     /// Adds a private TLB.
     pub fn with_tlb(mut self, cfg: TlbConfig) -> Self {
-        self.tlb = Some(Arc::new(Tlb::new(cfg, self.mmu.granule_shift())));
+        self.tlb = Some(Arc::new(Tlb::for_mmu(cfg, &self.mmu)));
         self
     }
 
     /// Uses a TLB shared with other views (entries are keyed by root, so views of
-    /// different processes can share one). Its granule must match this MMU's.
+    /// different processes can share one). Build it with [`Tlb::for_mmu`] for this MMU.
     pub fn with_shared_tlb(mut self, tlb: Arc<Tlb>) -> Self {
         self.tlb = Some(tlb);
         self
@@ -106,9 +105,10 @@ impl<P: PhysicalMemory> VirtualView<P> {
         let now = tlb.now();
         let mut miss_va: Vec<VirtAddr> = Vec::new();
         let mut miss_idx: Vec<usize> = Vec::new();
+        let mut hint = 0u8;
         for (i, (va, slot)) in vas.iter().zip(out.iter_mut()).enumerate() {
             let root = self.mmu.root_for(&self.roots, va.0);
-            match tlb.lookup(root, *va, now) {
+            match tlb.lookup_hinted(root, *va, now, &mut hint) {
                 Some(t) => *slot = Ok(t),
                 None => {
                     miss_va.push(*va);
@@ -180,8 +180,7 @@ impl<P: PhysicalMemory> MemoryView for VirtualView<P> {
         let mut vas: Vec<VirtAddr> = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter_mut().enumerate() {
             op.result = Ok(());
-            for (a, off, len) in
-                memlens_core::mem::split_at_boundaries(op.addr, op.buf.len(), gran)
+            for (a, off, len) in memlens_core::mem::split_at_boundaries(op.addr, op.buf.len(), gran)
             {
                 pieces.push(Piece { op: i, off, len });
                 vas.push(a);

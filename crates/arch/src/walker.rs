@@ -40,6 +40,7 @@ struct Run {
 }
 
 struct Read {
+    table: u64,
     addr: u64,
     len: u64,
     buf_off: usize,
@@ -104,9 +105,10 @@ pub fn translate_batch<P: PhysicalMemory + ?Sized>(
             restrict: 0,
         });
     }
-    // Sorting by (root, va) groups addresses that share table pages at every level.
-    if !pend.windows(2).all(|w| (w[0].root, w[0].va) <= (w[1].root, w[1].va)) {
-        pend.sort_unstable_by_key(|p| (p.root, p.va));
+    // Sorting by VA groups addresses that share table pages at every level.
+    // (The root is a function of the half, and halves are VA ranges: VA order suffices.)
+    if !pend.windows(2).all(|w| w[0].va <= w[1].va) {
+        pend.sort_unstable_by_key(|p| p.va);
     }
     let max_table = mmu
         .levels()
@@ -124,7 +126,7 @@ pub fn translate_batch<P: PhysicalMemory + ?Sized>(
 #[derive(Default)]
 struct Scratch {
     runs: Vec<Run>,
-    order: Vec<(u64, usize)>,
+    slots: Vec<(u64, usize)>,
     reads: Vec<Read>,
     buf: Vec<u8>,
     results: Vec<Result<()>>,
@@ -202,32 +204,45 @@ fn walk_chunk<P: PhysicalMemory + ?Sized>(
                 }),
             }
         }
-        // 2. One read per distinct table (runs of the same table merge, e.g. aliases).
-        s.order.clear();
-        s.order
-            .extend(s.runs.iter().enumerate().map(|(i, r)| (r.table, i)));
-        s.order.sort_unstable();
+        // 2. One read per distinct table: runs of the same table (aliases: two parents
+        // pointing to one table) merge through a small open-addressing hash table.
         s.reads.clear();
-        let mut total = 0usize;
-        let mut cur: Option<(u64, u64, u64)> = None; // (table, lo, hi)
-        for &(table, ri) in &s.order {
-            let (lo, hi) = (s.runs[ri].lo, s.runs[ri].hi);
-            match &mut cur {
-                Some((t, l, h)) if *t == table => {
-                    *l = (*l).min(lo);
-                    *h = (*h).max(hi);
+        let cap = (s.runs.len() * 2).next_power_of_two().max(16);
+        s.slots.clear();
+        s.slots.resize(cap, (0, usize::MAX));
+        for run in s.runs.iter_mut() {
+            let mut h = (run.table.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & (cap - 1);
+            loop {
+                let (key, ri) = s.slots[h];
+                if ri == usize::MAX {
+                    s.slots[h] = (run.table, s.reads.len());
+                    run.read = s.reads.len();
+                    s.reads.push(Read {
+                        table: run.table,
+                        addr: run.lo,
+                        len: run.hi,
+                        buf_off: 0,
+                    });
+                    break;
                 }
-                _ => {
-                    if let Some((t, l, h)) = cur.take() {
-                        push_read(&mut s.reads, &mut total, t, l, h, eb);
-                    }
-                    cur = Some((table, lo, hi));
+                if key == run.table {
+                    let rd = &mut s.reads[ri];
+                    rd.addr = rd.addr.min(run.lo);
+                    rd.len = rd.len.max(run.hi);
+                    run.read = ri;
+                    break;
                 }
+                h = (h + 1) & (cap - 1);
             }
-            s.runs[ri].read = s.reads.len();
         }
-        if let Some((t, l, h)) = cur {
-            push_read(&mut s.reads, &mut total, t, l, h, eb);
+        // `addr`/`len` held the lowest/highest entry offset; turn them into the read.
+        let mut total = 0usize;
+        for rd in s.reads.iter_mut() {
+            let (lo, hi) = (rd.addr, rd.len);
+            rd.addr = rd.table.wrapping_add(lo);
+            rd.len = hi - lo + eb;
+            rd.buf_off = total;
+            total += rd.len as usize;
         }
         // 3. All reads of this level in one batch.
         s.buf.clear();
@@ -270,9 +285,7 @@ fn walk_chunk<P: PhysicalMemory + ?Sized>(
                 let entry = if let Some(cause) = span_failure(res, in_read, eb) {
                     match s.retry_slot.get(k).copied().filter(|x| *x != usize::MAX) {
                         Some(slot) => match &s.retry_results[slot] {
-                            Ok(()) => mmu
-                                .entry_at(&s.retry_buf, slot * eb as usize)
-                                .unwrap_or(0),
+                            Ok(()) => mmu.entry_at(&s.retry_buf, slot * eb as usize).unwrap_or(0),
                             Err(e) => {
                                 out[p.idx] = Err(unreadable(mmu, li, &p, e.clone()));
                                 continue;
@@ -340,18 +353,17 @@ fn walk_chunk<P: PhysicalMemory + ?Sized>(
     }
 }
 
-fn push_read(reads: &mut Vec<Read>, total: &mut usize, table: u64, lo: u64, hi: u64, eb: u64) {
-    let len = hi - lo + eb;
-    reads.push(Read {
-        addr: table.wrapping_add(lo),
-        len,
-        buf_off: *total,
-    });
-    *total += len as usize;
+/// The error that covers bytes `[off, off+len)` of a read's outcome, if any.
+#[inline(always)]
+fn span_failure(res: &Result<()>, off: u64, len: u64) -> Option<Error> {
+    if res.is_ok() {
+        return None;
+    }
+    span_failure_slow(res, off, len)
 }
 
-/// The error that covers bytes `[off, off+len)` of a read's outcome, if any.
-fn span_failure(res: &Result<()>, off: u64, len: u64) -> Option<Error> {
+#[cold]
+fn span_failure_slow(res: &Result<()>, off: u64, len: u64) -> Option<Error> {
     match res {
         Ok(()) => None,
         Err(Error::Partial { failed, .. }) => failed

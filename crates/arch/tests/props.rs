@@ -56,7 +56,8 @@ fn bases(f: Fmt) -> [u64; 2] {
     let largest = *sizes(f).iter().max().unwrap();
     let lo = (lower_top(f) / 4).next_multiple_of(largest);
     let hi = if split_halves(f) {
-        0u64.wrapping_sub(lower_top(f) / 2).next_multiple_of(largest)
+        0u64.wrapping_sub(lower_top(f) / 2)
+            .next_multiple_of(largest)
     } else {
         lo
     };
@@ -127,7 +128,10 @@ fn ref_ranges(b: &Builder, physical: bool) -> Vec<(u64, u64, u64, Perm)> {
     out
 }
 
-fn same(a: &Result<memlens_arch::Translation, Error>, b: &Result<memlens_arch::Translation, Error>) -> bool {
+fn same(
+    a: &Result<memlens_arch::Translation, Error>,
+    b: &Result<memlens_arch::Translation, Error>,
+) -> bool {
     match (a, b) {
         (Ok(x), Ok(y)) => x == y,
         (Err(x), Err(y)) => x == y,
@@ -211,7 +215,7 @@ proptest! {
             let e = match w % 4 {
                 0 => 0,
                 1 => w,
-                _ => ((w >> 8) % (pages + 2)) * g | (w & 0xfff) | (w & (0xf << 59)),
+                _ => (((w >> 8) % (pages + 2)) * g) | (w & 0xfff) | (w & (0xf << 59)),
             };
             chunk.copy_from_slice(&e.to_le_bytes());
         }

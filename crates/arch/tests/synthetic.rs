@@ -90,7 +90,11 @@ fn not_present_levels_and_non_canonical() {
     assert_eq!(level(0x40_0000_0000 + (1 << 30)), 3); // same PDPT, other slot
     assert_eq!(level(0x40_0000_0000 + (1 << 21)), 2);
     assert_eq!(level(0x40_0000_0000 + (1 << 12)), 1);
-    for va in [0x0000_8000_0000_0000u64, 0xffff_7fff_ffff_ffff, 0x1234_5678_9abc_def0] {
+    for va in [
+        0x0000_8000_0000_0000u64,
+        0xffff_7fff_ffff_ffff,
+        0x1234_5678_9abc_def0,
+    ] {
         assert!(matches!(
             translate(&phys, &m, &r, VirtAddr(va)),
             Err(Error::NonCanonical { arch: "x86_64", .. })
@@ -146,7 +150,11 @@ fn every_format_matches_builder_and_reference() {
                 vas.push(mp.va + g + 0x18);
             }
         }
-        vas.extend([lower_top.wrapping_mul(3), 0xdead_0000, 0x8000_0000_0000_0000]);
+        vas.extend([
+            lower_top.wrapping_mul(3),
+            0xdead_0000,
+            0x8000_0000_0000_0000,
+        ]);
         let vas_t: Vec<VirtAddr> = vas.iter().map(|v| VirtAddr(*v)).collect();
         let got = translate_vec(&phys, &m, &r, &vas_t);
         for (va, g) in vas.iter().zip(&got) {
@@ -178,11 +186,8 @@ fn every_format_matches_builder_and_reference() {
         );
         let mut want: Vec<(u64, u64, u64)> = b.maps.iter().map(|m| (m.va, m.size, m.pa)).collect();
         want.sort();
-        let have: Vec<(u64, u64, u64)> = pm
-            .ranges
-            .iter()
-            .map(|r| (r.va.0, r.len, r.pa.0))
-            .collect();
+        let have: Vec<(u64, u64, u64)> =
+            pm.ranges.iter().map(|r| (r.va.0, r.len, r.pa.0)).collect();
         assert_eq!(have, want, "{f:?}");
         assert_eq!(pm.stats.pages, mapped as u64, "{f:?}");
         assert!(!pm.stats.truncated);
@@ -221,7 +226,9 @@ fn bad_entries_are_reported_with_level() {
     let root = b.root_lo;
     b.write(root, 0x20_0000 | 0x80 | 1);
     match translate(&b.phys(), &Mmu::x86_64(), &roots(&b), VirtAddr(0x1000)) {
-        Err(Error::BadEntry { level: 4, entry, .. }) => assert_eq!(entry, 0x20_0081),
+        Err(Error::BadEntry {
+            level: 4, entry, ..
+        }) => assert_eq!(entry, 0x20_0081),
         other => panic!("{other:?}"),
     }
     // aarch64: a block descriptor (bits 01) at the last level is reserved.
@@ -333,7 +340,12 @@ fn roots_outside_memory_and_garbage_fail_per_address() {
         assert_eq!(out.len(), 64);
         assert!(out.iter().all(|r| r.is_err()), "root {root:#x}");
     }
-    let pm = page_map(&phys, &m, &Roots::single(PhysAddr(0)), &PageMapOptions::default());
+    let pm = page_map(
+        &phys,
+        &m,
+        &Roots::single(PhysAddr(0)),
+        &PageMapOptions::default(),
+    );
     assert!(pm.ranges.is_empty());
 }
 
@@ -351,7 +363,8 @@ fn self_map_and_fan_out_are_bounded() {
     assert_eq!(pm.ranges.len(), 1);
     assert!(pm.stats.loops_skipped >= 1);
     // Translation through the self-map reaches the PML4 itself as a 4 KiB page.
-    let selfmap_va = 0xffff_0000_0000_0000u64 | (510 << 39) | (510 << 30) | (510 << 21) | (510 << 12);
+    let selfmap_va =
+        0xffff_0000_0000_0000u64 | (510 << 39) | (510 << 30) | (510 << 21) | (510 << 12);
     let t = translate(&phys, &m, &r, VirtAddr(selfmap_va)).unwrap();
     assert_eq!(t.pa.0, root);
 
@@ -361,7 +374,11 @@ fn self_map_and_fan_out_are_bounded() {
     let tables = [0x1000u64, 0x2000, 0x3000, 0x4000];
     for (i, t) in tables.iter().enumerate() {
         for k in 0..512u64 {
-            let e = if i < 3 { tables[i + 1] | 7 } else { (k << 12) | 7 };
+            let e = if i < 3 {
+                tables[i + 1] | 7
+            } else {
+                (k << 12) | 7
+            };
             let at = (*t + k * 8) as usize;
             mem[at..at + 8].copy_from_slice(&e.to_le_bytes());
         }
@@ -429,12 +446,15 @@ fn view_fixture() -> (Builder, Vec<u8>) {
 #[test]
 fn view_reads_split_pages_and_report_partial() {
     let (b, mem) = view_fixture();
-    let view = VirtualView::new(Phys::new(mem), Mmu::x86_64(), roots(&b))
-        .with_tlb(TlbConfig::default());
+    let view =
+        VirtualView::new(Phys::new(mem), Mmu::x86_64(), roots(&b)).with_tlb(TlbConfig::default());
     // Across two pages with distant frames.
     let v = view.read_vec(VirtAddr(0x40_0ffe), 4).unwrap();
     assert_eq!(v, b"AABB");
-    assert_eq!(view.read_cstr(VirtAddr(0x40_0ff0), 64).unwrap(), "hello world");
+    assert_eq!(
+        view.read_cstr(VirtAddr(0x40_0ff0), 64).unwrap(),
+        "hello world"
+    );
     // 3 pages: mapped, mapped, hole, mapped.
     let mut buf = vec![0u8; 4 * 4096];
     let err = view.read_into(VirtAddr(0x40_0000), &mut buf).unwrap_err();
@@ -445,7 +465,11 @@ fn view_reads_split_pages_and_report_partial() {
             assert_eq!((failed[0].offset, failed[0].len), (2 * 4096, 4096));
             assert!(matches!(
                 *failed[0].cause,
-                Error::NotPresent { level: 1, va: VirtAddr(0x40_2000), .. }
+                Error::NotPresent {
+                    level: 1,
+                    va: VirtAddr(0x40_2000),
+                    ..
+                }
             ));
         }
         other => panic!("{other:?}"),
@@ -479,14 +503,20 @@ fn view_over_arc_dyn_with_caches_is_send_sync() {
             s.spawn(|| {
                 for _ in 0..200 {
                     assert_eq!(view.read_vec(VirtAddr(0x40_0ffe), 4).unwrap(), b"AABB");
-                    assert_eq!(view.read_u64(VirtAddr(0x40_3000)).unwrap(), 0x4343_4343_4343_4343);
+                    assert_eq!(
+                        view.read_u64(VirtAddr(0x40_3000)).unwrap(),
+                        0x4343_4343_4343_4343
+                    );
                 }
             });
         }
     });
     let ranges = memlens_core::MemoryView::ranges(&view);
     assert_eq!(ranges.len(), 2);
-    assert_eq!((ranges[0].base, ranges[0].len), (VirtAddr(0x40_0000), 0x2000));
+    assert_eq!(
+        (ranges[0].base, ranges[0].len),
+        (VirtAddr(0x40_0000), 0x2000)
+    );
 }
 
 #[test]

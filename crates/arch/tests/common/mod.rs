@@ -55,8 +55,7 @@ impl MemoryView for Phys {
             let len = op.buf.len() as u64;
             match a.checked_add(len) {
                 Some(end) if end <= size => {
-                    op.buf
-                        .copy_from_slice(&self.data[a as usize..end as usize]);
+                    op.buf.copy_from_slice(&self.data[a as usize..end as usize]);
                     op.result = Ok(());
                 }
                 _ => {
@@ -87,7 +86,10 @@ pub enum Fmt {
     X64,
     X64La57,
     /// aarch64 with granule shift and VA bits.
-    A64 { g: u32, va: u32 },
+    A64 {
+        g: u32,
+        va: u32,
+    },
 }
 
 /// (shift, index bits, may be a block/large page) per level, top first.
@@ -108,7 +110,12 @@ pub fn geometry(f: Fmt) -> Vec<(u32, u32, bool)> {
         }
         Fmt::A64 { g: 12, va: 39 } => vec![(30, 9, true), (21, 9, true), (12, 9, false)],
         Fmt::A64 { g: 14, va: 48 } => {
-            vec![(47, 1, false), (36, 11, false), (25, 11, true), (14, 11, false)]
+            vec![
+                (47, 1, false),
+                (36, 11, false),
+                (25, 11, true),
+                (14, 11, false),
+            ]
         }
         Fmt::A64 { g: 16, va: 48 } => vec![(42, 6, false), (29, 13, true), (16, 13, false)],
         Fmt::A64 { g: 16, va: 52 } => vec![(42, 10, false), (29, 13, true), (16, 13, false)],
@@ -229,7 +236,12 @@ impl Builder {
         };
         let at = self.next.div_ceil(align) * align;
         let size = self.table_bytes(level);
-        self.next = at + size.max(if level == 0 && self.fmt == Fmt::Pae { 32 } else { g });
+        self.next = at
+            + size.max(if level == 0 && self.fmt == Fmt::Pae {
+                32
+            } else {
+                g
+            });
         if self.mem.len() < self.next as usize {
             self.mem.resize(self.next as usize, 0);
         }
@@ -394,13 +406,23 @@ impl Builder {
 /// Reference outcome of translating one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefOut {
-    Ok { pa: u64, size: u64, perm: Perm },
-    NotPresent { level: u8 },
-    Bad { level: u8 },
+    Ok {
+        pa: u64,
+        size: u64,
+        perm: Perm,
+    },
+    NotPresent {
+        level: u8,
+    },
+    Bad {
+        level: u8,
+    },
     NonCanonical,
     /// A table (or the root) could not be read; `level` is the level of the entry that
     /// pointed there (0 for the root).
-    Unreadable { level: u8 },
+    Unreadable {
+        level: u8,
+    },
 }
 
 /// Naive one-address walker, reading entries one at a time from `phys`.
@@ -554,10 +576,7 @@ pub fn ref_translate(f: Fmt, phys: &Phys, root_lo: u64, root_hi: u64, va: u64) -
 }
 
 /// Compares a crate outcome with the reference; returns a description of the mismatch.
-pub fn compare(
-    got: &Result<memlens_arch::Translation, Error>,
-    want: RefOut,
-) -> Result<(), String> {
+pub fn compare(got: &Result<memlens_arch::Translation, Error>, want: RefOut) -> Result<(), String> {
     match (got, want) {
         (Ok(t), RefOut::Ok { pa, size, perm }) => {
             let ok = t.pa.0 == pa

@@ -1,0 +1,177 @@
+//! Real kernels from the test lab: QEMU's own `gva2gpa` answers and the marker process's
+//! strings must come out of our translation exactly. These tests fail (never skip) when
+//! the lab is missing; `testlab::require` prints the set-up command.
+
+use memlens_arch::{
+    find_mappings, translate_vec, Mmu, PageMapOptions, Roots, TlbConfig, VirtualView,
+};
+use memlens_connector_file::MappedFile;
+use memlens_core::cpu::X86Registers;
+use memlens_core::{CpuRegisters, MemoryViewExt, PhysAddr, VirtAddr};
+
+fn x86_mmu_roots(cr3: u64, cr4: u64) -> (Mmu, Roots) {
+    let regs = CpuRegisters::X86(X86Registers {
+        cr3,
+        cr4,
+        ..Default::default()
+    });
+    Mmu::from_registers(&regs).expect("x86 registers")
+}
+
+fn check(name: &str) {
+    let s = testlab::require(name);
+    let mem = MappedFile::open(&s.raw).expect("open raw dump");
+    let truth = &s.truth;
+    let marker_cpu = truth.monitor.marker_cpu.unwrap_or(0);
+    let mut checked = 0;
+    for cpu in &truth.monitor.cpus {
+        let cr3 = cpu.get("CR3").expect("CR3 in the monitor registers");
+        let cr4 = cpu.get("CR4").expect("CR4 in the monitor registers");
+        let (mmu, roots) = x86_mmu_roots(cr3, cr4);
+        assert_eq!(
+            mmu.name() == "x86_64-la57",
+            s.spec.la57,
+            "{name}: LA57 from CR4"
+        );
+        // Every gva2gpa pair QEMU answered for this vCPU, as one batch.
+        let pairs: Vec<_> = truth
+            .monitor
+            .translations
+            .iter()
+            .filter(|t| t.cpu == cpu.cpu)
+            .collect();
+        assert!(
+            !pairs.is_empty(),
+            "{name}: no gva2gpa pairs for cpu {}",
+            cpu.cpu
+        );
+        let vas: Vec<VirtAddr> = pairs.iter().map(|t| VirtAddr(t.va)).collect();
+        let got = translate_vec(&mem, &mmu, &roots, &vas);
+        for (t, g) in pairs.iter().zip(&got) {
+            match (t.pa, g) {
+                (Some(pa), Ok(tr)) => assert_eq!(
+                    tr.pa,
+                    PhysAddr(pa),
+                    "{name} cpu {} {}: {:#x}",
+                    cpu.cpu,
+                    t.label,
+                    t.va
+                ),
+                (None, Err(_)) => {}
+                (want, got) => panic!(
+                    "{name} cpu {} {}: want {want:?}, got {got:?}",
+                    cpu.cpu, t.label
+                ),
+            }
+            checked += 1;
+        }
+        if cpu.cpu != marker_cpu {
+            continue;
+        }
+        // The marker's strings, read through the virtual view at the addresses it printed.
+        let view = VirtualView::new(&mem, mmu, roots).with_tlb(TlbConfig::default());
+        let marker = &truth.guest.marker;
+        assert!(marker.strings.len() >= 10, "{name}: marker strings");
+        for m in &marker.strings {
+            let bytes = view
+                .read_vec(VirtAddr(m.va), m.text.len())
+                .unwrap_or_else(|e| {
+                    panic!("{name}: reading marker {:?} at {:#x}: {e}", m.kind, m.va)
+                });
+            assert_eq!(
+                String::from_utf8_lossy(&bytes),
+                m.text,
+                "{name} at {:#x}",
+                m.va
+            );
+            assert_eq!(view.read_cstr(VirtAddr(m.va), 256).unwrap(), m.text);
+            if let Some(pa) = m.pa {
+                assert_eq!(view.translate(VirtAddr(m.va)).unwrap().pa, PhysAddr(pa));
+            }
+        }
+        // The whole page map covers the marker's mappings, and the reverse map finds both
+        // the user address and the kernel's direct-map alias of a marker page.
+        let pm = view.page_map(&PageMapOptions::default());
+        assert!(!pm.stats.truncated);
+        assert!(
+            pm.stats.mapped_bytes >= truth.ram_bytes / 2,
+            "{name}: direct map present"
+        );
+        for m in &marker.strings {
+            assert!(
+                pm.ranges.iter().any(|r| r.va.0 <= m.va && m.va < r.end()),
+                "{name}: marker {:#x} missing from the page map",
+                m.va
+            );
+        }
+        let heap = marker.strings.first().expect("a marker string");
+        let heap_pa = heap.pa.expect("marker pa");
+        let (aliases, _) = find_mappings(
+            &mem,
+            &mmu,
+            &roots,
+            PhysAddr(heap_pa),
+            &PageMapOptions::default(),
+        );
+        assert!(aliases.contains(&VirtAddr(heap.va)), "{name}: {aliases:x?}");
+        let direct = truth
+            .monitor
+            .translations
+            .iter()
+            .find(|t| t.label.starts_with("direct map of marker") && t.pa == Some(heap_pa))
+            .expect("direct-map pair of the marker heap");
+        assert!(
+            aliases.contains(&VirtAddr(direct.va)),
+            "{name}: {aliases:x?}"
+        );
+    }
+    assert!(checked >= 20, "{name}: only {checked} pairs checked");
+}
+
+#[test]
+fn x86_64_kaslr_matches_qemu() {
+    check("x86_64-kaslr");
+}
+
+#[test]
+fn x86_64_la57_matches_qemu() {
+    check("x86_64-la57");
+}
+
+#[test]
+fn x86_64_4g_matches_qemu() {
+    check("x86_64-4g");
+}
+
+/// The kernel's own root (`init_top_pgt`, located through QEMU's translation of the
+/// symbol) translates every kernel-half pair too: what OS plugins use when CR3 belongs to
+/// a user process.
+#[test]
+fn kernel_root_translates_kernel_pairs() {
+    let s = testlab::require("x86_64-kaslr");
+    let mem = MappedFile::open(&s.raw).expect("open raw dump");
+    let pgd = s
+        .truth
+        .monitor
+        .translations
+        .iter()
+        .find(|t| t.label == "kallsyms init_top_pgt")
+        .and_then(|t| t.pa)
+        .expect("init_top_pgt pair");
+    let roots = Roots::single(PhysAddr(pgd));
+    let kernel: Vec<_> = s
+        .truth
+        .monitor
+        .translations
+        .iter()
+        .filter(|t| t.va >> 63 == 1)
+        .collect();
+    assert!(kernel.len() >= 10);
+    let vas: Vec<VirtAddr> = kernel.iter().map(|t| VirtAddr(t.va)).collect();
+    for (t, g) in kernel
+        .iter()
+        .zip(translate_vec(&mem, &Mmu::x86_64(), &roots, &vas))
+    {
+        assert_eq!(g.map(|x| x.pa.0).ok(), t.pa, "{}", t.label);
+    }
+}
