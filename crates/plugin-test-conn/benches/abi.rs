@@ -63,7 +63,7 @@ fn memories() -> (
 fn bench(c: &mut Criterion) {
     let (stat, loaded, _dir) = memories();
     let addrs: Vec<u64> = (0..256u64)
-        .map(|i| (i * 0x1_0001 * 37) % (16 << 20) & !7)
+        .map(|i| ((i * 0x1_0001 * 37) % (16 << 20)) & !7)
         .collect();
 
     let mut g = c.benchmark_group("read_8B_x256");
@@ -125,7 +125,7 @@ fn paired(name: &str, mut a: impl FnMut(), mut b: impl FnMut()) {
 fn bench_paired(_: &mut Criterion) {
     let (stat, loaded, _dir) = memories();
     let addrs: Vec<u64> = (0..256u64)
-        .map(|i| (i * 0x1_0001 * 37) % (16 << 20) & !7)
+        .map(|i| ((i * 0x1_0001 * 37) % (16 << 20)) & !7)
         .collect();
     let batch = |m: &Arc<dyn PhysicalMemory>| {
         let m = m.clone();

@@ -89,6 +89,9 @@ impl ChainSpec {
     }
 }
 
+/// Metrics of one connector step: its name and the counters around its memory.
+pub type StepMetrics = (String, Arc<Metrics<Arc<dyn PhysicalMemory>>>);
+
 /// What a chain produced.
 pub enum Output {
     /// The last step was a connector.
@@ -102,7 +105,7 @@ pub struct Built {
     /// The last step's output.
     pub output: Output,
     /// `(connector name, metrics)` for each step with the `metrics` middleware.
-    pub metrics: Vec<(String, Arc<Metrics<Arc<dyn PhysicalMemory>>>)>,
+    pub metrics: Vec<StepMetrics>,
 }
 
 impl Built {
@@ -266,7 +269,7 @@ fn wrap(
     mut mem: Arc<dyn PhysicalMemory>,
     m: &MiddlewareSpec,
     name: &str,
-    metrics: &mut Vec<(String, Arc<Metrics<Arc<dyn PhysicalMemory>>>)>,
+    metrics: &mut Vec<StepMetrics>,
 ) -> Arc<dyn PhysicalMemory> {
     if let Some(d) = m.delay {
         mem = Arc::new(Delay::new(mem, d, Default::default()));

@@ -80,6 +80,9 @@ pub(crate) fn check_input(name: &str, kind: InputKind, given: bool, what: &str) 
     }
 }
 
+type ConnCreate = fn(&Args, Option<Arc<dyn Os>>) -> std::result::Result<PhysicalTarget, BoxError>;
+type OsCreate = fn(&Args, Option<PhysicalTarget>) -> std::result::Result<Arc<dyn Os>, BoxError>;
+
 /// A statically linked connector.
 #[derive(Clone, Copy)]
 pub struct StaticConnector {
@@ -90,7 +93,7 @@ pub struct StaticConnector {
     args: fn() -> ArgSpec,
     help: fn() -> String,
     targets: fn(&Args) -> std::result::Result<Vec<TargetListing>, BoxError>,
-    create: fn(&Args, Option<Arc<dyn Os>>) -> std::result::Result<PhysicalTarget, BoxError>,
+    create: ConnCreate,
 }
 
 impl StaticConnector {
@@ -155,7 +158,7 @@ pub struct StaticOs {
     input: InputKind,
     args: fn() -> ArgSpec,
     help: fn() -> String,
-    create: fn(&Args, Option<PhysicalTarget>) -> std::result::Result<Arc<dyn Os>, BoxError>,
+    create: OsCreate,
 }
 
 impl StaticOs {

@@ -182,7 +182,11 @@ fn required_and_target_rules() {
 
 #[test]
 fn plugin_spec_table() {
-    let cases: &[(&str, Result<(&str, Option<&str>, &str), &str>)] = &[
+    type Case<'a> = (
+        &'a str,
+        Result<(&'a str, Option<&'a str>, &'a str), &'a str>,
+    );
+    let cases: &[Case<'_>] = &[
         ("file", Ok(("file", None, ""))),
         ("file:/dump.raw", Ok(("file", Some("/dump.raw"), ""))),
         ("file::map=a.toml", Ok(("file", None, "map=a.toml"))),
