@@ -2,7 +2,10 @@
 //! `cargo bench -p memlens-os-linux --bench open`. "Cold" means a fresh `RawFile` and a
 //! fresh plugin each iteration (nothing cached in memlens; the host's page cache is warm).
 
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::sync::Arc;
 

@@ -118,15 +118,32 @@ impl LinuxOs {
             if tgid == pid {
                 let info = tasks::process_info(&self.k, t)?;
                 let mm = tasks::task_mm(&self.k, t)?.filter(|_| !info.kernel_thread);
-                let space = match mm {
-                    Some(mm) => tasks::mm_space(&self.k, mm)?,
-                    None => self.k.kvm.clone(),
+                // User processes read through memlens-arch's batched walker with a TLB;
+                // kernel threads see the kernel's address space.
+                let space: Arc<dyn VirtualMemory> = match mm {
+                    Some(mm) => {
+                        let root = tasks::mm_space(&self.k, mm)?.root();
+                        let mmu = if self.k.info.levels == 5 {
+                            memlens_arch::Mmu::x86_64_la57()
+                        } else {
+                            memlens_arch::Mmu::x86_64()
+                        };
+                        Arc::new(
+                            memlens_arch::VirtualView::new(
+                                self.k.phys.clone(),
+                                mmu,
+                                memlens_arch::Roots::single(root),
+                            )
+                            .with_tlb(memlens_arch::TlbConfig::default()),
+                        )
+                    }
+                    None => Arc::new(self.k.kvm.clone()),
                 };
                 return Ok(LinuxProcess {
                     k: self.k.clone(),
                     info,
                     mm,
-                    space: Arc::new(space),
+                    space,
                 });
             }
         }
@@ -199,23 +216,27 @@ impl Os for LinuxOs {
 }
 
 /// An opened Linux process.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LinuxProcess {
     k: Arc<Kernel>,
     info: ProcessInfo,
     mm: Option<u64>,
-    space: Arc<vm::X86Space>,
+    space: Arc<dyn VirtualMemory>,
+}
+
+impl std::fmt::Debug for LinuxProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinuxProcess")
+            .field("info", &self.info)
+            .field("mm", &self.mm)
+            .finish()
+    }
 }
 
 impl LinuxProcess {
     /// The process's environment (`NAME=value`), read from its stack.
     pub fn environment(&self) -> Option<Vec<String>> {
-        tasks::environment(&self.k, self.mm?, &self.space)
-    }
-
-    /// The address space as a concrete type.
-    pub fn space(&self) -> &vm::X86Space {
-        &self.space
+        tasks::environment(&self.k, self.mm?, &*self.space)
     }
 }
 

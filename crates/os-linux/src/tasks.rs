@@ -121,7 +121,11 @@ pub fn mm_space(k: &Kernel, mm: u64) -> Result<X86Space> {
 }
 
 /// Reads `[start, end)` of user memory and splits it at NULs.
-pub fn read_strings(space: &X86Space, start: u64, end: u64) -> Option<Vec<String>> {
+pub fn read_strings<M: memlens_core::VirtualMemory + ?Sized>(
+    space: &M,
+    start: u64,
+    end: u64,
+) -> Option<Vec<String>> {
     if end <= start || end - start > MAX_ARGS {
         return None;
     }
@@ -239,7 +243,11 @@ pub fn processes(k: &Kernel) -> Result<Vec<ProcessInfo>> {
 }
 
 /// Environment of a process (`NAME=value` strings).
-pub fn environment(k: &Kernel, mm: u64, space: &X86Space) -> Option<Vec<String>> {
+pub fn environment<M: memlens_core::VirtualMemory + ?Sized>(
+    k: &Kernel,
+    mm: u64,
+    space: &M,
+) -> Option<Vec<String>> {
     let (a, b) = (k.off.mm_env_start?, k.off.mm_env_end?);
     read_strings(space, k.u64(mm + a).ok()?, k.u64(mm + b).ok()?)
 }

@@ -72,7 +72,12 @@ fn broken_and_looping_task_lists_give_partial_results() {
     let mut m = raw.clone();
     m[mid_pa..mid_pa + 8].copy_from_slice(&0x4141_4141_4141_4141u64.to_le_bytes());
     let ps = open(m).processes().expect("partial list");
-    assert!(ps.len() < full.len() && ps.iter().any(|p| p.pid == mid_pid), "{} of {}", ps.len(), full.len());
+    assert!(
+        ps.len() < full.len() && ps.iter().any(|p| p.pid == mid_pid),
+        "{} of {}",
+        ps.len(),
+        full.len()
+    );
 
     // A loop back to an earlier task (not init_task): stopped by cycle detection.
     let mut m = raw.clone();
