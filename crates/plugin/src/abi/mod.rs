@@ -5,7 +5,7 @@
 //! **Key decision: the ABI is a layer, not a coat of paint.** Core traits stay plain Rust;
 //! this module is the only place that knows about `extern "C"`. Every exported function
 //! runs its body under `catch_unwind`, so a panic inside a plugin becomes
-//! [`STATUS_PANIC`](types::STATUS_PANIC) and an error on the host side.
+//! [`STATUS_PANIC`] and an error on the host side.
 //!
 //! # The layout fingerprint
 //!
