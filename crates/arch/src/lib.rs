@@ -35,6 +35,11 @@
 //! from a target can panic the walker, make it loop, or make it allocate beyond a bound
 //! proportional to the batch (see the fuzz target in `fuzz/`).
 //!
+//! Linux KPTI: a CR3 captured while a user process ran on an Intel guest may point at the
+//! user copy of the PGD, whose kernel half is nearly empty; translate kernel addresses
+//! with [`Roots::x86_kpti_kernel`] (the kernel copy, 4 KiB below). The lab's guests
+//! (QEMU's AMD-flavoured CPU models) do not enable PTI, so this is tested synthetically.
+//!
 //! Known simplifications: x86 NX is assumed enabled (EFER.NXE, as every 64-bit OS sets);
 //! Linux `PROT_NONE` pages (present bit clear) are reported unmapped, like the hardware
 //! does; aarch64 tagged pointers (TBI) must be stripped by the caller; aarch64 52-bit

@@ -33,6 +33,20 @@ impl Roots {
     pub const fn split(lower: PhysAddr, upper: PhysAddr) -> Self {
         Self { lower, upper }
     }
+
+    /// Linux x86 with page-table isolation (KPTI, Intel CPUs): a CR3 captured in user
+    /// mode points at the *user copy* of the PGD, 4 KiB above the 8 KiB-aligned kernel
+    /// PGD, whose kernel half maps only the entry trampoline and `cpu_entry_area`. This
+    /// returns the roots of the *kernel copy* (bit 12 cleared), which maps the whole
+    /// kernel and the same user half (PTI sets NX on its user entries). Harmless on a
+    /// kernel root (bit 12 is already clear there); wrong only for a non-Linux root that
+    /// happens to have bit 12 set — so it is never applied implicitly.
+    pub const fn x86_kpti_kernel(self) -> Self {
+        Self {
+            lower: PhysAddr(self.lower.0 & !(1 << 12)),
+            upper: PhysAddr(self.upper.0 & !(1 << 12)),
+        }
+    }
 }
 
 /// Effective permissions of a mapping, combined over every level of the walk (writable

@@ -561,3 +561,36 @@ fn from_registers() {
     assert_eq!(m.mask_root(r.lower.0), 0x4000_0000);
     let _ = Fmt::X64;
 }
+
+#[test]
+fn kpti_user_cr3_and_kernel_copy() {
+    let mut b = Builder::new(Fmt::X64, 0x10_0000);
+    assert!(b.map(0x7f00_0000_0000, 0x5_0000, 4096, RW_USER_NX));
+    assert!(b.map(0xffff_ffff_8100_0000, 0x20_0000, 2 << 20, RX_KERNEL));
+    // Kernel PGD copy at an 8 KiB-aligned address, user copy 4 KiB above it holding only
+    // the user half (as Linux's PTI does).
+    let k = b.next.next_multiple_of(0x2000);
+    b.mem.resize((k + 0x2000) as usize, 0);
+    let root = b.root_lo;
+    for i in 0..512u64 {
+        let e = b.read(root + i * 8);
+        b.write(k + i * 8, e);
+        if i < 256 {
+            b.write(k + 0x1000 + i * 8, e);
+        }
+    }
+    let phys = b.phys();
+    let m = Mmu::x86_64();
+    let user_cr3 = Roots::single(PhysAddr(k + 0x1000));
+    assert!(translate(&phys, &m, &user_cr3, VirtAddr(0x7f00_0000_0010)).is_ok());
+    assert!(matches!(
+        translate(&phys, &m, &user_cr3, VirtAddr(0xffff_ffff_8100_0010)),
+        Err(Error::NotPresent { level: 4, .. })
+    ));
+    let kernel = user_cr3.x86_kpti_kernel();
+    assert_eq!(kernel.lower, PhysAddr(k));
+    let t = translate(&phys, &m, &kernel, VirtAddr(0xffff_ffff_8100_0010)).unwrap();
+    assert_eq!(t.pa, PhysAddr(0x20_0010));
+    let t = translate(&phys, &m, &kernel, VirtAddr(0x7f00_0000_0010)).unwrap();
+    assert_eq!(t.pa, PhysAddr(0x5_0010));
+}
