@@ -514,6 +514,21 @@ pub(crate) fn decompress_page(flags: u32, input: &[u8], out: &mut [u8]) -> Resul
     }
 }
 
+/// A page's bytes: in the mapping (or assembled from flattened segments), or decompressed.
+enum PageBytes<'a> {
+    Mapped(Cow<'a, [u8]>),
+    Shared(Arc<[u8]>),
+}
+
+impl PageBytes<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            PageBytes::Mapped(c) => c,
+            PageBytes::Shared(a) => a,
+        }
+    }
+}
+
 impl KdumpMemory {
     /// The headers.
     pub fn header(&self) -> &KdumpHeader {
@@ -533,7 +548,7 @@ impl KdumpMemory {
     }
 
     /// Where page `pfn` is: `Ok(None)` for a page that reads as zeros.
-    fn page(&self, pfn: u64) -> Result<Option<Cow<'_, [u8]>>, Error> {
+    fn page(&self, pfn: u64) -> Result<Option<PageBytes<'_>>, Error> {
         let bs = self.header.block_size;
         let (start, end) = self.header.pfn_range;
         let w = (pfn / 64) as usize;
@@ -578,17 +593,14 @@ impl KdumpMemory {
             )
         })?;
         if !compressed {
-            return Ok(Some(raw));
-        }
-        if let Some(hit) = self.cache.get(pfn) {
-            return Ok(Some(Cow::Owned(hit.to_vec())));
+            return Ok(Some(PageBytes::Mapped(raw)));
         }
         let mut out = vec![0u8; bs as usize];
         decompress_page(flags, &raw, &mut out)
             .map_err(|e| self.corrupt(format!("page of pfn {pfn:#x} at {offset:#x}: {e}"), doff))?;
         let arc: Arc<[u8]> = Arc::from(out);
         self.cache.insert(pfn, arc.clone());
-        Ok(Some(Cow::Owned(arc.to_vec())))
+        Ok(Some(PageBytes::Shared(arc)))
     }
 
     /// Copies `dst.len()` bytes at offset `poff` of page `pfn` into `dst`.
@@ -603,7 +615,7 @@ impl KdumpMemory {
         }
         match self.page(pfn)? {
             None => dst.fill(0),
-            Some(p) => match p.get(poff..poff + dst.len()) {
+            Some(p) => match p.as_slice().get(poff..poff + dst.len()) {
                 Some(src) => dst.copy_from_slice(src),
                 None => {
                     return Err(Error::Gap {

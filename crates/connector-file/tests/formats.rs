@@ -543,3 +543,99 @@ fn compressed_reads_share_the_cache_across_threads() {
         h.join().unwrap();
     }
 }
+
+/// A `paging=true`-style ELF: 70 000 one-page PT_LOADs (so e_phnum = PN_XNUM and the count
+/// lives in section header 0), in shuffled order, most of them contiguous in both physical
+/// address and file offset. They coalesce into the few real ranges.
+#[test]
+fn elf_tens_of_thousands_of_loads() {
+    let n = 70_000u64;
+    let phoff = 64u64;
+    let shoff = phoff + 56 * n;
+    let data_off = shoff + 64;
+    let mut order: Vec<u64> = (0..n).collect();
+    let mut s = 99u64;
+    for i in (1..order.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        order.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    let mut v = Vec::new();
+    v.extend_from_slice(b"\x7fELF\x02\x01\x01\x00");
+    v.extend_from_slice(&[0; 8]);
+    le16(&mut v, 4);
+    le16(&mut v, 62);
+    le32(&mut v, 1);
+    le64(&mut v, 0);
+    le64(&mut v, phoff);
+    le64(&mut v, shoff);
+    le32(&mut v, 0);
+    le16(&mut v, 64);
+    le16(&mut v, 56);
+    le16(&mut v, 0xffff); // PN_XNUM
+    le16(&mut v, 64);
+    le16(&mut v, 1);
+    le16(&mut v, 0);
+    for &i in &order {
+        // Page i is at physical 0x100000 + i*4096, except that the second half sits 1 GiB
+        // higher: two ranges.
+        let paddr = 0x10_0000 + i * 4096 + if i >= n / 2 { 1 << 30 } else { 0 };
+        le32(&mut v, 1);
+        le32(&mut v, 0);
+        le64(&mut v, data_off + i * 16); // 16 bytes of file per page…
+        le64(&mut v, 0xffff_8880_0000_0000 + i * 4096); // p_vaddr (ignored)
+        le64(&mut v, paddr);
+        le64(&mut v, 16); // …and the rest of each page zero-filled
+        le64(&mut v, 4096);
+        le64(&mut v, 4096);
+    }
+    let mut sh = vec![0u8; 64];
+    sh[44..48].copy_from_slice(&(n as u32).to_le_bytes());
+    v.extend(sh);
+    for i in 0..n {
+        v.extend_from_slice(&i.to_le_bytes());
+        v.extend_from_slice(&(!i).to_le_bytes());
+    }
+    let (_f, d) = open(&v);
+    let d = d.unwrap();
+    assert_eq!(
+        d.ranges(),
+        vec![
+            MemRange::new(PhysAddr(0x10_0000), 4096 * n / 2),
+            MemRange::new(PhysAddr(0x10_0000 + (1 << 30) + 4096 * n / 2), 4096 * n / 2)
+        ]
+    );
+    for i in [0u64, 1, 12345, n / 2 - 1, n / 2, n - 1] {
+        let pa = 0x10_0000 + i * 4096 + if i >= n / 2 { 1 << 30 } else { 0 };
+        assert_eq!(d.read_u64(PhysAddr(pa)).unwrap(), i);
+        assert_eq!(d.read_u64(PhysAddr(pa + 8)).unwrap(), !i);
+        assert_eq!(
+            d.read_u64(PhysAddr(pa + 16)).unwrap(),
+            0,
+            "zero-filled tail"
+        );
+    }
+    assert!(d
+        .info()
+        .details
+        .iter()
+        .any(|(k, v)| k == "PT_LOAD headers" && v == "70000"));
+}
+
+/// Older header versions: v2 has no VMCOREINFO offset, v3 has no notes; the 32-bit
+/// `max_mapnr` of the main header is used before v6.
+#[test]
+fn kdump_older_header_versions() {
+    let (mut normal, pages) = sample_kdump(1);
+    for version in [2u32, 3, 5] {
+        normal[8..12].copy_from_slice(&version.to_le_bytes());
+        let (_f, d) = open(&normal);
+        let d = d.unwrap_or_else(|e| panic!("v{version}: {e}"));
+        assert_eq!(d.info().version, Some(format!("v{version}")));
+        assert_eq!(d.vmcoreinfo().is_some(), version >= 3, "v{version}");
+        assert_eq!(d.registers().len(), usize::from(version >= 4), "v{version}");
+        let (pfn, data) = &pages[3];
+        assert_eq!(&d.read_vec(PhysAddr(pfn * 4096), 4096).unwrap(), data);
+    }
+}
