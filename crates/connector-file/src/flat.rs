@@ -142,7 +142,9 @@ impl Source {
             Source::Flat {
                 segs, len: total, ..
             } => {
-                if end > *total {
+                // Records may claim huge logical offsets; never assemble more bytes than
+                // the file itself holds (a hostile hole must not become a huge allocation).
+                if end > *total || len > data.len() as u64 {
                     return None;
                 }
                 let mut i = segs.partition_point(|s| s.end <= off);

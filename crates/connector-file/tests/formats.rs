@@ -639,3 +639,22 @@ fn kdump_older_header_versions() {
         assert_eq!(&d.read_vec(PhysAddr(pfn * 4096), 4096).unwrap(), data);
     }
 }
+
+/// A flattened record at a logical offset of 2^40 makes the logical file huge; a bitmap
+/// that claims to span the hole must be an error, not a terabyte allocation.
+#[test]
+fn flattened_holes_are_not_allocated() {
+    let (normal, _) = sample_kdump(1);
+    let mut flat = flatten(&normal, 4096, false, false);
+    let end = flat.len() - 16;
+    let mut far = Vec::new();
+    far.extend_from_slice(&(1i64 << 40).to_be_bytes());
+    far.extend_from_slice(&8i64.to_be_bytes());
+    far.extend_from_slice(&[1; 8]);
+    flat.splice(end..end, far);
+    // bitmap_blocks = 2^28 - 16 blocks of 4 KiB: just under 1 TiB, inside the logical
+    // length, and mostly a hole.
+    flat[4096 + 16 + 436..4096 + 16 + 440].copy_from_slice(&((1u32 << 28) - 16).to_le_bytes());
+    let e = open(&flat).1.unwrap_err().to_string();
+    assert!(e.contains("bitmap"), "{e}");
+}
