@@ -31,31 +31,64 @@
 //!
 //! # How to write a plugin
 //!
-//! ```ignore
+//! ```
 //! use std::sync::Arc;
-//! use memlens_core::{Os, PhysicalTarget, TargetInfo};
-//! use memlens_plugin::{ArgDecl, ArgSpec, Args, BoxError, ConnectorPlugin};
+//! use memlens_core::mem::{MemoryMetadata, MemoryView, ReadOp};
+//! use memlens_core::{Error, MemoryViewExt, Os, PhysAddr, PhysicalTarget, TargetInfo};
+//! use memlens_plugin::{ArgDecl, ArgSpec, Args, BoxError, Builder, ConnectorPlugin};
 //!
-//! pub struct MyConnector;
+//! /// `size` bytes of zeros: your backend goes here.
+//! struct Zeros(u64);
 //!
-//! impl ConnectorPlugin for MyConnector {
-//!     const NAME: &'static str = "mine";               // -c mine:...
-//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-//!     const DESCRIPTION: &'static str = "reads my device";
-//!     fn args() -> ArgSpec {
-//!         ArgSpec::new()
-//!             .target("device path", true)
-//!             .arg(ArgDecl::size("size", "bytes to expose").default("1GiB"))
+//! impl MemoryView for Zeros {
+//!     type Addr = PhysAddr;
+//!     fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+//!         for op in ops {
+//!             op.buf.fill(0);
+//!             op.result = if op.addr.0.saturating_add(op.buf.len() as u64) <= self.0 {
+//!                 Ok(())
+//!             } else {
+//!                 Err(Error::OutOfRange { addr: op.addr, len: op.buf.len(), max: PhysAddr(self.0 - 1) })
+//!             };
+//!         }
 //!     }
-//!     fn create(args: &Args, _input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget, BoxError> {
-//!         let size = args.size("size")?.unwrap_or(0);
-//!         let mem = open_device(args.target().unwrap_or_default(), size)?; // your PhysicalMemory
-//!         Ok(PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default()))
+//!     fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+//!         MemoryMetadata { max_addr: PhysAddr(self.0 - 1), real_size: self.0, readonly: true, preferred_batch: 64 }
 //!     }
 //! }
 //!
-//! // One line turns the crate into a loadable plugin (symbol MEMLENS_CONNECTOR_MINE):
-//! memlens_plugin::export_connector!(MINE = MyConnector);
+//! pub struct ZeroConnector;
+//!
+//! impl ConnectorPlugin for ZeroConnector {
+//!     const NAME: &'static str = "zeros"; // -c zeros:...
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const DESCRIPTION: &'static str = "memory full of zeros";
+//!     fn args() -> ArgSpec {
+//!         ArgSpec::new()
+//!             .arg(ArgDecl::size("size", "bytes to expose").default("1MiB").validate(|v| {
+//!                 if v.trim_start_matches('0').is_empty() { Err("must not be 0".into()) } else { Ok(()) }
+//!             }))
+//!             .default_arg("size")
+//!     }
+//!     fn create(args: &Args, _input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget, BoxError> {
+//!         let size = args.size("size")?.unwrap_or(1 << 20);
+//!         let info = TargetInfo { connector: Self::NAME.into(), ..TargetInfo::default() };
+//!         Ok(PhysicalTarget::from_memory(Arc::new(Zeros(size)), info))
+//!     }
+//! }
+//!
+//! // One line turns the crate into a loadable plugin (symbol MEMLENS_CONNECTOR_ZEROS):
+//! memlens_plugin::export_connector!(ZEROS = ZeroConnector);
+//!
+//! // Linked statically, the same impl goes through the same builder:
+//! let registry = memlens_plugin::StaticRegistry::new().with_connector::<ZeroConnector>();
+//! let built = Builder::new().registry(&registry).build_cli(&["-c", "zeros::64KiB"])?;
+//! let target = built.target().unwrap();
+//! assert_eq!(target.memory.read_vec(PhysAddr(0x100), 4)?, [0; 4]);
+//! assert_eq!(target.memory.metadata().max_addr, PhysAddr(0xffff));
+//! let err = Builder::new().registry(&registry).build_cli(&["-c", "zeros::size=0"]).err().unwrap();
+//! assert!(err.to_string().contains("must not be 0"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! In `Cargo.toml`: `[lib] crate-type = ["rlib", "cdylib"]`. Copy the built `.so` into a
