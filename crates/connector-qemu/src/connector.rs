@@ -360,10 +360,27 @@ impl QemuConnector {
     ) -> Result<MapInfo, QemuError> {
         let len = |m: &MapInfo| m.end.0 - m.start.0;
         if let Some(h) = hva0 {
-            if let Some(m) = maps.iter().find(|m| m.start.0 == h && len(m) >= size) {
-                return Ok(m.clone());
+            if let Some(i) = maps.iter().position(|m| m.start.0 == h) {
+                if len(&maps[i]) >= size {
+                    return Ok(maps[i].clone());
+                }
+                // The block may span several adjacent mappings (VMAs split by madvise or
+                // mprotect): accept a contiguous run, read through the process view only.
+                let mut end = maps[i].end.0;
+                for m in &maps[i + 1..] {
+                    if m.start.0 != end || end - h >= size {
+                        break;
+                    }
+                    end = m.end.0;
+                }
+                if end - h >= size {
+                    let mut run = maps[i].clone();
+                    run.end = memlens_core::VirtAddr(end);
+                    run.perms.shared = false; // no direct mapping of a multi-VMA run
+                    return Ok(run);
+                }
             }
-            log::warn!("QMP placed the RAM block at {h:#x}, but no mapping starts there");
+            log::warn!("QMP placed the RAM block at {h:#x}, but no mapping (run) of {size:#x} bytes starts there");
         }
         let rw = |m: &&MapInfo| m.perms.read && m.perms.write && !m.perms.exec && len(m) == size;
         let anon: Vec<&MapInfo> = maps
@@ -590,6 +607,51 @@ mod tests {
                 .pid,
             9
         );
+    }
+
+    fn map(start: u64, len: u64, perms: &str, path: Option<&str>) -> MapInfo {
+        MapInfo {
+            start: memlens_core::VirtAddr(start),
+            end: memlens_core::VirtAddr(start + len),
+            perms: perms.parse().unwrap(),
+            offset: 0,
+            path: path.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn ram_mapping_choice() {
+        let mib = 1u64 << 20;
+        let tcg = map(0x7000_0000_0000, 1024 * mib, "rwxp", None);
+        let heap = map(0x5000_0000_0000, 17 * mib, "rw-p", Some("[heap]"));
+        let ram = map(0x7100_0000_0000, 256 * mib, "rw-p", None);
+        let maps = vec![heap.clone(), tcg.clone(), ram.clone()];
+        let f = |maps: &[MapInfo], size, hva| QemuConnector::find_ram(1, maps, size, hva);
+        assert_eq!(f(&maps, 256 * mib, None).unwrap(), ram);
+        // The TCG buffer never matches, even with a size equal to it.
+        let e = f(&maps, 1024 * mib, None).unwrap_err().to_string();
+        assert!(e.contains("0x40000000 bytes") && e.contains("rwxp"), "{e}");
+        // Two candidates: ambiguous without QMP, resolved by gpa2hva.
+        let twin = map(0x7200_0000_0000, 256 * mib, "rw-p", None);
+        let two = vec![ram.clone(), twin.clone()];
+        assert!(f(&two, 256 * mib, None)
+            .unwrap_err()
+            .to_string()
+            .contains("found 2"));
+        assert_eq!(f(&two, 256 * mib, Some(twin.start.0)).unwrap(), twin);
+        // A block split into two adjacent VMAs is accepted from gpa2hva as one run.
+        let a = map(0x7300_0000_0000, 128 * mib, "rw-p", None);
+        let b = map(0x7300_0000_0000 + 128 * mib, 128 * mib, "rw-p", None);
+        let r = f(&[a.clone(), b], 256 * mib, Some(a.start.0)).unwrap();
+        assert_eq!((r.start, r.end.0 - r.start.0), (a.start, 256 * mib));
+        // A shared memfd block is the fallback candidate.
+        let memfd = map(
+            0x7400_0000_0000,
+            256 * mib,
+            "rw-s",
+            Some("/memfd:m0 (deleted)"),
+        );
+        assert_eq!(f(&[tcg, memfd.clone()], 256 * mib, None).unwrap(), memfd);
     }
 
     #[test]
