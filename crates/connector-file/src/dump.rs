@@ -199,14 +199,7 @@ pub(crate) struct Parsed {
 /// Opens a dump, detecting its format by content unless `opts.format` forces one.
 pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, FileError> {
     let path = path.as_ref();
-    let writable = opts.writable && opts.format == FormatChoice::Raw;
-    if opts.writable && !writable {
-        return Err(FileError::BadOption {
-            what: "writable".into(),
-            why: "only raw images can be opened writable (pass format=raw)".into(),
-        });
-    }
-    let file = MappedFile::open_with(path, None, writable)?;
+    let file = MappedFile::open_with(path, None, false)?;
     let head = &file.bytes()[..file.bytes().len().min(64)];
     let format = match opts.format {
         FormatChoice::Raw => Format::Raw,
@@ -238,9 +231,22 @@ pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, Fil
             }
         },
     };
+    if opts.writable && format != Format::Raw {
+        return Err(FileError::BadOption {
+            what: "writable".into(),
+            why: format!(
+                "only raw images can be written; this file is {format} (force raw with format=raw)"
+            ),
+        });
+    }
     let parsed = match format {
         Format::Raw => Parsed {
-            memory: Memory::Mapped(Arc::new(file)),
+            memory: Memory::Mapped(Arc::new(if opts.writable {
+                drop(file);
+                MappedFile::open_with(path, None, true)?
+            } else {
+                file
+            })),
             format,
             version: None,
             cpus: Vec::new(),

@@ -502,15 +502,30 @@ fn detection_and_overrides() {
     // A known magic with broken headers is an error, not a raw fallback.
     let e = open(&bytes[..100]).1.unwrap_err().to_string();
     assert!(e.contains("truncated"), "{e}");
-    // Writable only for raw.
+    // Writable only for raw (detected or forced).
     let opts = DumpOptions {
         writable: true,
         ..DumpOptions::default()
     };
+    let (core, _) = open(&bytes);
     assert!(matches!(
-        open_dump(f.path(), &opts),
+        open_dump(core.path(), &opts),
         Err(FileError::BadOption { .. })
     ));
+    let forced = DumpOptions {
+        writable: true,
+        ..DumpOptions::with_format(FormatChoice::Raw)
+    };
+    assert!(open_dump(core.path(), &forced)
+        .unwrap()
+        .target()
+        .writer
+        .is_some());
+    let (rawf, _) = open(&[7u8; 8192]);
+    let t = open_dump(rawf.path(), &opts).unwrap().target();
+    let writer = t.writer.as_ref().unwrap();
+    memlens_core::MemoryWriteExt::write_all_at(&**writer, PhysAddr(8), b"x").unwrap();
+    assert_eq!(std::fs::read(rawf.path()).unwrap()[8], b'x');
     assert!("kdump".parse::<FormatChoice>().is_ok());
     assert!("qcow2"
         .parse::<FormatChoice>()
