@@ -273,7 +273,9 @@ impl Kernel {
             _ => None,
         };
         let blob = from_syms.or_else(|| {
-            scan::find_btf(&*phys, pa_of(text).0, end.saturating_sub(text)).map(|(_, b)| b)
+            // Bounded: `_end` comes from the target.
+            let len = end.saturating_sub(text).min(256 << 20);
+            scan::find_btf(&*phys, pa_of(text).0, len).map(|(_, b)| b)
         });
         let Some(blob) = blob else {
             return Err(LinuxError::NoBtf {

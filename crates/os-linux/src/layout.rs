@@ -166,7 +166,7 @@ impl Offsets {
         }
         if let Some(id) = btf.struct_id("module") {
             if let Some(m) = btf.member(id, "name") {
-                o.module_name_len = btf.size_of(m.type_id).unwrap_or(56);
+                o.module_name_len = btf.size_of(m.type_id).unwrap_or(56).min(256);
             }
             if let Some(mem) = btf.member(id, "mem") {
                 let (elem, n) = btf.array(mem.type_id).unwrap_or((0, 0));

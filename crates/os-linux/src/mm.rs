@@ -90,7 +90,12 @@ fn maple_walk(
         log::warn!("maple tree: node {enode:#x} of unknown type {ty}; skipped");
         return;
     };
-    let size = (slot_off + 8 * nslots) as usize;
+    let size = slot_off.saturating_add(nslots.saturating_mul(8));
+    if size > 4096 {
+        log::warn!("maple node layout from BTF is {size} bytes; refusing to read it");
+        return;
+    }
+    let size = size as usize;
     let buf = match k.kvm.read_vec(VirtAddr(node), size) {
         Ok(b) => b,
         Err(e) => {

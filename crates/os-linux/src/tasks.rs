@@ -71,7 +71,7 @@ fn proc_name(k: &Kernel, task: u64, flags: u32, comm: &str) -> Option<String> {
     if flags & PF_WQ_WORKER != 0 {
         let worker = k.ptr(kt + o.kthread_data?, "kthread.data").ok()??;
         let (desc_off, desc_len) = o.worker_desc?;
-        let desc = k.chars(worker + desc_off, desc_len as usize).ok()?;
+        let desc = k.chars(worker + desc_off, desc_len.min(64) as usize).ok()?;
         if desc.is_empty() {
             return Some(comm.to_string());
         }

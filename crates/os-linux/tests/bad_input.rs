@@ -59,6 +59,13 @@ fn zeroed_memory_says_what_is_missing() {
 }
 
 #[test]
+fn detect_says_no_on_zeros() {
+    let t =
+        PhysicalTarget::from_memory(Arc::new(VecMem(vec![0u8; 4 << 20])), TargetInfo::default());
+    assert_eq!(memlens_os_linux::detect(&t), None);
+}
+
+#[test]
 fn a_banner_alone_is_reported() {
     let mut m = vec![0u8; 4 << 20];
     let b = b"Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0)";

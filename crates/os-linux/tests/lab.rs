@@ -70,6 +70,12 @@ fn check_input(name: &str, input: Input) {
     let s = testlab::require(name);
     let g = &s.truth.guest;
     let os = open(&s, input);
+    if input == Input::Raw {
+        let mem = memlens_connector_file::RawFile::open(&s.raw).unwrap();
+        let t = PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default());
+        let d = memlens_os_linux::detect(&t).expect("detect finds the kernel");
+        assert!(d.kallsyms_at.is_some());
+    }
     let info = os.linux_info();
     eprintln!("{name}: {:?}", os.info());
 
