@@ -28,10 +28,21 @@
 //!   memory**; sections from the **file on disk** (section headers are not loaded), only
 //!   when the file's ELF header equals the mapped one.
 //! - Memory ([`ProcessMemory`]): partial reads fail only the unreadable pages' bytes.
-//!   Writing needs [`NativeOptions::allow_write`]; without it [`Process::writer`]
-//!   (memlens_core::Process::writer) is `None`.
+//!   Writing needs [`NativeOptions::allow_write`]; without it
+//!   [`Process::writer`](memlens_core::Process::writer) is `None`.
 //! - Permissions: reading another user's process needs root / `CAP_SYS_PTRACE` (or the
 //!   same uid, subject to Yama); the error says so ([`error::access_hint`]).
+//! - Plugin: [`NativePlugin`] (`-o native[::write]`), exported as `MEMLENS_OS_NATIVE`.
+//!
+//! ## Performance
+//!
+//! Cost is set by the kernel: every iovec of `process_vm_readv` pins and unpins its
+//! pages, about 2.5–3.5 µs per iovec on the 2-core VM this was developed on, so 8-byte
+//! random reads reach ~0.3 million/s per core there even batched 1024 per call, and 1 MiB
+//! reads run at 1.4–2.6 GiB/s next to a memcpy ceiling of ~2.7 GiB/s
+//! (`cargo bench -p memlens-os-native --bench native_read`). No user-space trick avoids the
+//! pinning for another process's private memory; the QEMU connector maps shared guest RAM
+//! directly instead.
 
 pub mod elf;
 pub mod error;
