@@ -34,7 +34,6 @@
 //!   `MEMLENS_CONNECTOR_QEMU`.
 //! - Only Unix-socket QMP is used (no TCP). Memory-backend layouts with several RAM
 //!   blocks (NUMA nodes, hot-plugged DIMMs) are not supported: the main block only.
-
 //!
 //! ## Performance
 //!
