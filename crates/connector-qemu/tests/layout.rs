@@ -300,3 +300,27 @@ impl memlens_core::Os for LyingOs {
         self.0.kernel_modules()
     }
 }
+
+#[test]
+fn qemu_exiting_gives_per_op_errors_not_a_crash() {
+    let mut vm = BareQemu::start("pc", "128M", true, &[]);
+    let c = QemuConnector::open(native(false), &args(&vm.name)).unwrap();
+    let mem = c.memory();
+    assert!(mem.read_u64(PhysAddr(0x1000)).is_ok());
+    vm.child.kill().unwrap();
+    vm.child.wait().unwrap();
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    let mut ops = [
+        memlens_core::ReadOp::new(PhysAddr(0x1000), &mut a[..]),
+        memlens_core::ReadOp::new(PhysAddr(0x2000), &mut b[..]),
+    ];
+    memlens_core::MemoryView::read_batch(mem.as_ref(), &mut ops);
+    for op in &ops {
+        let e = op.result.as_ref().unwrap_err().to_string();
+        assert!(e.contains("guest-physical") && e.contains("exited"), "{e}");
+    }
+    // Registers now fail with the socket named, rather than hanging.
+    let e = c.registers().unwrap_err().to_string();
+    assert!(e.contains(&vm.qmp.display().to_string()), "{e}");
+}
