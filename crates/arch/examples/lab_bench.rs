@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{walk}");
 
     let view = VirtualView::new(&mem, mmu, kernel).with_tlb(TlbConfig::default());
-    let tr = bench_translate(&view, 4096, 21, 1)?;
+    let tr = bench_translate(&view, 4096, 101, 1)?;
     println!("{tr}");
 
     let cpu = &s.truth.monitor.cpus[s.truth.monitor.marker_cpu.unwrap_or(0) as usize];

@@ -27,7 +27,7 @@
 //!   optional validity time, and page-table pages through core's
 //!   `middleware::PageCache`. Both optional.
 //! - **Tools**: [`report`] (translate / page-map listings for the CLI, human and JSON)
-//!   and [`bench`] (`memlens bench walk` / `bench virt`).
+//!   and [`bench`](mod@bench) (`memlens bench walk` / `bench translate` / `bench virt`).
 //!
 //! Translation outcomes are core [`memlens_core::Error`]s (`NotPresent { va, root, level
 //! }`, `BadEntry`, `NonCanonical`) because they travel inside read batches; configuration

@@ -33,19 +33,30 @@ impl Default for TlbConfig {
     }
 }
 
+/// One entry: 32 bytes, two per 64-byte set, so a probe touches one cache line.
 #[derive(Default)]
+#[repr(C)]
 struct Slot {
+    /// bits 0..16: version (odd while a writer fills the slot); 16..64: birth in µs since
+    /// the TLB's epoch.
     seq: AtomicU64,
     root: AtomicU64,
     vpage: AtomicU64,
-    pa: AtomicU64,
-    /// bits 0..8: size shift (0 = empty); 8..16: flags; 16..64: birth in µs since `epoch`.
-    meta: AtomicU64,
+    /// Page-aligned physical base | size shift (bits 0..6; 0 = empty) | flags (bits 6..9).
+    value: AtomicU64,
 }
+
+#[derive(Default)]
+#[repr(C, align(64))]
+struct Set {
+    ways: [Slot; 2],
+}
+
+const VERSION_MASK: u64 = 0xffff;
 
 /// A thread-safe translation cache. See the module documentation.
 pub struct Tlb {
-    slots: Box<[Slot]>,
+    sets: Box<[Set]>,
     sets_mask: usize,
     shifts: [u8; 4],
     nshifts: usize,
@@ -56,7 +67,7 @@ pub struct Tlb {
 impl std::fmt::Debug for Tlb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tlb")
-            .field("entries", &self.slots.len())
+            .field("entries", &(self.sets.len() * 2))
             .field("validity_us", &self.validity_us)
             .finish()
     }
@@ -94,7 +105,7 @@ impl Tlb {
             nshifts += 1;
         }
         Self {
-            slots: (0..n).map(|_| Slot::default()).collect(),
+            sets: (0..n / 2).map(|_| Set::default()).collect(),
             sets_mask: n / 2 - 1,
             shifts,
             nshifts: nshifts.max(1),
@@ -107,7 +118,7 @@ impl Tlb {
 
     /// Number of entries.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.sets.len() * 2
     }
 
     /// The current time for lookups and inserts of one batch.
@@ -164,64 +175,68 @@ impl Tlb {
     #[inline(always)]
     fn probe(&self, root: u64, va: VirtAddr, want_shift: u8, now: TlbTime) -> Option<Translation> {
         let vpage = va.0 >> want_shift;
-        let set = self.set_of(root, vpage, want_shift);
-        for way in 0..2 {
-            let s = self.slots.get(set * 2 + way)?;
+        let set = self.sets.get(self.set_of(root, vpage, want_shift))?;
+        for s in &set.ways {
             let s1 = s.seq.load(Ordering::Acquire);
             if s1 & 1 != 0 {
                 continue;
             }
             let r = s.root.load(Ordering::Relaxed);
             let v = s.vpage.load(Ordering::Relaxed);
-            let pa = s.pa.load(Ordering::Relaxed);
-            let meta = s.meta.load(Ordering::Relaxed);
+            let value = s.value.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if s.seq.load(Ordering::Relaxed) != s1 {
                 continue;
             }
-            let shift = (meta & 0xff) as u8;
+            let shift = (value & 0x3f) as u8;
             if shift != want_shift || r != root || v != vpage {
                 continue;
             }
             if let Some(valid) = self.validity_us {
-                if now.0.saturating_sub(meta >> 16) > valid {
+                if now.0.saturating_sub(s1 >> 16) > valid {
                     continue;
                 }
             }
             let size = page_size(shift);
             return Some(Translation {
                 va,
-                pa: PhysAddr(pa | (va.0 & size.mask())),
+                pa: PhysAddr((value & !0xfff) | (va.0 & size.mask())),
                 size,
-                flags: PageFlags::from_bits((meta >> 8) as u8),
+                flags: PageFlags::from_bits(((value >> 6) & 7) as u8),
             });
         }
         None
     }
 
-    /// Records a translation made under `root`.
+    /// Records a translation made under `root`. Pages smaller than 4 KiB are not cached.
     #[inline]
     pub fn insert(&self, root: u64, t: &Translation, now: TlbTime) {
         let shift = t.size.shift() as u8;
+        if shift < 12 {
+            return;
+        }
         let vpage = t.va.0 >> shift;
-        let set = self.set_of(root, vpage, shift);
-        let pick = |way: usize| {
-            self.slots.get(set * 2 + way).filter(|s| {
-                let m = s.meta.load(Ordering::Relaxed);
-                m & 0xff == 0
-                    || (m & 0xff == u64::from(shift)
-                        && s.vpage.load(Ordering::Relaxed) == vpage
-                        && s.root.load(Ordering::Relaxed) == root)
-            })
+        let Some(set) = self.sets.get(self.set_of(root, vpage, shift)) else {
+            return;
         };
-        let slot = pick(0)
-            .or_else(|| pick(1))
-            .or_else(|| self.slots.get(set * 2 + (vpage as usize & 1)));
-        let Some(s) = slot else { return };
+        let fits = |s: &Slot| {
+            let v = s.value.load(Ordering::Relaxed);
+            v & 0x3f == 0
+                || (v & 0x3f == u64::from(shift)
+                    && s.vpage.load(Ordering::Relaxed) == vpage
+                    && s.root.load(Ordering::Relaxed) == root)
+        };
+        let s = if fits(&set.ways[0]) {
+            &set.ways[0]
+        } else if fits(&set.ways[1]) {
+            &set.ways[1]
+        } else {
+            &set.ways[(vpage as usize) & 1]
+        };
         let s1 = s.seq.load(Ordering::Relaxed);
         if s1 & 1 != 0
             || s.seq
-                .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(s1, s1 | 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
         {
             return; // another writer holds the slot: skip, it is only a cache
@@ -229,29 +244,31 @@ impl Tlb {
         fence(Ordering::Release);
         s.root.store(root, Ordering::Relaxed);
         s.vpage.store(vpage, Ordering::Relaxed);
-        s.pa.store(t.page_pa().0, Ordering::Relaxed);
-        let meta = u64::from(t.size.shift()) | u64::from(t.flags.bits()) << 8 | now.0 << 16;
-        s.meta.store(meta, Ordering::Relaxed);
-        s.seq.store(s1 + 2, Ordering::Release);
+        let value = t.page_pa().0 & !0xfff | u64::from(shift) | u64::from(t.flags.bits()) << 6;
+        s.value.store(value, Ordering::Relaxed);
+        let version = ((s1 & VERSION_MASK) + 2) & VERSION_MASK & !1;
+        s.seq.store((now.0 << 16) | version, Ordering::Release);
     }
 
     /// Drops every entry.
     pub fn flush(&self) {
-        for s in self.slots.iter() {
+        for s in self.sets.iter().flat_map(|set| set.ways.iter()) {
             let s1 = s.seq.load(Ordering::Relaxed);
             if s1 & 1 == 0
                 && s.seq
-                    .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(s1, s1 | 1, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
                 fence(Ordering::Release);
-                s.meta.store(0, Ordering::Relaxed);
-                s.seq.store(s1 + 2, Ordering::Release);
+                s.value.store(0, Ordering::Relaxed);
+                let version = ((s1 & VERSION_MASK) + 2) & VERSION_MASK & !1;
+                s.seq
+                    .store((s1 & !VERSION_MASK) | version, Ordering::Release);
             } else {
-                // A writer is filling it right now; clearing meta still invalidates it
-                // for readers once that writer finishes (its data may survive: rare and
-                // harmless for dumps; live targets rely on the validity time too).
-                s.meta.store(0, Ordering::Relaxed);
+                // A writer is filling it right now; clearing the value still invalidates
+                // it unless that writer's store lands afterwards (rare, and harmless for
+                // dumps; live targets rely on the validity time too).
+                s.value.store(0, Ordering::Relaxed);
             }
         }
     }

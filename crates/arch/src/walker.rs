@@ -107,8 +107,15 @@ pub fn translate_batch<P: PhysicalMemory + ?Sized>(
     }
     // Sorting by VA groups addresses that share table pages at every level.
     // (The root is a function of the half, and halves are VA ranges: VA order suffices.)
+    // Sort 16-byte keys rather than the pending records themselves.
     if !pend.windows(2).all(|w| w[0].va <= w[1].va) {
-        pend.sort_unstable_by_key(|p| p.va);
+        let mut keys: Vec<u128> = pend
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (u128::from(p.va) << 64) | i as u128)
+            .collect();
+        keys.sort_unstable();
+        pend = keys.iter().map(|k| pend[(*k as u64) as usize]).collect();
     }
     let max_table = mmu
         .levels()
