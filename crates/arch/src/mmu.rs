@@ -609,27 +609,6 @@ impl Mmu {
         raw & self.root_mask & !(table_bytes - 1)
     }
 
-    /// The lowest address of each half: `[(first, last)]` inclusive, one pair per root to
-    /// walk (one for x86, two for split layouts). Sign-extended layouts also have two
-    /// halves but one root.
-    pub fn halves(&self) -> Vec<(u64, u64, bool)> {
-        match self.layout {
-            VaLayout::Flat32 => vec![(0, 0xffff_ffff, false)],
-            VaLayout::SignExtended | VaLayout::Split => {
-                let span = 1u64 << (self.va_bits - 1);
-                let full = if self.layout == VaLayout::Split {
-                    1u64 << self.va_bits
-                } else {
-                    span
-                };
-                vec![
-                    (0, full - 1, false),
-                    (0u64.wrapping_sub(full), u64::MAX, true),
-                ]
-            }
-        }
-    }
-
     /// Decodes the entry `e` found at level index `li` (0 = top).
     #[inline(always)]
     pub fn decode(&self, li: usize, e: u64) -> Step {
