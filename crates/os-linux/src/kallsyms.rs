@@ -83,15 +83,113 @@ struct Entry {
     addr: u64,
 }
 
-/// A decoded symbol table with lookup by name. **All names live in one buffer and the
-/// index maps a 64-bit FNV-1a hash of the name to the best entry** (a global symbol wins
-/// over a local one of the same name): building it for ~100k symbols is a few
-/// milliseconds, where a map of owned strings costs a hundred.
+/// A symbol table with lookup by name. **All names live in one buffer and the index maps
+/// a 64-bit FNV-1a hash of the name to the best entry** (a global symbol wins over a local
+/// one of the same name). A table decoded from kallsyms with `kallsyms_seqs_of_names`
+/// starts *lazy*: [`SymbolTable::get`] binary-searches the name-sorted order the kernel
+/// itself uses, decoding ~17 names per lookup, and the full table is decoded only when
+/// [`SymbolTable::iter`] (or `len`-independent listing) needs it.
 #[derive(Debug, Clone, Default)]
 pub struct SymbolTable {
+    full: std::sync::OnceLock<FullTable>,
+    lazy: Option<Box<Lazy>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FullTable {
     names: String,
     entries: Vec<Entry>,
     index: HashMap<u64, u32>,
+}
+
+/// Undecoded kallsyms: names, markers and seqs (rebased copies) plus the tokens.
+#[derive(Debug, Clone)]
+struct Lazy {
+    names: Vec<u8>,
+    markers: Vec<u32>,
+    seqs: Vec<u8>,
+    tokens: Vec<Vec<u8>>,
+    addrs: Vec<u64>,
+}
+
+impl Lazy {
+    /// Decodes symbol `idx` into `out` (type letter first).
+    fn decode(&self, idx: usize, out: &mut Vec<u8>) -> Option<()> {
+        let mut p = *self.markers.get(idx >> 8)? as usize;
+        p = skip_names(&self.names, p, idx & 0xff)?;
+        let (len, hdr) = entry_len(&self.names, p)?;
+        out.clear();
+        for &t in self.names.get(p + hdr..p + hdr + len)? {
+            out.extend_from_slice(self.tokens.get(t as usize)?);
+        }
+        Some(())
+    }
+
+    fn seq(&self, i: usize) -> Option<usize> {
+        let b = self.seqs.get(3 * i..3 * i + 3)?;
+        Some((b[0] as usize) << 16 | (b[1] as usize) << 8 | b[2] as usize)
+    }
+
+    fn get(&self, name: &str) -> Option<u64> {
+        let key = name.as_bytes();
+        let n = self.addrs.len();
+        let mut buf = Vec::with_capacity(64);
+        let name_at =
+            |i: usize, buf: &mut Vec<u8>| -> Option<()> { self.decode(self.seq(i)?, buf) };
+        // Lower bound of `key` in the name-sorted order (names without the type letter).
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            name_at(mid, &mut buf)?;
+            if buf.get(1..).unwrap_or(&[]) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut best: Option<(u64, bool)> = None;
+        let mut i = lo;
+        while i < n {
+            let idx = self.seq(i)?;
+            self.decode(idx, &mut buf)?;
+            if buf.get(1..).unwrap_or(&[]) != key {
+                break;
+            }
+            let global = buf.first().is_some_and(|c| c.is_ascii_uppercase());
+            if best.is_none() || (global && !best.is_some_and(|b| b.1)) {
+                best = Some((*self.addrs.get(idx)?, global));
+            }
+            i += 1;
+        }
+        best.map(|b| b.0)
+    }
+
+    fn build(&self) -> FullTable {
+        let mut b = SymbolTableBuilder::with_capacity(self.addrs.len());
+        let mut p = 0usize;
+        let mut buf = Vec::with_capacity(128);
+        for &addr in &self.addrs {
+            let Some((len, hdr)) = entry_len(&self.names, p) else {
+                break;
+            };
+            let Some(body) = self.names.get(p + hdr..p + hdr + len) else {
+                break;
+            };
+            buf.clear();
+            for &t in body {
+                if let Some(tok) = self.tokens.get(t as usize) {
+                    buf.extend_from_slice(tok);
+                }
+            }
+            p += hdr + len;
+            b.push(
+                buf.get(1..).unwrap_or(&[]),
+                buf.first().copied().unwrap_or(b'?'),
+                addr,
+            );
+        }
+        b.t
+    }
 }
 
 fn fnv(s: &[u8]) -> u64 {
@@ -101,6 +199,19 @@ fn fnv(s: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+impl FullTable {
+    fn sym(&self, e: &Entry) -> SymbolRef<'_> {
+        SymbolRef {
+            name: self
+                .names
+                .get(e.name as usize..(e.name + e.len) as usize)
+                .unwrap_or(""),
+            kind: e.kind as char,
+            addr: e.addr,
+        }
+    }
 }
 
 impl SymbolTable {
@@ -113,37 +224,46 @@ impl SymbolTable {
         b.finish()
     }
 
-    /// All symbols, in table order.
-    pub fn iter(&self) -> impl Iterator<Item = SymbolRef<'_>> + '_ {
-        self.entries.iter().map(|e| self.sym(e))
+    fn full(&self) -> &FullTable {
+        self.full.get_or_init(|| match &self.lazy {
+            Some(l) => l.build(),
+            None => FullTable::default(),
+        })
     }
 
-    fn sym(&self, e: &Entry) -> SymbolRef<'_> {
-        SymbolRef {
-            name: self
-                .names
-                .get(e.name as usize..(e.name + e.len) as usize)
-                .unwrap_or(""),
-            kind: e.kind as char,
-            addr: e.addr,
-        }
+    /// Whether names are still undecoded (lookups binary-search kallsyms).
+    pub fn is_lazy(&self) -> bool {
+        self.lazy.is_some() && self.full.get().is_none()
+    }
+
+    /// All symbols, in table order (decodes every name on first use).
+    pub fn iter(&self) -> impl Iterator<Item = SymbolRef<'_>> + '_ {
+        let f = self.full();
+        f.entries.iter().map(move |e| f.sym(e))
     }
 
     /// Number of symbols.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match (&self.lazy, self.full.get()) {
+            (Some(l), None) => l.addrs.len(),
+            _ => self.full().entries.len(),
+        }
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Address of `name`, preferring a global (upper-case type) symbol when several share it.
     pub fn get(&self, name: &str) -> Option<u64> {
-        let i = *self.index.get(&fnv(name.as_bytes()))?;
-        let e = self.entries.get(i as usize)?;
-        (self.sym(e).name == name).then_some(e.addr)
+        if let (Some(l), None) = (&self.lazy, self.full.get()) {
+            return l.get(name);
+        }
+        let f = self.full();
+        let i = *f.index.get(&fnv(name.as_bytes()))?;
+        let e = f.entries.get(i as usize)?;
+        (f.sym(e).name == name).then_some(e.addr)
     }
 
     /// Every symbol named `name` (a linear scan).
@@ -155,14 +275,14 @@ impl SymbolTable {
 /// Incremental construction of a [`SymbolTable`].
 #[derive(Debug, Default)]
 pub struct SymbolTableBuilder {
-    t: SymbolTable,
+    t: FullTable,
 }
 
 impl SymbolTableBuilder {
     /// A builder with room for `n` symbols.
     pub fn with_capacity(n: usize) -> Self {
         Self {
-            t: SymbolTable {
+            t: FullTable {
                 names: String::with_capacity(n * 24),
                 entries: Vec::with_capacity(n),
                 index: HashMap::with_capacity(n),
@@ -206,7 +326,10 @@ impl SymbolTableBuilder {
 
     /// The finished table.
     pub fn finish(self) -> SymbolTable {
-        self.t
+        SymbolTable {
+            full: std::sync::OnceLock::from(self.t),
+            lazy: None,
+        }
     }
 }
 
@@ -379,7 +502,15 @@ fn try_num_syms(w: &[u8], tt: usize, p: usize, n: usize) -> Option<Layout> {
                         num_syms_pos: p,
                         names,
                         markers: ms,
-                        seqs_of_names: seqs.then_some(seq_start),
+                        // Each table starts aligned after the previous one.
+                        seqs_of_names: if seqs {
+                            let me = ms + 4 * m;
+                            [me.div_ceil(8) * 8, me.div_ceil(4) * 4, me]
+                                .into_iter()
+                                .find(|s| s + 3 * n <= tt && tt - (s + 3 * n) < 8)
+                        } else {
+                            None
+                        },
                         num_syms: n,
                         ..Layout::default()
                     });
@@ -477,23 +608,58 @@ pub fn parse(
         let e = memchr::memchr(0, s).ok_or_else(|| err("unterminated token"))?;
         tokens.push(&s[..e]);
     }
-    let mut b = SymbolTableBuilder::with_capacity(n);
-    let mut p = l.names;
-    let mut buf = Vec::with_capacity(128);
-    for addr in addrs {
-        let (len, hdr) = entry_len(w, p).ok_or_else(|| err("names truncated"))?;
-        let body = w
-            .get(p + hdr..p + hdr + len)
-            .ok_or_else(|| err("names truncated"))?;
-        buf.clear();
-        for &t in body {
-            buf.extend_from_slice(tokens[t as usize]);
+    // Names, markers and seqs, rebased to the names' start.
+    let m = n.div_ceil(256);
+    let names_end = l.markers;
+    let lazy = Lazy {
+        names: w
+            .get(l.names..names_end)
+            .ok_or_else(|| err("names out of the window"))?
+            .to_vec(),
+        markers: (0..m)
+            .map(|i| rd_u32(w, l.markers + 4 * i))
+            .collect::<Option<_>>()
+            .ok_or_else(|| err("markers truncated"))?,
+        seqs: match l.seqs_of_names {
+            Some(sq) => w
+                .get(sq..sq + 3 * n)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        },
+        tokens: tokens.iter().map(|t| t.to_vec()).collect(),
+        addrs,
+    };
+    // Use the kernel's name order only if it checks out (first < middle < last names).
+    let mut sorted = lazy.seqs.len() == 3 * n && n > 2;
+    if sorted {
+        let mut prev: Option<Vec<u8>> = None;
+        for i in [0, n / 2, n - 1] {
+            let mut b = Vec::new();
+            let ok = lazy.seq(i).and_then(|x| lazy.decode(x, &mut b)).is_some();
+            let cur = b.get(1..).unwrap_or(&[]).to_vec();
+            if !ok || prev.as_ref().is_some_and(|p| *p > cur) {
+                sorted = false;
+                break;
+            }
+            prev = Some(cur);
         }
-        p += hdr + len;
-        let kind = buf.first().copied().unwrap_or(b'?');
-        b.push(buf.get(1..).unwrap_or(&[]), kind, addr);
     }
-    let st = b.finish();
+    let st = if sorted {
+        SymbolTable {
+            full: std::sync::OnceLock::new(),
+            lazy: Some(Box::new(lazy)),
+        }
+    } else {
+        let full = lazy.build();
+        if full.entries.len() != n {
+            return Err(err("names truncated"));
+        }
+        SymbolTable {
+            full: std::sync::OnceLock::from(full),
+            lazy: None,
+        }
+    };
     Ok((l, st))
 }
 
