@@ -1,0 +1,93 @@
+//! `symbols=PATH` (System.map) when kallsyms cannot be found: the lab's KASLR dump with
+//! every kallsyms token table wiped, and a System.map written from the lab's `vmlinux`
+//! (link-time addresses). The KASLR offset is given as an option, taken from the guest's
+//! own `/proc/kallsyms`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use memlens_core::{MemoryMetadata, MemoryView, Os, PhysAddr, PhysicalTarget, ReadOp, TargetInfo};
+use memlens_os_linux::{kallsyms, LinuxError, LinuxOptions, LinuxOs, SymbolSource};
+
+struct VecMem(Vec<u8>);
+
+impl MemoryView for VecMem {
+    type Addr = PhysAddr;
+    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+        for op in ops {
+            let n = op.buf.len();
+            let src = usize::try_from(op.addr.0)
+                .ok()
+                .and_then(|s| self.0.get(s..s.checked_add(n)?));
+            match src {
+                Some(src) => {
+                    op.buf.copy_from_slice(src);
+                    op.result = Ok(());
+                }
+                None => {
+                    op.buf.fill(0);
+                    op.result = Err(memlens_core::Error::Gap { addr: op.addr });
+                }
+            }
+        }
+    }
+    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+        MemoryMetadata {
+            max_addr: PhysAddr(self.0.len() as u64 - 1),
+            real_size: self.0.len() as u64,
+            readonly: true,
+            preferred_batch: 1,
+        }
+    }
+}
+
+#[test]
+fn system_map_replaces_missing_kallsyms() {
+    let s = testlab::require("x86_64-kaslr");
+    let vmlinux = std::fs::read(s.vmlinux.as_ref().expect("vmlinux")).unwrap();
+    let (_, table) = kallsyms::find_and_parse(&vmlinux, "vmlinux").unwrap();
+    let map_path = std::env::temp_dir().join(format!("memlens-sysmap-{}.map", std::process::id()));
+    let mut f = std::fs::File::create(&map_path).unwrap();
+    for sym in table.iter() {
+        writeln!(f, "{:016x} {} {}", sym.addr, sym.kind, sym.name).unwrap();
+    }
+    drop(f);
+    let kaslr = s.truth.guest.kallsyms["_end"] - table.get("_end").unwrap();
+
+    let mut mem = std::fs::read(&s.raw).unwrap();
+    let hits: Vec<usize> = memchr::memmem::find_iter(&mem, kallsyms::DIGITS_ANCHOR).collect();
+    assert!(!hits.is_empty());
+    for h in hits {
+        mem[h..h + kallsyms::DIGITS_ANCHOR.len()].fill(0);
+    }
+    let target = PhysicalTarget::from_memory(Arc::new(VecMem(mem)), TargetInfo::default());
+
+    // Without the map: a clear error that suggests it.
+    let e = LinuxOs::open(target.clone(), LinuxOptions::default()).expect_err("no kallsyms");
+    assert!(
+        matches!(e, LinuxError::KernelNotFound { .. }) && e.to_string().contains("symbols=PATH"),
+        "{e}"
+    );
+
+    let opts = LinuxOptions {
+        symbols: Some(map_path.clone()),
+        kaslr_offset: Some(kaslr),
+        no_hints: true,
+        ..Default::default()
+    };
+    let os = LinuxOs::open(target, opts).expect("open with System.map");
+    let _ = std::fs::remove_file(&map_path);
+    assert_eq!(os.linux_info().symbol_source, SymbolSource::SystemMap);
+    assert_eq!(
+        os.linux_info().release.as_deref(),
+        Some(s.truth.guest.kernel_release.as_str())
+    );
+    let ps = os.processes().unwrap();
+    for t in &s.truth.guest.processes {
+        let p = ps
+            .iter()
+            .find(|p| p.pid == t.pid)
+            .unwrap_or_else(|| panic!("pid {}", t.pid));
+        assert_eq!(p.ppid, t.ppid);
+    }
+}
