@@ -116,10 +116,16 @@
 //!
 //! Measured with `cargo bench -p memlens-plugin-testconn --bench abi` (the same connector
 //! statically linked and loaded from its `.so`, 256 × 8-byte reads and 4 KiB reads): the
-//! loaded path is within measurement noise of the static one. Listings (processes, maps, modules, info)
-//! cross as **JSON** of the core types: simple and schema-checked, at the price of a
-//! serialisation per call — a few µs per hundred processes, small next to the memory reads
-//! that produce them. CPU registers cross as JSON too.
+//! loaded path is within measurement noise of the static one.
+//!
+//! Listings (processes, maps, modules, info) cross as **JSON** of the core types: no Rust
+//! layout crosses the boundary, and the schema is pinned by the layout fingerprint (it
+//! hashes this crate's version). The price is a serialisation per call: `cargo bench -p
+//! memlens-plugin-testos --bench listing` lists 4096 processes in 0.69 ms statically and
+//! 14.7 ms through a loaded plugin (≈ 3.4 µs per process, measured on a busy 2-core
+//! machine where a bare clone of the 4096 `ProcessInfo`s took 0.8 ms) — small next to
+//! the page-table walks and memory reads that produce a real process list, and paid once
+//! per listing, not per read. CPU registers cross as JSON too.
 
 pub mod abi;
 pub mod analyzer;
