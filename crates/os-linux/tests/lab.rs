@@ -156,7 +156,26 @@ fn check_input(name: &str, input: Input) {
     // The marker: maps, strings at their addresses, argv and environment.
     let m = &g.marker;
     let proc_ = os.open_process(m.pid).expect("marker process");
-    assert_eq!(proc_.info_ref().name, testlab::truth::MARKER_COMM);
+    let pi = proc_.info_ref();
+    assert_eq!(pi.name, testlab::truth::MARKER_COMM);
+    assert_eq!(
+        pi.exe.as_deref(),
+        Some("/bin/memlens-marker"),
+        "{name}: exe"
+    );
+    // The initramfs runs everything as root.
+    assert_eq!((pi.uid, pi.gid), (Some(0), Some(0)), "{name}: uid/gid");
+    assert!(
+        pi.threads.is_some_and(|t| t >= 1),
+        "{name}: threads {:?}",
+        pi.threads
+    );
+    assert!(pi.state.is_some() && !pi.kernel_thread && pi.root.is_some());
+    let init_start = ps.iter().find(|p| p.pid == 1).and_then(|p| p.start_time_ns);
+    assert!(
+        pi.start_time_ns > init_start,
+        "{name}: marker starts after init"
+    );
     let maps = memlens_core::Process::maps(&proc_).expect("maps");
     let got: Vec<_> = maps
         .iter()
