@@ -619,3 +619,38 @@ fn listing_help_and_targets() {
         .to_string();
     assert!(e.contains("unknown argument 'bogus'"), "{e}");
 }
+
+#[test]
+fn many_threads_read_one_loaded_connector() {
+    let d = plugin_dir(&[TESTCONN]);
+    let inv = inv(&d);
+    let t = connect(&inv, "testconn::4MiB").unwrap();
+    std::thread::scope(|s| {
+        for th in 0..4u64 {
+            let m = t.memory.clone();
+            s.spawn(move || {
+                for round in 0..200u64 {
+                    let n = 1 + ((th * 31 + round) % 300) as usize;
+                    let mut bufs = vec![[0u8; 16]; n];
+                    let addrs: Vec<u64> = (0..n as u64)
+                        .map(|i| (th << 20) + (round * 997 + i * 131) % (1 << 20))
+                        .collect();
+                    let mut ops: Vec<memlens_core::ReadOp<'_, PhysAddr>> = bufs
+                        .iter_mut()
+                        .zip(&addrs)
+                        .map(|(b, &a)| memlens_core::ReadOp::new(PhysAddr(a), &mut b[..]))
+                        .collect();
+                    m.read_batch(&mut ops);
+                    assert!(ops.iter().all(|o| o.result.is_ok()));
+                    drop(ops);
+                    for (b, &a) in bufs.iter().zip(&addrs) {
+                        assert!(b
+                            .iter()
+                            .enumerate()
+                            .all(|(k, &v)| v == pattern(a + k as u64)));
+                    }
+                }
+            });
+        }
+    });
+}
