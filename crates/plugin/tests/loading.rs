@@ -654,3 +654,61 @@ fn many_threads_read_one_loaded_connector() {
         }
     });
 }
+
+/// A minimal PE32+ DLL header for x86-64 (synthetic: headers only, no sections).
+fn pe_dll() -> Vec<u8> {
+    let mut b = vec![0u8; 1024];
+    b[..2].copy_from_slice(b"MZ");
+    b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes()); // e_lfanew
+    let pe = 0x80;
+    b[pe..pe + 4].copy_from_slice(b"PE\0\0");
+    let coff = pe + 4;
+    b[coff..coff + 2].copy_from_slice(&0x8664u16.to_le_bytes()); // AMD64
+    b[coff + 16..coff + 18].copy_from_slice(&240u16.to_le_bytes()); // SizeOfOptionalHeader
+    b[coff + 18..coff + 20].copy_from_slice(&0x2022u16.to_le_bytes()); // DLL | EXECUTABLE
+    let opt = coff + 20;
+    b[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes()); // PE32+
+    b[opt + 32..opt + 36].copy_from_slice(&0x1000u32.to_le_bytes()); // SectionAlignment
+    b[opt + 36..opt + 40].copy_from_slice(&0x200u32.to_le_bytes()); // FileAlignment
+    b[opt + 56..opt + 60].copy_from_slice(&0x1000u32.to_le_bytes()); // SizeOfImage
+    b[opt + 60..opt + 64].copy_from_slice(&0x400u32.to_le_bytes()); // SizeOfHeaders
+    b[opt + 108..opt + 112].copy_from_slice(&16u32.to_le_bytes()); // NumberOfRvaAndSizes
+    b
+}
+
+/// A minimal 64-bit Mach-O dylib header for arm64 (synthetic: no load commands).
+fn macho_dylib() -> Vec<u8> {
+    let mut b = vec![0u8; 256];
+    b[..4].copy_from_slice(&0xfeed_facfu32.to_le_bytes());
+    b[4..8].copy_from_slice(&0x0100_000cu32.to_le_bytes()); // CPU_TYPE_ARM64
+    b[12..16].copy_from_slice(&6u32.to_le_bytes()); // MH_DYLIB
+    b
+}
+
+#[test]
+fn libraries_of_other_formats_are_rejected_by_format() {
+    let d = plugin_dir(&[]);
+    for (name, bytes) in [("pe.so", pe_dll()), ("macho.so", macho_dylib())] {
+        let p = d.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        set_mode(&p, 0o755);
+    }
+    let inv = inv(&d);
+    let reason = |f: &str| {
+        inv.rejected
+            .iter()
+            .find(|r| r.path.ends_with(f))
+            .map(|r| r.reason.clone())
+            .unwrap_or_else(|| panic!("{f} not rejected: {inv:#?}"))
+    };
+    let pe = reason("pe.so");
+    assert_eq!(
+        pe,
+        "PE library for x86_64 (64-bit, little-endian): this host loads ELF libraries"
+    );
+    let mo = reason("macho.so");
+    assert!(
+        mo.contains("Mach-O library for aarch64") && mo.contains("this host loads ELF"),
+        "{mo}"
+    );
+}
