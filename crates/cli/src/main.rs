@@ -67,6 +67,27 @@ enum Command {
         after_help = "Examples:\n  memlens search guest.elf \"BEGIN RSA\"\n  memlens search guest.elf --hex \"7f 45 4c 46\" --max 20\n  memlens search guest.elf --regex \"pass(word)?=\\w+\" --all-processes\n  memlens search -p 1234 secret   # a host process"
     )]
     Search(cmd::search::Args),
+    /// Translate virtual addresses through page tables.
+    #[command(
+        after_help = "Examples:\n  memlens translate guest.elf 0xffffffff81000000      # root from the dump's registers\n  memlens translate guest.raw --dtb 0x1c0a000 --arch x86_64-la57 0x7ffd0000 --json"
+    )]
+    Translate(cmd::translate::TranslateArgs),
+    /// List the mapped ranges of an address space.
+    #[command(
+        after_help = "Examples:\n  memlens pagemap guest.elf\n  memlens pagemap guest.raw --dtb 0x1c0a000 --range 0x400000-0x7fffffffffff --json"
+    )]
+    Pagemap(cmd::translate::PageMapArgs),
+    /// Plugins: list, help, targets.
+    #[command(subcommand)]
+    Plugins(cmd::plugins::PluginsCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  memlens completions bash > /etc/bash_completion.d/memlens"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Measure read throughput next to a memcpy ceiling.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -101,6 +122,19 @@ fn main() {
         Command::Read(a) => cmd::read::run(a),
         Command::Search(a) => cmd::search::run(a),
         Command::Bench(b) => cmd::bench::run(b),
+        Command::Translate(a) => cmd::translate::translate(a),
+        Command::Pagemap(a) => cmd::translate::pagemap(a),
+        Command::Plugins(c) => cmd::plugins::run(c),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "memlens",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     };
     if let Err(e) = result {
         std::process::exit(exit::report(&e));

@@ -15,6 +15,30 @@ use crate::target::TargetArgs;
 /// The statically linked plugins.
 pub fn registry() -> StaticRegistry {
     StaticRegistry::new()
+        .with_os::<memlens_os_native::NativePlugin>()
+        .with_os::<memlens_os_linux::plugin::LinuxPlugin>()
+        .with_connector::<memlens_connector_qemu::QemuPlugin>()
+}
+
+/// A chain that starts with a connector needing an OS as input (`-c qemu:vm`) reads
+/// through the host: `-o native` is put in front.
+fn with_default_input(words: Vec<String>, b: &Builder<'_>) -> Vec<String> {
+    let first_conn = match words.as_slice() {
+        [flag, v, ..] if flag == "-c" || flag == "--connector" => Some(v.as_str()),
+        [w, ..] => w.strip_prefix("--connector="),
+        [] => None,
+    };
+    let needs_os = first_conn
+        .map(|c| c.split(':').next().unwrap_or(c))
+        .and_then(|name| b.connector(name).ok())
+        .is_some_and(|f| f.meta().input == memlens_plugin::InputKind::Required);
+    if needs_os {
+        let mut w = vec!["-o".to_string(), "native".to_string()];
+        w.extend(words);
+        w
+    } else {
+        words
+    }
 }
 
 /// Builds the `-c`/`-o` chain of the command line (a positional dump file, when given,
@@ -51,16 +75,14 @@ pub fn build(t: &TargetArgs) -> Result<Built, CliError> {
         (None, false) => {
             let reg = registry();
             let inv = Inventory::scan();
-            let built = Builder::new()
-                .registry(&reg)
-                .inventory(&inv)
-                .build_cli(&words)
-                .map_err(|e| {
-                    CliError::usage(
-                        e.to_string(),
-                        Some("`memlens plugins list` shows the available plugins"),
-                    )
-                })?;
+            let b = Builder::new().registry(&reg).inventory(&inv);
+            let words = with_default_input(words, &b);
+            let built = b.build_cli(&words).map_err(|e| {
+                CliError::usage(
+                    e.to_string(),
+                    Some("`memlens plugins list` shows the available plugins"),
+                )
+            })?;
             if !auto {
                 return Ok(built);
             }

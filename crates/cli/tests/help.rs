@@ -35,6 +35,13 @@ help_snapshot!(maps, "maps");
 help_snapshot!(modules, "modules");
 help_snapshot!(read, "read");
 help_snapshot!(search, "search");
+help_snapshot!(translate, "translate");
+help_snapshot!(pagemap, "pagemap");
+help_snapshot!(plugins, "plugins");
+help_snapshot!(plugins_list, "plugins", "list");
+help_snapshot!(bench_walk, "bench", "walk");
+help_snapshot!(bench_virt, "bench", "virt");
+help_snapshot!(completions, "completions");
 help_snapshot!(bench, "bench");
 help_snapshot!(bench_phys, "bench", "phys");
 

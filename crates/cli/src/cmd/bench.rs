@@ -16,6 +16,71 @@ pub enum BenchCommand {
         after_help = "Example:\n  memlens bench phys guest.raw --sizes 8,4k,64k --batch 1,256 --seconds 2"
     )]
     Phys(PhysArgs),
+    /// Time to compute the whole page map of an address space (min and median of runs).
+    #[command(
+        after_help = "Example:\n  memlens bench walk guest.elf            # root from the dump's registers\n  memlens bench walk guest.raw --dtb 0x1c0a000 --runs 20"
+    )]
+    Walk(WalkBenchArgs),
+    /// Batched translation of random mapped addresses, TLB cold and warm.
+    #[command(after_help = "Example:\n  memlens bench translate guest.elf --batch 4096")]
+    Translate(TranslateBenchArgs),
+    /// Random virtual reads over mapped pages of both halves, sizes x batches.
+    #[command(after_help = "Example:\n  memlens bench virt guest.elf --sizes 8,4k --batch 1,256")]
+    Virt(VirtBenchArgs),
+}
+
+/// Arguments of `bench walk`.
+#[derive(clap::Args, Debug)]
+pub struct WalkBenchArgs {
+    #[command(flatten)]
+    target: crate::target::TargetArgs,
+    #[command(flatten)]
+    walk: crate::cmd::translate::WalkArgs,
+    /// Number of runs.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `bench translate`.
+#[derive(clap::Args, Debug)]
+pub struct TranslateBenchArgs {
+    #[command(flatten)]
+    target: crate::target::TargetArgs,
+    #[command(flatten)]
+    walk: crate::cmd::translate::WalkArgs,
+    /// Addresses per batch.
+    #[arg(long, default_value_t = 4096)]
+    batch: usize,
+    /// Number of runs (median reported).
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `bench virt`.
+#[derive(clap::Args, Debug)]
+pub struct VirtBenchArgs {
+    #[command(flatten)]
+    target: crate::target::TargetArgs,
+    #[command(flatten)]
+    walk: crate::cmd::translate::WalkArgs,
+    /// Read sizes, comma-separated (units allowed).
+    #[arg(long, value_delimiter = ',', default_value = "8,4096,65536")]
+    sizes: Vec<String>,
+    /// Batch lengths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
+    batch: Vec<usize>,
+    /// Seconds per (size, batch) combination.
+    #[arg(long, default_value_t = 0.5)]
+    seconds: f64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `bench phys`.
@@ -44,12 +109,14 @@ pub struct PhysArgs {
 pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
     match cmd {
         BenchCommand::Phys(a) => phys(a),
+        BenchCommand::Walk(a) => walk(a),
+        BenchCommand::Translate(a) => translate(a),
+        BenchCommand::Virt(a) => virt(a),
     }
 }
 
-fn phys(a: PhysArgs) -> Result<(), CliError> {
-    let sizes = a
-        .sizes
+fn parse_sizes(sizes: &[String]) -> Result<Vec<usize>, CliError> {
+    sizes
         .iter()
         .map(|s| {
             parse_size(s)
@@ -58,16 +125,87 @@ fn phys(a: PhysArgs) -> Result<(), CliError> {
                 .filter(|v| *v > 0 && *v <= 64 << 20)
                 .ok_or_else(|| CliError::usage(format!("bad size '{s}' (1 byte to 64 MiB)"), None))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    if a.batch.iter().any(|b| *b == 0 || *b > 1 << 20) {
+        .collect()
+}
+
+fn check_batches(batch: &[usize]) -> Result<(), CliError> {
+    if batch.iter().any(|b| *b == 0 || *b > 1 << 20) {
         return Err(CliError::usage("batch lengths must be 1 to 1048576", None));
     }
-    if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
+    Ok(())
+}
+
+fn check_seconds(s: f64) -> Result<(), CliError> {
+    if !(s > 0.0 && s <= 3600.0) {
         return Err(CliError::usage(
             "--seconds must be between 0 and 3600",
             None,
         ));
     }
+    Ok(())
+}
+
+fn walk(a: WalkBenchArgs) -> Result<(), CliError> {
+    let t = crate::target::open_physical(&a.target)?;
+    let (mmu, roots) = crate::cmd::translate::mmu_and_roots(&t, &a.walk)?;
+    let r = memlens_arch::bench::bench_walk(&*t.memory, &mmu, &roots, a.runs);
+    if a.json {
+        return crate::output::print_json(&r);
+    }
+    println!("{r}");
+    Ok(())
+}
+
+fn view(
+    target: &crate::target::TargetArgs,
+    walk: &crate::cmd::translate::WalkArgs,
+) -> Result<
+    memlens_arch::view::VirtualView<std::sync::Arc<dyn memlens::core::PhysicalMemory>>,
+    CliError,
+> {
+    let t = crate::target::open_physical(target)?;
+    let (mmu, roots) = crate::cmd::translate::mmu_and_roots(&t, walk)?;
+    Ok(
+        memlens_arch::view::VirtualView::new(t.memory.clone(), mmu, roots)
+            .with_tlb(memlens_arch::tlb::TlbConfig::default()),
+    )
+}
+
+fn translate(a: TranslateBenchArgs) -> Result<(), CliError> {
+    check_batches(&[a.batch])?;
+    let v = view(&a.target, &a.walk)?;
+    let r = memlens_arch::bench::bench_translate(&v, a.batch, a.runs, 0x6d6c)
+        .map_err(CliError::target)?;
+    if a.json {
+        return crate::output::print_json(&r);
+    }
+    println!("{r}");
+    Ok(())
+}
+
+fn virt(a: VirtBenchArgs) -> Result<(), CliError> {
+    let sizes = parse_sizes(&a.sizes)?;
+    check_batches(&a.batch)?;
+    check_seconds(a.seconds)?;
+    let v = view(&a.target, &a.walk)?;
+    let cfg = memlens_arch::bench::VirtBenchConfig {
+        sizes,
+        batches: a.batch,
+        time_per_case: Duration::from_secs_f64(a.seconds),
+        ..Default::default()
+    };
+    let r = memlens_arch::bench::bench_virt(&v, &cfg).map_err(CliError::target)?;
+    if a.json {
+        return crate::output::print_json(&r);
+    }
+    print!("{r}");
+    Ok(())
+}
+
+fn phys(a: PhysArgs) -> Result<(), CliError> {
+    let sizes = parse_sizes(&a.sizes)?;
+    check_batches(&a.batch)?;
+    check_seconds(a.seconds)?;
     let t = crate::target::open_physical(&a.target)?;
     let cfg = BenchConfig {
         sizes,

@@ -4,6 +4,8 @@ pub mod bench;
 pub mod info;
 pub mod maps;
 pub mod modules;
+pub mod plugins;
 pub mod ps;
 pub mod read;
 pub mod search;
+pub mod translate;

@@ -1,0 +1,170 @@
+//! `memlens translate` and `memlens pagemap`: page-table walks over a target's physical
+//! memory, with the root and architecture given (`--dtb`, `--arch`) or taken from the
+//! target's recorded CPU registers (a dump's notes, QEMU's monitor).
+
+use memlens::core::{PhysAddr, VirtAddr};
+use memlens_arch::types::Roots;
+use memlens_arch::view::VirtualView;
+use memlens_arch::{Mmu, PageMapOptions};
+
+use crate::exit::CliError;
+use crate::output::FormatArgs;
+use crate::target::TargetArgs;
+
+/// Where the page tables are.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WalkArgs {
+    /// Page-table root (CR3 / TTBR; for aarch64 `TTBR0[,TTBR1]`). Default: the target's registers.
+    #[arg(long, value_name = "ROOT")]
+    pub dtb: Option<String>,
+    /// Architecture: x86_64, x86_64-la57, x86, x86-pae, aarch64, aarch64-16k, aarch64-64k.
+    /// Default: from the target's registers, else x86_64.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The vCPU whose registers give the defaults.
+    #[arg(long, default_value_t = 0)]
+    pub cpu: usize,
+}
+
+/// Resolves the MMU and roots for `t`.
+pub fn mmu_and_roots(
+    t: &memlens::core::PhysicalTarget,
+    w: &WalkArgs,
+) -> Result<(Mmu, Roots), CliError> {
+    let from_regs = t
+        .cpu
+        .as_ref()
+        .and_then(|c| c.registers(w.cpu).ok())
+        .and_then(|r| Mmu::from_registers(&r).ok());
+    let mmu = match (&w.arch, &from_regs) {
+        (Some(name), _) => {
+            Mmu::from_name(name).map_err(|e| CliError::usage(e.to_string(), None))?
+        }
+        (None, Some((m, _))) => *m,
+        (None, None) => {
+            Mmu::from_name("x86_64").map_err(|e| CliError::usage(e.to_string(), None))?
+        }
+    };
+    let roots = match (&w.dtb, from_regs) {
+        (Some(s), _) => {
+            let parts: Vec<&str> = s.split(',').collect();
+            let parse = |v: &str| {
+                memlens::core::addr::parse_u64(v)
+                    .map(|x| PhysAddr(mmu.mask_root(x)))
+                    .map_err(|e| {
+                        CliError::usage(format!("bad --dtb: {e}"), Some("e.g. --dtb 0x1c0a000"))
+                    })
+            };
+            match parts.as_slice() {
+                [one] => Roots::single(parse(one)?),
+                [lo, hi] => Roots {
+                    lower: parse(lo)?,
+                    upper: parse(hi)?,
+                },
+                _ => return Err(CliError::usage("--dtb takes ROOT or TTBR0,TTBR1", None)),
+            }
+        }
+        (None, Some((_, roots))) => roots,
+        (None, None) => {
+            return Err(CliError::usage(
+                "no page-table root: the target records no CPU registers",
+                Some("give --dtb ROOT (a CR3 or TTBR value)"),
+            ))
+        }
+    };
+    Ok((mmu, roots))
+}
+
+/// Arguments of `translate`.
+#[derive(clap::Args, Debug)]
+pub struct TranslateArgs {
+    /// A dump file, then one or more virtual addresses.
+    #[arg(value_name = "ARGS", num_args = 1.., required = true)]
+    positional: Vec<String>,
+    #[command(flatten)]
+    chain: crate::target::ChainArgs,
+    #[command(flatten)]
+    walk: WalkArgs,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+/// Runs `translate`.
+pub fn translate(a: TranslateArgs) -> Result<(), CliError> {
+    // With a chain, every positional is an address; otherwise the first is the dump.
+    let (path, addrs) = if a.chain.connector.is_empty() && a.chain.os.is_empty() {
+        match a.positional.split_first() {
+            Some((p, rest)) if !rest.is_empty() => (Some(p.into()), rest),
+            _ => return Err(CliError::usage("expected TARGET VA...", None)),
+        }
+    } else {
+        (None, a.positional.as_slice())
+    };
+    let vas = addrs
+        .iter()
+        .map(|s| {
+            memlens::core::addr::parse_u64(s)
+                .map(VirtAddr)
+                .map_err(|e| CliError::usage(format!("bad address: {e}"), None))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let t = crate::target::open_physical(&a.chain.with_path(path))?;
+    let (mmu, roots) = mmu_and_roots(&t, &a.walk)?;
+    let view = VirtualView::new(t.memory.clone(), mmu, roots);
+    let rows = memlens_arch::report::translate_rows(&view, &vas);
+    if a.format.json {
+        return crate::output::print_json(&rows);
+    }
+    print!("{}", memlens_arch::report::render_translations(&rows));
+    if rows.iter().any(|r| r.error.is_some()) {
+        return Err(CliError::target(anyhow::anyhow!(
+            "some addresses are not mapped"
+        )));
+    }
+    Ok(())
+}
+
+/// Arguments of `pagemap`.
+#[derive(clap::Args, Debug)]
+pub struct PageMapArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    walk: WalkArgs,
+    /// Only ranges intersecting START-END (virtual, inclusive).
+    #[arg(long, value_name = "START-END")]
+    range: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `pagemap`.
+pub fn pagemap(a: PageMapArgs) -> Result<(), CliError> {
+    let range = match &a.range {
+        None => None,
+        Some(r) => {
+            let (s, e) = r
+                .split_once('-')
+                .ok_or_else(|| CliError::usage("--range takes START-END", None))?;
+            let p = |v: &str| {
+                memlens::core::addr::parse_u64(v)
+                    .map(VirtAddr)
+                    .map_err(|e| CliError::usage(format!("bad --range: {e}"), None))
+            };
+            Some((p(s)?, p(e)?))
+        }
+    };
+    let t = crate::target::open_physical(&a.target)?;
+    let (mmu, roots) = mmu_and_roots(&t, &a.walk)?;
+    let opts = PageMapOptions {
+        range,
+        ..PageMapOptions::default()
+    };
+    let pm = memlens_arch::page_map(&*t.memory, &mmu, &roots, &opts);
+    if a.json {
+        return crate::output::print_json(&pm);
+    }
+    print!("{}", memlens_arch::report::render_page_map(&pm));
+    Ok(())
+}
