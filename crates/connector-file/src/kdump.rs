@@ -183,6 +183,16 @@ fn parse_header(data: &[u8], source: &Source, path: &Path) -> Result<KdumpHeader
     if !split {
         pfn_range = (0, max_mapnr);
     }
+    if pfn_range.0 > pfn_range.1 {
+        return Err(s.bad(
+            if version >= 6 { 80 } else { 16 },
+            "kdump_sub_header start_pfn",
+            format!(
+                "{:#x} is above end_pfn {:#x} (split dump)",
+                pfn_range.0, pfn_range.1
+            ),
+        ));
+    }
     Ok(KdumpHeader {
         version,
         utsname,
