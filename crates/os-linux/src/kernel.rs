@@ -91,6 +91,8 @@ pub struct Kernel {
     pub(crate) page_offset_base: u64,
     pub(crate) info: LinuxInfo,
     pub(crate) target: PhysicalTarget,
+    /// Symbols resolved through `__ksymtab` after a kallsyms miss.
+    exported: std::sync::Mutex<std::collections::HashMap<String, Option<u64>>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -312,7 +314,31 @@ impl Kernel {
             page_offset_base,
             info,
             target,
+            exported: Default::default(),
         })
+    }
+
+    /// Address of symbol `name`: kallsyms (or the System.map) first, then the exported
+    /// symbols of `__ksymtab` in the image (for kernels whose kallsyms lacks data
+    /// symbols). Misses are remembered.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        if let Some(a) = self.syms.get(name) {
+            return Some(a);
+        }
+        let mut cache = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = cache.get(name) {
+            return *r;
+        }
+        let text = self.syms.get("_text")?;
+        let end = self.syms.get("_end").unwrap_or(text + (64 << 20));
+        let len = end.saturating_sub(text).min(256 << 20) as usize;
+        let img = scan::read_lossy(&*self.phys, self.info.text_phys.0, len);
+        let r = crate::ksymtab::lookup(&img, text, name);
+        if r.is_some() {
+            log::info!("symbol {name} taken from __ksymtab");
+        }
+        cache.insert(name.to_string(), r);
+        r
     }
 
     /// Facts about the kernel.

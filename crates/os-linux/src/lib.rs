@@ -31,6 +31,7 @@ pub mod btf;
 pub mod error;
 pub mod kallsyms;
 pub mod kernel;
+pub mod ksymtab;
 pub mod layout;
 pub mod mm;
 pub mod modules;

@@ -32,8 +32,7 @@ pub fn kernel_modules(k: &Kernel) -> Result<Vec<ModuleInfo>> {
         });
     };
     let head = k
-        .syms
-        .get("modules")
+        .symbol("modules")
         .ok_or_else(|| LinuxError::MissingSymbol {
             name: "modules".into(),
             source_name: format!("{:?}", k.info.symbol_source),

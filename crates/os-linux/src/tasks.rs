@@ -22,8 +22,7 @@ pub const MAX_ARGS: u64 = 128 << 10;
 /// Addresses of all `task_struct`s on the task list, `init_task` (pid 0) excluded.
 pub fn task_addrs(k: &Kernel) -> Result<Vec<u64>> {
     let init = k
-        .syms
-        .get("init_task")
+        .symbol("init_task")
         .ok_or_else(|| LinuxError::MissingSymbol {
             name: "init_task".into(),
             source_name: format!("{:?}", k.info.symbol_source),

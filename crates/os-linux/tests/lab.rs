@@ -285,3 +285,30 @@ fn arm64_is_a_clear_error() {
     let msg = e.to_string();
     assert!(msg.contains("aarch64") || msg.contains("arm64"), "{msg}");
 }
+
+/// `__ksymtab` (the fallback for data symbols) read from the running KASLR kernel's
+/// image, not the file: relocated addresses must equal the guest's /proc/kallsyms.
+#[test]
+fn x86_64_kaslr_ksymtab_in_memory() {
+    let s = testlab::require("x86_64-kaslr");
+    let os = open(&s, Input::Raw);
+    let k = os.kernel();
+    let text = k.symbols().get("_text").unwrap();
+    let end = s.truth.guest.kallsyms["__stop___ksymtab"];
+    let img = k
+        .memory()
+        .read_vec(VirtAddr(text), (end - text + (1 << 20)) as usize)
+        .expect("image readable");
+    for name in ["init_task", "page_offset_base"] {
+        assert_eq!(
+            memlens_os_linux::ksymtab::lookup(&img, text, name),
+            s.truth
+                .guest
+                .kallsyms
+                .get(name)
+                .copied()
+                .or(k.symbols().get(name)),
+            "{name}"
+        );
+    }
+}

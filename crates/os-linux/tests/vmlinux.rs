@@ -154,3 +154,22 @@ fn btf_layouts_are_consistent() {
         Some(3)
     );
 }
+
+#[test]
+fn ksymtab_lookup_finds_exported_data() {
+    let d = vmlinux();
+    let (_, syms) = kallsyms::find_and_parse(&d, "vmlinux").unwrap();
+    // The first LOAD segment (text, rodata, ksymtab) is contiguous in the file.
+    let (off, va, _) = section(&d, ".text");
+    let (roff, _, rsize) = section(&d, "__ksymtab_strings");
+    let img = &d[off..roff + rsize];
+    for name in ["init_task", "page_offset_base", "phys_base", "jiffies"] {
+        let got = memlens_os_linux::ksymtab::lookup(img, va, name);
+        assert_eq!(got, syms.get(name), "{name}");
+        assert!(got.is_some(), "{name}");
+    }
+    assert_eq!(
+        memlens_os_linux::ksymtab::lookup(img, va, "no_such_symbol_xyz"),
+        None
+    );
+}

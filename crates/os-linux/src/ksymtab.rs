@@ -1,0 +1,34 @@
+//! `__ksymtab`: the exported-symbol table, a fallback for data symbols that kallsyms lacks
+//! (kernels without `CONFIG_KALLSYMS_ALL`). **Key decision: find an entry from its name
+//! string, not from section symbols** (which such kernels do not list): the name is
+//! located in the image as `NAME\0` (the strings are tail-merged), then the one 4-aligned `i32` whose position plus
+//! value equals the name's address is the entry's `name_offset`; the `value_offset` four
+//! bytes before it gives the symbol (`struct kernel_symbol` with PREL32 relocations, as on
+//! x86-64 and arm64).
+
+/// Address of exported symbol `name`, given the image bytes `img` mapped at `img_va`.
+pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
+    // `__ksymtab_strings` is merged: a name may be the tail of a longer one, so only the
+    // terminator is required after it.
+    let mut needle = Vec::with_capacity(name.len() + 1);
+    needle.extend_from_slice(name.as_bytes());
+    needle.push(0);
+    let targets: Vec<u64> = memchr::memmem::find_iter(img, &needle)
+        .map(|p| img_va.wrapping_add(p as u64))
+        .collect();
+    if targets.is_empty() {
+        return None;
+    }
+    let mut q = 4usize;
+    while q + 4 <= img.len() {
+        let v = i32::from_le_bytes(img.get(q..q + 4)?.try_into().ok()?) as i64;
+        let at = img_va.wrapping_add(q as u64);
+        if v != 0 && targets.contains(&at.wrapping_add(v as u64)) {
+            let e = q - 4;
+            let val = i32::from_le_bytes(img.get(e..e + 4)?.try_into().ok()?) as i64;
+            return Some(img_va.wrapping_add(e as u64).wrapping_add(val as u64));
+        }
+        q += 4;
+    }
+    None
+}
