@@ -139,7 +139,8 @@ fn index_stream(
 }
 
 fn is_avml_header(b: &Bytes<'_>, off: u64) -> bool {
-    off + HEADER_LEN <= b.len() && b.u32(off, "").ok() == Some(AVML_MAGIC)
+    off.checked_add(HEADER_LEN).is_some_and(|e| e <= b.len())
+        && b.u32(off, "").ok() == Some(AVML_MAGIC)
 }
 
 /// Indexes an AVML file.

@@ -63,7 +63,7 @@ pub(crate) fn header_at(
 }
 
 fn is_header(b: &Bytes<'_>, off: u64, magic: u32) -> bool {
-    off + HEADER_LEN <= b.len() && b.u32(off, "").ok() == Some(magic)
+    off.checked_add(HEADER_LEN).is_some_and(|e| e <= b.len()) && b.u32(off, "").ok() == Some(magic)
 }
 
 /// Checks that `ranges` (with the file offset of their header) do not overlap.
