@@ -153,6 +153,21 @@ fn bench_paired(_: &mut Criterion) {
         }
     };
     paired("read_4KiB", page(&stat), page(&loaded));
+    // The same adapters without a shared library in between: separates the cost of the
+    // wrapper code from the cost of calling into another object file.
+    let obj = memlens_plugin::abi::export::export_memory(stat.clone());
+    // SAFETY: a fresh object exported in this process.
+    let wrapped: Arc<dyn PhysicalMemory> = Arc::new(unsafe {
+        memlens_plugin::abi::import::ImportedMemory::<PhysAddr>::new(
+            obj,
+            memlens_plugin::abi::import::Origin::host("in-process"),
+        )
+    });
+    paired(
+        "read_4KiB (in-process adapters)",
+        page(&stat),
+        page(&wrapped),
+    );
 }
 
 criterion_group!(benches, bench, bench_paired);
