@@ -39,6 +39,10 @@ pub struct LinuxOptions {
     pub symbols: Option<PathBuf>,
     /// Ignore VMCOREINFO and CPU registers (pure scan; for tests and distrust).
     pub no_hints: bool,
+    /// Test hook: keep only text symbols of kallsyms, as on kernels without
+    /// `CONFIG_KALLSYMS_ALL` (exercises the `__ksymtab` and page-table fallbacks).
+    #[doc(hidden)]
+    pub text_symbols_only: bool,
 }
 
 /// Where the symbols came from.
@@ -145,10 +149,30 @@ impl Kernel {
         if hint.is_some() {
             hints_used.push("vmcoreinfo".into());
         }
+        let low = scan::low_tables(&*phys);
         let (syms, image_delta, source) = match scan::find_kallsyms(&*phys, hint) {
-            Ok(found) => {
+            Ok(mut found) => {
                 check_x86_64(&found.symbols)?;
-                let delta = image_delta_from_kallsyms(&*phys, &found.symbols, found.token_table)?;
+                if opts.text_symbols_only {
+                    found.symbols = SymbolTable::new(
+                        found
+                            .symbols
+                            .iter()
+                            .filter(|s| matches!(s.kind, 'T' | 't' | 'W' | 'w'))
+                            .map(|s| crate::kallsyms::Symbol {
+                                name: s.name.to_string(),
+                                kind: s.kind,
+                                addr: s.addr,
+                            })
+                            .collect(),
+                    );
+                }
+                // Without `linux_banner` (no data symbols): phys_base from the trampoline.
+                let delta = image_delta_from_kallsyms(&*phys, &found.symbols, found.token_table)
+                    .or_else(|e| {
+                        low.map(|l| START_KERNEL_MAP.wrapping_sub(l.phys_base))
+                            .ok_or(e)
+                    })?;
                 (found.symbols, delta, SymbolSource::Kallsyms)
             }
             Err(kerr) => {
@@ -181,12 +205,35 @@ impl Kernel {
             })
         };
         let pa_of = |va: u64| PhysAddr(va.wrapping_sub(image_delta));
+        // Data symbols missing from kallsyms: exported ones come from `__ksymtab`.
+        let image = std::sync::OnceLock::new();
+        let sym = |name: &str| {
+            sym(name).or_else(|e| {
+                let text = syms.get("_text").ok_or(e.clone())?;
+                let end = syms.get("_end").unwrap_or(text + (64 << 20));
+                let img = image.get_or_init(|| {
+                    let len = end.saturating_sub(text).min(256 << 20) as usize;
+                    scan::read_lossy(&*phys, pa_of(text).0, len)
+                });
+                crate::ksymtab::lookup(img, text, name).ok_or(e)
+            })
+        };
 
         // 2. Page-table root and depth.
         let t = Instant::now();
         let root = match opts.root {
             Some(r) => r,
-            None => pa_of(sym("init_top_pgt").or_else(|_| sym("swapper_pg_dir"))?),
+            None => match sym("init_top_pgt").or_else(|_| sym("swapper_pg_dir")) {
+                Ok(va) => pa_of(va),
+                // The trampoline's table shares init_top_pgt's kernel half.
+                Err(e) => match vmci
+                    .as_ref()
+                    .and_then(|v| vmci_u64(v, "SYMBOL(init_top_pgt)"))
+                {
+                    Some(va) => pa_of(va),
+                    None => low.map(|l| l.root).ok_or(e)?,
+                },
+            },
         };
         if let Some(v) = &vmci {
             if let (Some(s), None) = (vmci_u64(v, "SYMBOL(init_top_pgt)"), opts.root) {
@@ -262,6 +309,17 @@ impl Kernel {
         let banner = sym("linux_banner")
             .ok()
             .and_then(|va| kvm.read_cstr(VirtAddr(va), 512).ok())
+            .or_else(|| {
+                // No symbol: the first banner inside the image.
+                let img = image.get_or_init(|| {
+                    let len = end.saturating_sub(text).min(256 << 20) as usize;
+                    scan::read_lossy(&*phys, pa_of(text).0, len)
+                });
+                let at = memchr::memmem::find(img, b"Linux version ")?;
+                let tail = img.get(at..(at + 512).min(img.len()))?;
+                let n = memchr::memchr(0, tail)?;
+                Some(String::from_utf8_lossy(&tail[..n]).into_owned())
+            })
             .map(|s| s.trim_end().to_string());
         let release = vmci
             .as_ref()

@@ -23,7 +23,7 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
     while q + 4 <= img.len() {
         let v = i32::from_le_bytes(img.get(q..q + 4)?.try_into().ok()?) as i64;
         let at = img_va.wrapping_add(q as u64);
-        if v != 0 && targets.contains(&at.wrapping_add(v as u64)) {
+        if v != 0 && targets.contains(&at.wrapping_add(v as u64)) && plausible(img, q) {
             let e = q - 4;
             let val = i32::from_le_bytes(img.get(e..e + 4)?.try_into().ok()?) as i64;
             return Some(img_va.wrapping_add(e as u64).wrapping_add(val as u64));
@@ -31,4 +31,25 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
         q += 4;
     }
     None
+}
+
+/// A random word can point at the name by chance; a real entry sits in a table whose
+/// neighbours (12 bytes before or after) also name NUL-preceded printable strings.
+fn plausible(img: &[u8], q: usize) -> bool {
+    let names_string = |nq: usize| -> bool {
+        let Some(b) = img.get(nq..nq + 4) else {
+            return false;
+        };
+        let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
+        let target = (nq as i64).wrapping_add(v);
+        let Ok(t) = usize::try_from(target) else {
+            return false;
+        };
+        t > 0
+            && img.get(t - 1) == Some(&0)
+            && img
+                .get(t..t + 2)
+                .is_some_and(|s| s.iter().all(|c| c.is_ascii_graphic()))
+    };
+    (q >= 12 && names_string(q - 12)) || names_string(q + 12)
 }

@@ -46,6 +46,7 @@ impl OsPlugin for LinuxPlugin {
             kaslr_offset: args.number("kaslr")?,
             symbols: args.get("symbols").map(Into::into),
             no_hints: args.flag("nohints"),
+            ..LinuxOptions::default()
         };
         Ok(Arc::new(LinuxOs::open(target, opts)?))
     }

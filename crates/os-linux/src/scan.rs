@@ -132,6 +132,22 @@ pub fn find_token_table_parallel(phys: &dyn PhysicalMemory, lo: u64, hi: u64) ->
 /// the image. Returns the physical range those entries cover. Any false lead only costs a
 /// scan of the wrong range before the full scan.
 pub fn image_range_from_low_tables(phys: &dyn PhysicalMemory) -> Option<(u64, u64)> {
+    low_tables(phys).map(|l| l.image)
+}
+
+/// What the trampoline's page table says about the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowTables {
+    /// Physical range of the image (2 MiB granular).
+    pub image: (u64, u64),
+    /// `phys_base`: physical minus (virtual - `__START_KERNEL_map`) for the image.
+    pub phys_base: u64,
+    /// The trampoline's top-level table: its kernel half is `init_top_pgt`'s.
+    pub root: PhysAddr,
+}
+
+/// See [`image_range_from_low_tables`].
+pub fn low_tables(phys: &dyn PhysicalMemory) -> Option<LowTables> {
     const P: u64 = 1;
     const PS: u64 = 1 << 7;
     const MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -149,7 +165,7 @@ pub fn image_range_from_low_tables(phys: &dyn PhysicalMemory) -> Option<(u64, u6
     };
     let next = |e: u64| (e & P != 0 && e & PS == 0).then_some(e & MASK);
     let low = read_lossy(phys, 0, 1 << 20);
-    for page in low.chunks_exact(4096) {
+    for (pi, page) in low.chunks_exact(4096).enumerate() {
         let e511 = u64::from_le_bytes(page[4088..4096].try_into().ok()?);
         let Some(l4) = next(e511) else { continue };
         // 4-level: l4 is level3_kernel_pgt; 5-level: a p4d whose [511] is.
@@ -181,7 +197,11 @@ pub fn image_range_from_low_tables(phys: &dyn PhysicalMemory) -> Option<(u64, u6
             let lo = off.wrapping_add(first * (2 << 20));
             let hi = off.wrapping_add((last + 1) * (2 << 20));
             if lo < hi && hi <= max.saturating_add(1) && hi - lo <= (512 << 20) {
-                return Some((lo, hi));
+                return Some(LowTables {
+                    image: (lo, hi),
+                    phys_base: off,
+                    root: PhysAddr(pi as u64 * 4096),
+                });
             }
         }
     }

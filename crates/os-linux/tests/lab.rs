@@ -312,3 +312,35 @@ fn x86_64_kaslr_ksymtab_in_memory() {
         );
     }
 }
+
+/// A kernel whose kallsyms has text symbols only (as without `CONFIG_KALLSYMS_ALL`):
+/// data symbols come from `__ksymtab`, the image offset and root from the trampoline's
+/// page table. Processes must still be complete.
+#[test]
+fn x86_64_kaslr_text_symbols_only() {
+    let s = testlab::require("x86_64-kaslr");
+    let mem = memlens_connector_file::RawFile::open(&s.raw).unwrap();
+    let target = PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default());
+    let opts = LinuxOptions {
+        no_hints: true,
+        text_symbols_only: true,
+        ..Default::default()
+    };
+    let os = LinuxOs::open(target, opts).expect("open with text symbols only");
+    assert!(os.kernel().symbols().get("init_task").is_none());
+    assert_eq!(
+        os.linux_info().release.as_deref(),
+        Some(s.truth.guest.kernel_release.as_str())
+    );
+    let ps = os.processes().expect("processes");
+    for t in &s.truth.guest.processes {
+        let p = ps
+            .iter()
+            .find(|p| p.pid == t.pid)
+            .unwrap_or_else(|| panic!("pid {}", t.pid));
+        assert_eq!(p.ppid, t.ppid, "pid {}", t.pid);
+    }
+    let marker = os.open_process(s.truth.guest.marker.pid).expect("marker");
+    let maps = memlens_core::Process::maps(&marker).expect("maps");
+    assert_eq!(maps.len(), s.truth.guest.marker.maps.len());
+}
