@@ -5,6 +5,12 @@
 //! format results (human tables by default, `--json` for machines). Errors are one or two
 //! lines with a hint; usage errors exit with 2, target errors with 1, never a panic.
 
+// Field doc comments here are clap help text, where `[X]` means "optional X", not a link.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    reason = "clap help text uses [brackets] for optional parts"
+)]
+
 mod cmd;
 mod exit;
 mod output;
@@ -78,7 +84,7 @@ enum Command {
     )]
     Pagemap(cmd::translate::PageMapArgs),
     /// Plugins: list, help, targets.
-    #[command(subcommand)]
+    #[command(subcommand, disable_help_subcommand = true)]
     Plugins(cmd::plugins::PluginsCommand),
     /// Print a shell completion script.
     #[command(

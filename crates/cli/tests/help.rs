@@ -55,3 +55,47 @@ fn every_command_has_an_example() {
         );
     }
 }
+
+/// `docs/cli.md` is generated from the clap definitions (every command's `--help`); this
+/// test fails when it drifts. Regenerate with `MEMLENS_REGEN_DOCS=1 cargo test -p
+/// memlens-cli --test help`.
+#[test]
+fn docs_cli_md_is_current() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["info"],
+        &["ps"],
+        &["maps"],
+        &["modules"],
+        &["read"],
+        &["search"],
+        &["translate"],
+        &["pagemap"],
+        &["plugins", "list"],
+        &["plugins", "help"],
+        &["plugins", "targets"],
+        &["bench", "phys"],
+        &["bench", "walk"],
+        &["bench", "translate"],
+        &["bench", "virt"],
+        &["completions"],
+    ];
+    let mut doc = String::from(
+        "# memlens command line\n\n<!-- Generated from the clap definitions by crates/cli/tests/help.rs; \
+         do not edit. Regenerate: MEMLENS_REGEN_DOCS=1 cargo test -p memlens-cli --test help -->\n",
+    );
+    for c in commands {
+        let title = if c.is_empty() {
+            "memlens".to_string()
+        } else {
+            format!("memlens {}", c.join(" "))
+        };
+        doc.push_str(&format!("\n## `{title}`\n\n```text\n{}```\n", help(c)));
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+    if std::env::var_os("MEMLENS_REGEN_DOCS").is_some() {
+        std::fs::write(&path, &doc).expect("write docs/cli.md");
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(on_disk == doc, "docs/cli.md is out of date; regenerate with MEMLENS_REGEN_DOCS=1 cargo test -p memlens-cli --test help");
+}
