@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+command -v qemu-system-aarch64 >/dev/null || need_pkgs+=(qemu-system-arm)
 command -v busybox >/dev/null || need_pkgs+=(busybox-static)
 command -v makedumpfile >/dev/null || need_pkgs+=(makedumpfile)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
