@@ -18,6 +18,7 @@ pub fn registry() -> StaticRegistry {
         .with_os::<memlens_os_native::NativePlugin>()
         .with_os::<memlens_os_linux::plugin::LinuxPlugin>()
         .with_connector::<memlens_connector_qemu::QemuPlugin>()
+        .with_connector::<memlens::file::plugin::FilePlugin>()
 }
 
 /// A chain that starts with a connector needing an OS as input (`-c qemu:vm`) reads
@@ -77,12 +78,7 @@ pub fn build(t: &TargetArgs) -> Result<Built, CliError> {
             let inv = Inventory::scan();
             let b = Builder::new().registry(&reg).inventory(&inv);
             let words = with_default_input(words, &b);
-            let built = b.build_cli(&words).map_err(|e| {
-                CliError::usage(
-                    e.to_string(),
-                    Some("`memlens plugins list` shows the available plugins"),
-                )
-            })?;
+            let built = b.build_cli(&words).map_err(chain_error)?;
             if !auto {
                 return Ok(built);
             }
@@ -100,6 +96,21 @@ pub fn build(t: &TargetArgs) -> Result<Built, CliError> {
         output,
         metrics: Vec::new(),
     })
+}
+
+/// A chain error: the user's words (unknown plugin, bad arguments, bad order) are usage
+/// errors; a plugin that failed to open its target is a target error.
+fn chain_error(e: memlens_plugin::Error) -> CliError {
+    use memlens_plugin::Error as E;
+    match e {
+        E::Plugin { .. } | E::Panic { .. } | E::Io { .. } | E::Core(_) | E::Load { .. } => {
+            CliError::target(e)
+        }
+        e => CliError::usage(
+            e.to_string(),
+            Some("`memlens plugins list` shows the available plugins; `memlens plugins help NAME` their arguments"),
+        ),
+    }
 }
 
 /// Finds the OS in a physical target (`-o auto`). Linux is the OS plugin for memory

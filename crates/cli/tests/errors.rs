@@ -56,6 +56,9 @@ fn target_errors_exit_1() {
         1,
         "not a regular file",
     );
+    // A plugin that cannot open its target is a target error, not a usage error.
+    let spec = format!("file:{}", missing.display());
+    check(&["ps", "-c", &spec, "-o", "linux"], 1, "missing.raw");
     let empty = image(&[]);
     check(&["info", empty.path().to_str().unwrap()], 1, "empty");
     let f = image(&[7u8; 4096]);

@@ -207,3 +207,14 @@ fn info_reports_kernel_and_dump_facts() {
         "{v}"
     );
 }
+
+#[test]
+fn chain_syntax_equals_positional_target() {
+    let s = testlab::require("x86_64-kaslr");
+    let by_path = json(&["ps", p(&s.kdump)]);
+    let spec = format!("file:{}", p(&s.kdump));
+    let by_chain = json(&["ps", "-c", &spec, "-o", "linux"]);
+    let by_auto = json(&["ps", "-c", &spec, "-o", "auto"]);
+    assert_eq!(by_path, by_chain);
+    assert_eq!(by_path, by_auto);
+}

@@ -42,6 +42,8 @@ mod intervals;
 pub mod lime;
 pub mod mapped;
 pub mod notes;
+#[cfg(feature = "plugin")]
+pub mod plugin;
 
 pub mod avml;
 pub mod kdump;

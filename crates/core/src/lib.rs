@@ -13,7 +13,7 @@
 //! - [`cpu`], [`target`], [`os`]: registers, what a connector hands to an OS plugin, and
 //!   the OS/process traits with their listing types.
 //! - [`error`]: the error type; every variant carries its context.
-//! - [`bench`]: throughput of any view next to a memcpy ceiling (`memlens bench`).
+//! - [`bench`](mod@bench): throughput of any view next to a memcpy ceiling (`memlens bench`).
 
 pub mod addr;
 pub mod bench;

@@ -4,7 +4,7 @@
 //! each one: a failed page fails its operation, never the batch. Batching lets a backend
 //! sort, merge or vectorise (one `process_vm_readv`, one page-table page per level), and
 //! storing the outcome inside the op keeps the hot path free of allocation. Single reads,
-//! typed reads, strings and the cursor are provided on top by [`MemoryViewExt`].
+//! typed reads, strings and the cursor are provided on top by [`MemoryViewExt`](crate::MemoryViewExt).
 //!
 //! Readers take `&self` and are `Send + Sync`, so one target is read from many threads at
 //! once (parallel search and scans); a backend that needs mutable state (a cache, a socket)
