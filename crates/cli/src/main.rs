@@ -73,6 +73,11 @@ enum Command {
         after_help = "Examples:\n  memlens search guest.elf \"BEGIN RSA\"\n  memlens search guest.elf --hex \"7f 45 4c 46\" --max 20\n  memlens search guest.elf --regex \"pass(word)?=\\w+\" --all-processes\n  memlens search -p 1234 secret   # a host process"
     )]
     Search(cmd::search::Args),
+    /// Write bytes into a raw image or a process (only with --allow-write).
+    #[command(
+        after_help = "Examples:\n  memlens write guest.raw 0x1000 \"de ad be ef\" --allow-write\n  memlens write -p 1234 0x7ffd12340000 90909090 --allow-write"
+    )]
+    Write(cmd::write::Args),
     /// Translate virtual addresses through page tables.
     #[command(
         after_help = "Examples:\n  memlens translate guest.elf 0xffffffff81000000      # root from the dump's registers\n  memlens translate guest.raw --dtb 0x1c0a000 --arch x86_64-la57 0x7ffd0000 --json"
@@ -129,6 +134,7 @@ fn main() {
         Command::Search(a) => cmd::search::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Translate(a) => cmd::translate::translate(a),
+        Command::Write(a) => cmd::write::run(a),
         Command::Pagemap(a) => cmd::translate::pagemap(a),
         Command::Plugins(c) => cmd::plugins::run(c),
         Command::Completions { shell } => {

@@ -148,3 +148,26 @@ fn raw_image_round_trip() {
     assert_eq!(v["target"]["real_size"], 8192);
     assert_eq!(v["target"]["ranges"][0]["len"], 8192);
 }
+
+#[test]
+fn write_needs_allow_write_and_round_trips() {
+    let f = image(&[0u8; 8192]);
+    let p = f.path().to_str().unwrap();
+    check(&["write", p, "0x100", "de ad be ef"], 2, "--allow-write");
+    assert_eq!(
+        std::fs::read(f.path()).unwrap()[0x100..0x104],
+        [0, 0, 0, 0],
+        "wrote without --allow-write"
+    );
+    let out = memlens(&["write", p, "0x100", "de ad be ef", "--allow-write"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(f.path()).unwrap()[0x100..0x104],
+        [0xde, 0xad, 0xbe, 0xef]
+    );
+    check(&["write", p, "0x100", "xyz", "--allow-write"], 2, "not hex");
+}

@@ -35,6 +35,7 @@ help_snapshot!(maps, "maps");
 help_snapshot!(modules, "modules");
 help_snapshot!(read, "read");
 help_snapshot!(search, "search");
+help_snapshot!(write, "write");
 help_snapshot!(translate, "translate");
 help_snapshot!(pagemap, "pagemap");
 help_snapshot!(plugins, "plugins");
@@ -69,6 +70,7 @@ fn docs_cli_md_is_current() {
         &["modules"],
         &["read"],
         &["search"],
+        &["write"],
         &["translate"],
         &["pagemap"],
         &["plugins", "list"],

@@ -9,3 +9,4 @@ pub mod ps;
 pub mod read;
 pub mod search;
 pub mod translate;
+pub mod write;
