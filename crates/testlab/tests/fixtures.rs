@@ -183,13 +183,26 @@ fn check(name: &str) {
         .monitor
         .translations
         .iter()
-        .find(|x| x.label == "kallsyms _stext" && x.pa.is_some())
-        .expect("_stext did not translate on any vCPU");
-    assert_ne!(
-        read_at(&s.raw, stext.pa.unwrap(), 64),
-        vec![0u8; 64],
-        "kernel text is zero in the raw image"
-    );
+        .find(|x| x.label == "kallsyms _stext" && x.pa.is_some());
+    match (stext, t.arch) {
+        (Some(stext), _) => assert_ne!(
+            read_at(&s.raw, stext.pa.unwrap(), 64),
+            vec![0u8; 64],
+            "kernel text is zero in the raw image"
+        ),
+        // QEMU's aarch64 `gva2gpa` sometimes fails on kernel addresses when the stopped
+        // vCPU is in user mode (seen in one CI run of a fresh lab). The kernel image must
+        // still be in the raw image: its banner names this release.
+        (None, Arch::Aarch64) => {
+            let banner = format!("Linux version {}", g.kernel_release);
+            let hits = testlab::dumps::find_in_file(&s.raw, banner.as_bytes()).unwrap();
+            assert!(
+                !hits.is_empty(),
+                "neither _stext translated nor the banner {banner:?} is in the raw image"
+            );
+        }
+        (None, _) => panic!("_stext did not translate on any vCPU"),
+    }
     if t.arch == Arch::X86_64 {
         let banner = t
             .monitor
