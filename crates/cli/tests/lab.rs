@@ -26,16 +26,6 @@ fn json(args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("memlens {args:?}: bad JSON: {e}"))
 }
 
-/// A kernel worker's name carries the work item it runs at that moment
-/// (`kworker/0:2-events`), which changes between the guest's ps and the dump: compare the
-/// worker part only.
-fn stable_name(name: &str) -> String {
-    match name.strip_prefix("kworker/") {
-        Some(rest) => format!("kworker/{}", rest.split('-').next().unwrap_or(rest)),
-        None => name.to_string(),
-    }
-}
-
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 lab path")
 }
@@ -43,39 +33,43 @@ fn p(path: &Path) -> &str {
 /// `ps` on every format equals the guest's own process list (pid, ppid, name).
 fn check_ps(scenario: &str) {
     let s = testlab::require(scenario);
-    let truth: Vec<(u64, u64, String)> = s
+    let truth: Vec<(u64, u64, &str)> = s
         .truth
         .guest
         .processes
         .iter()
-        .map(|p| (u64::from(p.pid), u64::from(p.ppid), stable_name(&p.comm)))
+        .map(|p| (u64::from(p.pid), u64::from(p.ppid), p.comm.as_str()))
         .collect();
     assert!(truth.len() > 10, "truth lists too few processes");
+    let max_pid = truth.iter().map(|t| t.0).max().unwrap_or(0);
     for dump in [&s.elf, &s.kdump_flat, &s.kdump, &s.raw] {
         let v = json(&["ps", p(dump)]);
         let rows = v.as_array().expect("ps --json is an array");
-        let got: Vec<(u64, u64, String)> = rows
+        let got: Vec<(u64, u64, &str)> = rows
             .iter()
             .map(|r| {
                 (
                     r["pid"].as_u64().unwrap(),
                     r["ppid"].as_u64().unwrap(),
-                    stable_name(r["name"].as_str().unwrap()),
+                    r["name"].as_str().unwrap(),
                 )
             })
             .collect();
+        // Same pid, ppid and name (a worker's transient `+desc`/`-desc` aside).
+        let matches = |a: &(u64, u64, &str), b: &(u64, u64, &str)| {
+            a.0 == b.0 && a.1 == b.1 && testlab::same_task_name(a.2, b.2)
+        };
         for t in &truth {
             assert!(
-                got.contains(t),
+                got.iter().any(|g| matches(g, t)),
                 "{scenario} {}: missing {t:?}",
                 dump.display()
             );
         }
         // Anything extra must have been started after the guest's own ps ran.
-        let max_pid = truth.iter().map(|t| t.0).max().unwrap_or(0);
         for g in &got {
             assert!(
-                truth.contains(g) || g.0 > max_pid,
+                truth.iter().any(|t| matches(g, t)) || g.0 > max_pid,
                 "{scenario} {}: unexpected {g:?}",
                 dump.display()
             );

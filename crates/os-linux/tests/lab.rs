@@ -103,11 +103,7 @@ fn check_input(name: &str, input: Input) {
             .find(|p| p.pid == t.pid)
             .unwrap_or_else(|| panic!("{name}: pid {} ({}) missing", t.pid, t.comm));
         assert_eq!(p.ppid, t.ppid, "{name}: ppid of {}", t.pid);
-        // A workqueue worker's `+desc`/`-desc` suffix (busy/idle, last workqueue) may change
-        // between the guest's snapshot and the dump: compare up to the suffix for those.
-        let base = |s: &str| s.split(['+', '-']).next().unwrap_or("").to_string();
-        let same =
-            p.name == t.comm || (p.name.starts_with("kworker/") && base(&p.name) == base(&t.comm));
+        let same = testlab::same_task_name(&p.name, &t.comm);
         assert!(
             same,
             "{name}: pid {} is {:?}, guest says {:?}",

@@ -37,7 +37,7 @@ use std::time::Duration;
 pub use error::{Error, Result};
 pub use qmp::{DumpFormat, Qmp};
 pub use spec::{Arch, ScenarioSpec, SCENARIOS};
-pub use truth::{GuestTruth, MarkerKind, MarkerString, Truth};
+pub use truth::{same_task_name, GuestTruth, MarkerKind, MarkerString, Truth};
 
 use recipe::files;
 

@@ -664,3 +664,55 @@ mod tests {
         assert!(parse_map_line("garbage").is_err());
     }
 }
+
+/// Whether a task name read from a dump names the same task as the guest's own `comm`.
+///
+/// A workqueue worker's displayed name carries what it is doing at that moment: the kernel
+/// appends `+desc` (busy) or `-desc` (idle, last workqueue) while the task has
+/// `PF_WQ_WORKER` set, and a rescuer thread (`rcu_gp`) sets that flag only while it rescues.
+/// That state changes between the guest's own listing and the dump, so the suffix is not
+/// compared: names are equal, or equal once a trailing worker suffix is cut from either.
+pub fn same_task_name(ours: &str, guest: &str) -> bool {
+    fn worker_base(name: &str) -> &str {
+        match name.strip_prefix("kworker/") {
+            Some(rest) => {
+                let cut = rest
+                    .find(['+', '-'])
+                    .map_or(name.len(), |i| i + "kworker/".len());
+                &name[..cut]
+            }
+            None => name,
+        }
+    }
+    fn plus_suffix(long: &str, short: &str) -> bool {
+        long.strip_prefix(short)
+            .is_some_and(|rest| rest.len() > 1 && (rest.starts_with('+') || rest.starts_with('-')))
+    }
+    ours == guest
+        || (ours.starts_with("kworker/") && worker_base(ours) == worker_base(guest))
+        || plus_suffix(ours, guest)
+        || plus_suffix(guest, ours)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::same_task_name;
+
+    #[test]
+    fn worker_suffixes_are_not_compared() {
+        assert!(same_task_name("kworker/0:1-events", "kworker/0:1+events"));
+        assert!(same_task_name("kworker/0:1", "kworker/0:1-mm_percpu_wq"));
+        assert!(same_task_name("rcu_gp-rcu_gp", "rcu_gp"));
+        assert!(same_task_name("rcu_gp", "rcu_gp+rcu_gp"));
+        assert!(same_task_name("init", "init"));
+    }
+
+    #[test]
+    fn different_tasks_differ() {
+        assert!(!same_task_name("kworker/0:1-events", "kworker/0:2-events"));
+        assert!(!same_task_name("rcu_gp", "rcu_par_gp"));
+        assert!(!same_task_name("sh", "init"));
+        assert!(!same_task_name("rcu_gp-", "rcu_gp"));
+        assert!(!same_task_name("irq/24-virtio0", "irq/24-virtio1"));
+    }
+}
