@@ -75,13 +75,13 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 
 /// Prints the error (and hint) to stderr and returns the exit status.
 pub fn report(e: &CliError) -> i32 {
-    eprintln!("error: {e}");
+    eprintln!("{} {e}", crate::style::error_prefix());
     let (hint, code) = match e {
         CliError::Usage { hint, .. } => (hint, 2),
         CliError::Target { hint, .. } => (hint, 1),
     };
     if let Some(h) = hint {
-        eprintln!("hint: {h}");
+        eprintln!("{} {h}", crate::style::hint_prefix());
     }
     code
 }

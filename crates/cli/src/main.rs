@@ -16,6 +16,8 @@ mod exit;
 mod output;
 mod plugins;
 mod progress;
+mod scan;
+mod style;
 mod target;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,9 @@ pub struct Cli {
     /// Only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
+    /// Colour: on a terminal unless NO_COLOR is set (auto), always, or never.
+    #[arg(long, value_enum, global = true, default_value_t = style::ColorChoice::Auto, value_name = "WHEN")]
+    color: style::ColorChoice,
     /// The command.
     #[command(subcommand)]
     command: Command,
@@ -68,11 +73,21 @@ enum Command {
         after_help = "Examples:\n  memlens read guest.raw 0x1000 256\n  memlens read guest.raw 0x100000 4k --out page.bin"
     )]
     Read(cmd::read::Args),
+    /// Save physical memory (ELF core or raw) or a process's mapped memory (ELF core).
+    #[command(
+        after_help = "Examples:\n  memlens dump guest.kdump --out guest.elf          # re-open it: memlens ps guest.elf\n  memlens dump guest.elf --format raw --out guest.raw\n  memlens dump guest.elf -p 91 --out marker.core    # a process, with its maps"
+    )]
+    Dump(cmd::dump::Args),
     /// Find a string, hex bytes or a regex in physical memory or process memory.
     #[command(
         after_help = "Examples:\n  memlens search guest.elf \"BEGIN RSA\"\n  memlens search guest.elf --hex \"7f 45 4c 46\" --max 20\n  memlens search guest.elf --regex \"pass(word)?=\\w+\" --all-processes\n  memlens search -p 1234 secret   # a host process"
     )]
     Search(cmd::search::Args),
+    /// Printable ASCII and UTF-16 strings in a process's memory (or physical memory).
+    #[command(
+        after_help = "Examples:\n  memlens strings guest.elf -p 91 -n 8\n  memlens strings -p 1234 --encoding utf16 --json   # a host process\n  memlens strings guest.raw --max 100"
+    )]
+    Strings(cmd::strings::Args),
     /// Write bytes into a raw image or a process (only with --allow-write).
     #[command(
         after_help = "Examples:\n  memlens write guest.raw 0x1000 \"de ad be ef\" --allow-write\n  memlens write -p 1234 0x7ffd12340000 90909090 --allow-write"
@@ -120,8 +135,14 @@ fn main() {
         (_, 2) => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     };
+    style::init(cli.color);
     env_logger::Builder::new()
         .filter_level(level)
+        .write_style(if style::stderr_on() {
+            env_logger::WriteStyle::Always
+        } else {
+            env_logger::WriteStyle::Never
+        })
         .format_timestamp(None)
         .parse_env("MEMLENS_LOG")
         .init();
@@ -131,7 +152,9 @@ fn main() {
         Command::Maps(a) => cmd::maps::run(a),
         Command::Modules(a) => cmd::modules::run(a),
         Command::Read(a) => cmd::read::run(a),
+        Command::Dump(a) => cmd::dump::run(a),
         Command::Search(a) => cmd::search::run(a),
+        Command::Strings(a) => cmd::strings::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Translate(a) => cmd::translate::translate(a),
         Command::Write(a) => cmd::write::run(a),

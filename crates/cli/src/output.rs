@@ -146,8 +146,21 @@ impl Table {
             }
             writeln!(out, "{}", s.trim_end())
         };
-        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        line(out, &headers)?;
+        // Pad before painting: escape codes have no width.
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let padded = if i + 1 == n {
+                    h.to_string()
+                } else {
+                    format!("{h:<w$}", w = width[i])
+                };
+                crate::style::header(&padded)
+            })
+            .collect();
+        writeln!(out, "{}", headers.join("  "))?;
         for r in &self.rows {
             line(out, r)?;
         }

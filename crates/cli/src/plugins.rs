@@ -116,11 +116,12 @@ fn chain_error(e: memlens_plugin::Error) -> CliError {
 /// Finds the OS in a physical target (`-o auto`). Linux is the OS plugin for memory
 /// images; its own error says what it found and what was missing.
 pub fn detect_os(target: PhysicalTarget) -> Result<Arc<dyn Os>, CliError> {
-    let found = memlens_os_linux::detect(&target);
-    log::debug!("linux detection: {found:?}");
+    // Opening is the detection; the (slower, serial) detection scan only runs to word the
+    // error when opening fails.
+    let probe = target.clone();
     match memlens_os_linux::LinuxOs::open(target, memlens_os_linux::LinuxOptions::default()) {
         Ok(os) => Ok(Arc::new(os)),
-        Err(e) if found.is_some() => Err(CliError::target(e)),
+        Err(e) if memlens_os_linux::detect(&probe).is_some() => Err(CliError::target(e)),
         Err(e) => Err(CliError::target_hint(
             anyhow::anyhow!("no supported operating system was found in the target ({e})"),
             "memlens finds Linux kernels with BTF in memory; for other kernels pass -o linux:symbols=System.map",

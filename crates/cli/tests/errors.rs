@@ -171,3 +171,46 @@ fn write_needs_allow_write_and_round_trips() {
     );
     check(&["write", p, "0x100", "xyz", "--allow-write"], 2, "not hex");
 }
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.raw");
+    let m = missing.to_str().unwrap();
+    // Pipes (as here) get no escape codes by default, even without NO_COLOR.
+    let plain = Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(["info", m])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(!plain.stderr.contains(&0x1b), "escape codes in a pipe");
+    let forced = memlens(&["info", m, "--color", "always"]);
+    let err = String::from_utf8_lossy(&forced.stderr);
+    assert!(err.contains("\u{1b}[") && err.contains("error:"), "{err:?}");
+    let f = image(&[7u8; 4096]);
+    let out = memlens(&[
+        "search",
+        f.path().to_str().unwrap(),
+        "--hex",
+        "07",
+        "--max",
+        "1",
+        "--color",
+        "always",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("\u{1b}["),
+        "table header not coloured"
+    );
+    let out = memlens(&[
+        "search",
+        f.path().to_str().unwrap(),
+        "--hex",
+        "07",
+        "--max",
+        "1",
+        "--color",
+        "never",
+    ]);
+    assert!(!out.stdout.contains(&0x1b));
+}

@@ -45,10 +45,27 @@ help_snapshot!(bench_virt, "bench", "virt");
 help_snapshot!(completions, "completions");
 help_snapshot!(bench, "bench");
 help_snapshot!(bench_phys, "bench", "phys");
+help_snapshot!(bench_search, "bench", "search");
+help_snapshot!(bench_cli, "bench", "cli");
+help_snapshot!(dump, "dump");
+help_snapshot!(strings, "strings");
 
 #[test]
 fn every_command_has_an_example() {
-    for cmd in ["info", "ps", "maps", "modules", "read", "search"] {
+    for cmd in [
+        "info",
+        "ps",
+        "maps",
+        "modules",
+        "read",
+        "dump",
+        "search",
+        "strings",
+        "write",
+        "translate",
+        "pagemap",
+        "completions",
+    ] {
         let h = help(&[cmd]);
         assert!(
             h.contains("memlens "),
@@ -69,7 +86,9 @@ fn docs_cli_md_is_current() {
         &["maps"],
         &["modules"],
         &["read"],
+        &["dump"],
         &["search"],
+        &["strings"],
         &["write"],
         &["translate"],
         &["pagemap"],
@@ -80,6 +99,8 @@ fn docs_cli_md_is_current() {
         &["bench", "walk"],
         &["bench", "translate"],
         &["bench", "virt"],
+        &["bench", "search"],
+        &["bench", "cli"],
         &["completions"],
     ];
     let mut doc = String::from(

@@ -212,3 +212,184 @@ fn chain_syntax_equals_positional_target() {
     assert_eq!(by_path, by_chain);
     assert_eq!(by_path, by_auto);
 }
+
+/// Every range of the source `a` reads the same from the written dump `b`.
+fn same_physical_bytes(a: &Path, b: &Path) {
+    use memlens::core::{MemoryView, MemoryViewExt, PhysAddr};
+    let opts = memlens::file::DumpOptions::default();
+    let a = memlens::file::open_dump(a, &opts).expect("open source dump");
+    let b = memlens::file::open_dump(b, &opts).expect("open written dump");
+    let (ma, mb) = (a.target().memory, b.target().memory);
+    assert!(!ma.ranges().is_empty(), "source dump has no ranges");
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    for r in ma.ranges().iter() {
+        let mut addr = r.base.0;
+        while addr < r.end_u64() {
+            let n = (r.end_u64() - addr).min(1 << 20) as usize;
+            mb.read_into(PhysAddr(addr), &mut y[..n])
+                .unwrap_or_else(|e| panic!("written dump at {addr:#x}: {e}"));
+            ma.read_into(PhysAddr(addr), &mut x[..n])
+                .unwrap_or_else(|e| panic!("source dump at {addr:#x}: {e}"));
+            assert!(x[..n] == y[..n], "bytes differ in [{addr:#x}, +{n:#x})");
+            addr += n as u64;
+        }
+    }
+}
+
+#[test]
+fn dump_physical_to_elf_and_raw_reopens_with_the_same_bytes() {
+    let s = testlab::require("x86_64-kaslr");
+    let dir = tempfile::tempdir().unwrap();
+    // kdump (compressed) → ELF core: same bytes, kernel still found (VMCOREINFO kept).
+    let elf = dir.path().join("guest.elf");
+    let out = memlens(&["dump", p(&s.kdump), "--out", p(&elf)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    same_physical_bytes(&s.kdump, &elf);
+    let info = json(&["info", p(&elf)]);
+    assert_eq!(
+        info["target"]["vmcoreinfo"]["OSRELEASE"],
+        s.truth.guest.kernel_release.as_str()
+    );
+    let ps = json(&["ps", p(&elf)]);
+    let marker = s.truth.guest.marker.pid;
+    assert!(
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["pid"] == marker && r["name"] == "memlens-marker"),
+        "marker process {marker} not in ps of the written core"
+    );
+    // Existing files are kept unless --force.
+    let again = memlens(&["dump", p(&s.kdump), "--out", p(&elf)]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    // ELF → raw: byte N is physical address N.
+    let raw = dir.path().join("guest.raw");
+    let out = memlens(&["dump", p(&s.elf), "--format", "raw", "--out", p(&raw)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    same_physical_bytes(&s.elf, &raw);
+}
+
+#[test]
+fn dump_process_core_has_its_maps_and_strings() {
+    let s = testlab::require("x86_64-kaslr");
+    let marker = &s.truth.guest.marker;
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("marker.core");
+    let pid = marker.pid.to_string();
+    let out = memlens(&["dump", p(&s.elf), "-p", &pid, "--out", p(&core)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&core).unwrap();
+    // Parsed by goblin, not by memlens.
+    let elf = goblin::elf::Elf::parse(&bytes).expect("goblin parses the core");
+    assert_eq!(elf.header.e_type, goblin::elf::header::ET_CORE);
+    let loads: Vec<_> = elf
+        .program_headers
+        .iter()
+        .filter(|ph| ph.p_type == goblin::elf::program_header::PT_LOAD)
+        .collect();
+    // One segment per mapping of /proc/PID/maps ([vvar] is left out), same permissions.
+    for m in marker.maps.iter().filter(|m| m.path != "[vvar]") {
+        let ph = loads
+            .iter()
+            .find(|ph| ph.p_vaddr == m.start)
+            .unwrap_or_else(|| panic!("no PT_LOAD for {:#x}-{:#x}", m.start, m.end));
+        assert_eq!(ph.p_memsz, m.end - m.start, "size of {:#x}", m.start);
+        assert_eq!(
+            ph.is_write(),
+            m.perms.contains('w'),
+            "perms of {:#x}",
+            m.start
+        );
+        assert_eq!(
+            ph.is_executable(),
+            m.perms.contains('x'),
+            "perms of {:#x}",
+            m.start
+        );
+    }
+    // The marker's strings are in the file where their segment says.
+    for st in &marker.strings {
+        let ph = loads
+            .iter()
+            .find(|ph| ph.vm_range().contains(&(st.va as usize)))
+            .unwrap_or_else(|| panic!("{} at {:#x} not in any segment", st.text, st.va));
+        let off = (ph.p_offset + st.va - ph.p_vaddr) as usize;
+        assert_eq!(
+            &bytes[off..off + st.text.len()],
+            st.text.as_bytes(),
+            "{:?} at {:#x}",
+            st.kind,
+            st.va
+        );
+    }
+    // NT_FILE names the marker binary.
+    let notes = String::from_utf8_lossy(&bytes[..4096]);
+    assert!(
+        notes.contains("/bin/memlens-marker"),
+        "NT_FILE lacks the binary"
+    );
+}
+
+#[test]
+fn strings_finds_the_marker_strings_at_their_addresses() {
+    let s = testlab::require("x86_64-kaslr");
+    let marker = &s.truth.guest.marker;
+    let pid = marker.pid.to_string();
+    let v = json(&["strings", p(&s.elf), "-p", &pid, "-n", "8"]);
+    let rows = v.as_array().unwrap();
+    for st in &marker.strings {
+        let found = rows.iter().any(|r| {
+            let (addr, len) = (r["addr"].as_u64().unwrap(), r["len"].as_u64().unwrap());
+            let text = r["text"].as_str().unwrap();
+            addr <= st.va
+                && st.va + st.text.len() as u64 <= addr + len
+                && text.contains(st.text.as_str())
+                && r["encoding"] == "ascii"
+                && r["pid"] == marker.pid
+        });
+        assert!(
+            found,
+            "{:?} {:?} at {:#x} not found",
+            st.kind, st.text, st.va
+        );
+    }
+    // --max keeps the first strings in address order.
+    let first = json(&["strings", p(&s.elf), "-p", &pid, "-n", "8", "--max", "5"]);
+    assert_eq!(first.as_array().unwrap()[..], rows[..5]);
+}
+
+#[test]
+fn search_max_returns_the_first_matches_every_time() {
+    let s = testlab::require("x86_64-kaslr");
+    let all = json(&[
+        "search",
+        p(&s.raw),
+        "--regex",
+        "[A-Z]{8}",
+        "--max",
+        "100000",
+    ]);
+    let all = all.as_array().unwrap();
+    assert!(
+        all.len() > 100,
+        "too few matches to test --max: {}",
+        all.len()
+    );
+    for _ in 0..3 {
+        let some = json(&["search", p(&s.raw), "--regex", "[A-Z]{8}", "--max", "37"]);
+        assert_eq!(some.as_array().unwrap()[..], all[..37]);
+    }
+}

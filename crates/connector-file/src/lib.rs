@@ -15,6 +15,9 @@
 //! | LiME | [`MappedFile`] (ranges) | – | – |
 //! | AVML | [`AvmlMemory`] | – | – |
 //!
+//! [`write`] writes ELF cores (physical memory, or a process's mappings) that this crate
+//! and other tools read back.
+//!
 //! [`open_dump`] detects the format by content (see [`detect`]) and returns a [`Dump`]:
 //! memory, registers, VMCOREINFO and a [`DumpInfo`] summary; [`Dump::target`] hands all
 //! of it to an OS plugin as a core [`PhysicalTarget`](memlens_core::PhysicalTarget).
@@ -44,6 +47,7 @@ pub mod mapped;
 pub mod notes;
 #[cfg(feature = "plugin")]
 pub mod plugin;
+pub mod write;
 
 pub mod avml;
 pub mod kdump;

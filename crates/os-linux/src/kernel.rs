@@ -144,7 +144,17 @@ impl Kernel {
             let pb = vmci_u64(v, "NUMBER(phys_base)")?;
             let ko = vmci_u64(v, "KERNELOFFSET").unwrap_or(0);
             let text = (0x100_0000u64).wrapping_add(ko).wrapping_add(pb);
-            Some((text, text.saturating_add(128 << 20)))
+            // Kernels that export SYMBOL(kallsyms_token_table) place the table itself
+            // (image PA = VA - __START_KERNEL_map + phys_base): no scan of .text, which
+            // matters for compressed dumps where every page scanned is decompressed.
+            let tt = vmci_u64(v, "SYMBOL(kallsyms_token_table)")
+                .and_then(|va| va.checked_sub(0xffff_ffff_8000_0000))
+                .map(|off| off.wrapping_add(pb) & !0xfff)
+                .filter(|pa| (text..text.saturating_add(128 << 20)).contains(pa));
+            match tt {
+                Some(pa) => Some((pa, pa.saturating_add(2 << 20))),
+                None => Some((text, text.saturating_add(128 << 20))),
+            }
         });
         if hint.is_some() {
             hints_used.push("vmcoreinfo".into());

@@ -27,6 +27,14 @@ pub enum BenchCommand {
     /// Random virtual reads over mapped pages of both halves, sizes x batches.
     #[command(after_help = "Example:\n  memlens bench virt guest.elf --sizes 8,4k --batch 1,256")]
     Virt(VirtBenchArgs),
+    /// `memlens search` throughput (physical or every process) next to a memcpy ceiling.
+    #[command(
+        after_help = "Example:\n  memlens bench search guest.raw\n  memlens bench search guest.elf --all-processes --runs 3"
+    )]
+    Search(crate::cmd::bench_cli::SearchBenchArgs),
+    /// Wall time of whole `memlens` runs, process start to exit.
+    #[command(after_help = "Example:\n  memlens bench cli --runs 20 -- ps guest.raw")]
+    Cli(crate::cmd::bench_cli::CliBenchArgs),
 }
 
 /// Arguments of `bench walk`.
@@ -112,6 +120,8 @@ pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
         BenchCommand::Walk(a) => walk(a),
         BenchCommand::Translate(a) => translate(a),
         BenchCommand::Virt(a) => virt(a),
+        BenchCommand::Search(a) => crate::cmd::bench_cli::search(a),
+        BenchCommand::Cli(a) => crate::cmd::bench_cli::cli(a),
     }
 }
 

@@ -1,18 +1,15 @@
 //! `memlens search PATTERN`: find a string, hex bytes or a regex in physical memory, in one
 //! process, or in every process. **Key decision: memory is scanned in large chunks
-//! (4 MiB) that overlap by the pattern's maximum length, in parallel on all cores**
-//! (rayon), with `memchr::memmem` for literals and `regex::bytes` for regexes; bytes that
+//! (4 MiB) that overlap by the pattern's maximum length, in parallel on all cores, with
+//! results in address order** ([`crate::scan`]), with `memchr::memmem` for literals and `regex::bytes` for regexes; bytes that
 //! could not be read are never reported as (part of) a match.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use memlens::core::{Error, MemoryView, MemoryViewExt, PhysAddr, VirtAddr, VirtualMemory};
-use rayon::prelude::*;
+use memlens::core::MemoryView;
 use serde::Serialize;
 
 use crate::exit::CliError;
 use crate::output::{Format, FormatArgs, Table};
+use crate::scan::{self, Chunk, ChunkSource, Region};
 
 /// Arguments of `search`.
 #[derive(clap::Args, Debug)]
@@ -143,68 +140,32 @@ pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-const CHUNK: u64 = 4 << 20;
-
-/// Reads `buf` at an address of a process (or physical memory when `None`) and returns
-/// which bytes are valid.
-type ChunkReader<'a> = dyn Fn(Option<u32>, u64, &mut [u8]) -> Vec<bool> + Sync + 'a;
-
-/// A region to scan: `[start, end)` of one view.
-struct Region {
-    pid: Option<u32>,
-    start: u64,
-    end: u64,
-}
-
-/// Scans `regions` of `read` in parallel; `read(pid, addr, buf)` fills `buf` and returns
-/// which bytes are valid.
+/// Finds `matcher` in `chunks` of `src`: the first `max` hits in address order.
 fn scan(
-    regions: &[Region],
+    chunks: &[Chunk],
     matcher: &Matcher,
     context: usize,
     max: usize,
     space: &'static str,
-    read: &ChunkReader<'_>,
+    src: &dyn ChunkSource,
     progress: &indicatif::ProgressBar,
 ) -> Vec<Hit> {
     let overlap = matcher.max_len().saturating_sub(1) as u64;
-    let jobs: Vec<(Option<u32>, u64, u64)> = regions
-        .iter()
-        .flat_map(|r| {
-            let mut v = Vec::new();
-            let mut a = r.start;
-            while a < r.end {
-                let end = a.saturating_add(CHUNK).min(r.end);
-                v.push((r.pid, a, end));
-                a = end;
-            }
-            v
-        })
-        .collect();
-    let found = AtomicU64::new(0);
-    let mut hits: Vec<Hit> = jobs
-        .par_iter()
-        .flat_map_iter(|&(pid, start, end)| {
-            let mut out = Vec::new();
-            if found.load(Ordering::Relaxed) as usize >= max {
-                return out;
-            }
-            // Read the chunk plus the overlap (clamped to the region's end is not known
-            // here, so an unreadable tail simply yields invalid bytes).
-            let len = (end - start + overlap) as usize;
-            let mut buf = vec![0u8; len];
-            let valid = read(pid, start, &mut buf);
-            matcher.find_all(&buf, |i, n| {
+    scan::ordered(chunks, max, progress, |c| {
+        let mut out = Vec::new();
+        // Read the chunk plus the overlap; an unreadable tail simply yields invalid bytes.
+        let len = (c.end - c.start + overlap) as usize;
+        scan::with_buffer(len, |buf| {
+            let valid = src.read(c.pid, c.start, buf);
+            matcher.find_all(buf, |i, n| {
                 // Matches starting in the overlap belong to the next chunk.
-                if (i as u64) >= end - start || !valid[i..i + n].iter().all(|v| *v) {
+                if (i as u64) >= c.end - c.start || !valid.all(i..i + n) {
                     return;
                 }
                 let lo = i.saturating_sub(context);
                 let hi = (i + n + context).min(buf.len());
-                let preview: String = buf[lo..hi]
-                    .iter()
-                    .zip(&valid[lo..hi])
-                    .map(|(b, v)| match (v, *b) {
+                let preview: String = (lo..hi)
+                    .map(|j| match (valid.at(j), buf[j]) {
                         (false, _) => '?',
                         (true, b) if b.is_ascii_graphic() || b == b' ' => b as char,
                         _ => '.',
@@ -212,38 +173,18 @@ fn scan(
                     .collect();
                 out.push(Hit {
                     space,
-                    pid,
-                    addr: start + i as u64,
+                    pid: c.pid,
+                    addr: c.start + i as u64,
                     len: n,
                     preview,
                 });
-                found.fetch_add(1, Ordering::Relaxed);
             });
-            progress.inc(end - start);
-            out
-        })
-        .collect();
-    hits.sort_by_key(|h| (h.pid, h.addr));
-    hits.dedup_by_key(|h| (h.pid, h.addr, h.len));
-    hits.truncate(max);
-    hits
-}
-
-/// Reads `buf` at `addr` through `f`, returning which bytes are valid.
-fn valid_map(buf: &mut [u8], r: Result<(), Error>) -> Vec<bool> {
-    let mut valid = vec![true; buf.len()];
-    if let Err(e) = r {
-        match e.root_cause() {
-            Error::Partial { failed, .. } => {
-                for s in failed {
-                    let end = (s.offset + s.len).min(valid.len());
-                    valid[s.offset.min(end)..end].fill(false);
-                }
-            }
-            _ => valid.fill(false),
-        }
-    }
-    valid
+        });
+        // Several literals (--utf16) report in needle order: restore address order.
+        out.sort_by_key(|h| (h.addr, h.len));
+        out.dedup_by_key(|h| (h.addr, h.len));
+        out
+    })
 }
 
 /// Runs `search`.
@@ -266,68 +207,18 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 .map(|p| p.pid)
                 .collect(),
         };
-        let mut views: std::collections::HashMap<u32, Arc<dyn VirtualMemory>> = Default::default();
-        let mut regions = Vec::new();
-        for pid in pids {
-            let proc = match os.process(pid) {
-                Ok(p) => p,
-                Err(e) if a.pid.is_none() => {
-                    log::warn!("skipping process {pid}: {e}");
-                    continue;
-                }
-                Err(e) => return Err(CliError::target(e)),
-            };
-            match proc.maps() {
-                Ok(maps) => regions.extend(
-                    maps.iter()
-                        .filter(|m| m.perms.read)
-                        .filter(|m| m.path.as_deref() != Some("[vvar]"))
-                        .map(|m| Region {
-                            pid: Some(pid),
-                            start: m.start.0,
-                            end: m.end.0,
-                        }),
-                ),
-                Err(e) if a.pid.is_none() => log::warn!("skipping process {pid}: {e}"),
-                Err(e) => return Err(CliError::target(e)),
-            }
-            views.insert(pid, proc.memory());
-        }
-        let total = regions.iter().map(|r| r.end - r.start).sum();
-        let pb = crate::progress::bar(total, "searching");
-        let read = |pid: Option<u32>, addr: u64, buf: &mut [u8]| {
-            let r = pid
-                .and_then(|p| views.get(&p))
-                .map_or(Err(Error::Other("no view".into())), |m| {
-                    m.read_into(VirtAddr(addr), buf)
-                });
-            valid_map(buf, r)
-        };
-        let h = scan(&regions, &matcher, a.context, a.max, "virtual", &read, &pb);
-        pb.finish_and_clear();
-        h
+        let (regions, views) =
+            scan::process_regions(&*os, &pids, a.pid.is_some()).map_err(CliError::target)?;
+        run_scan(&regions, &matcher, &a, "virtual", &views)
     } else {
         let t = crate::target::open_physical(&target)?;
-        let regions: Vec<Region> = t
-            .memory
-            .ranges()
-            .iter()
-            .map(|r| Region {
-                pid: None,
-                start: r.base.0,
-                end: r.end_u64(),
-            })
-            .collect();
-        let total = regions.iter().map(|r| r.end - r.start).sum();
-        let pb = crate::progress::bar(total, "searching");
-        let mem = &t.memory;
-        let read = |_: Option<u32>, addr: u64, buf: &mut [u8]| {
-            let r = mem.read_into(PhysAddr(addr), buf);
-            valid_map(buf, r)
-        };
-        let h = scan(&regions, &matcher, a.context, a.max, "physical", &read, &pb);
-        pb.finish_and_clear();
-        h
+        run_scan(
+            &physical_regions(&t),
+            &matcher,
+            &a,
+            "physical",
+            &scan::Physical(&*t.memory),
+        )
     };
     let format = a.format.format();
     if format == Format::Json {
@@ -349,9 +240,54 @@ pub fn run(a: Args) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The populated ranges of a physical target as scan regions.
+pub fn physical_regions(t: &memlens::core::PhysicalTarget) -> Vec<Region> {
+    t.memory
+        .ranges()
+        .iter()
+        .map(|r| Region {
+            pid: None,
+            start: r.base.0,
+            end: r.end_u64(),
+        })
+        .collect()
+}
+
+/// Counts the matches of a literal over `regions`, exactly as `memlens search` scans
+/// (for `memlens bench search`).
+pub fn count_literal(regions: &[Region], src: &dyn ChunkSource, needle: &[u8]) -> usize {
+    let m = Matcher::Literals(vec![memchr::memmem::Finder::new(needle).into_owned()]);
+    let pb = indicatif::ProgressBar::hidden();
+    scan(&scan::chunks(regions), &m, 0, usize::MAX, "", src, &pb).len()
+}
+
+/// Scans `regions` with a progress bar.
+fn run_scan(
+    regions: &[Region],
+    matcher: &Matcher,
+    a: &Args,
+    space: &'static str,
+    src: &dyn ChunkSource,
+) -> Vec<Hit> {
+    let total = regions.iter().map(|r| r.end - r.start).sum();
+    let pb = crate::progress::bar(total, "searching");
+    let h = scan(
+        &scan::chunks(regions),
+        matcher,
+        a.context,
+        a.max,
+        space,
+        src,
+        &pb,
+    );
+    pb.finish_and_clear();
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::CHUNK;
 
     #[test]
     fn hex_forms() {
@@ -372,24 +308,36 @@ mod tests {
         let bad_at = CHUNK as usize + 500;
         mem[bad_at..bad_at + 7].copy_from_slice(b"needle!");
         let matcher = Matcher::Literals(vec![memchr::memmem::Finder::new(b"needle!").into_owned()]);
-        let read = |_: Option<u32>, addr: u64, buf: &mut [u8]| {
-            let mut valid = vec![false; buf.len()];
-            for (i, b) in buf.iter_mut().enumerate() {
-                let a = addr as usize + i;
-                if let Some(v) = mem.get(a) {
-                    *b = *v;
-                    valid[i] = !(bad_at + 2..bad_at + 3).contains(&a);
+        struct Fake(Vec<u8>, usize);
+        impl ChunkSource for Fake {
+            fn read(&self, _: Option<u32>, addr: u64, buf: &mut [u8]) -> scan::Valid {
+                let mut valid = vec![false; buf.len()];
+                for (i, b) in buf.iter_mut().enumerate() {
+                    let a = addr as usize + i;
+                    if let Some(v) = self.0.get(a) {
+                        *b = *v;
+                        valid[i] = !(self.1 + 2..self.1 + 3).contains(&a);
+                    }
                 }
+                scan::Valid::from_bools(valid)
             }
-            valid
-        };
+        }
         let regions = [Region {
             pid: None,
             start: 0,
             end: mem.len() as u64,
         }];
+        let src = Fake(mem, bad_at);
         let pb = indicatif::ProgressBar::hidden();
-        let hits = scan(&regions, &matcher, 2, 100, "physical", &read, &pb);
+        let hits = scan(
+            &scan::chunks(&regions),
+            &matcher,
+            2,
+            100,
+            "physical",
+            &src,
+            &pb,
+        );
         let addrs: Vec<u64> = hits.iter().map(|h| h.addr).collect();
         assert_eq!(addrs, vec![100, at as u64]);
         assert_eq!(hits[0].preview, "..needle!..");

@@ -1,0 +1,273 @@
+//! `memlens strings`: printable ASCII and UTF-16LE strings in a process's memory (or in
+//! physical memory). **Key decision: the same ordered parallel chunk scan as `search`**
+//! ([`crate::scan`]): chunks are read with one byte (ASCII) or two (UTF-16) before them
+//! and [`MAX_CHARS`] after, so a string is reported once, by the chunk where it starts, and
+//! is whole up to [`MAX_CHARS`] characters (longer ones are cut and flagged `truncated`).
+
+use serde::Serialize;
+
+use crate::exit::CliError;
+use crate::output::{Format, FormatArgs, Table};
+use crate::scan::{self, Chunk, ChunkSource, Valid};
+
+/// Longest string reported, in characters; longer runs are cut there.
+pub const MAX_CHARS: usize = 4096;
+
+/// Arguments of `strings`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    target: crate::target::TargetArgs,
+    /// The process whose mapped memory is scanned (physical memory when omitted).
+    #[arg(short, long)]
+    pid: Option<u32>,
+    /// Minimum length in characters.
+    #[arg(short = 'n', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    min_len: u16,
+    /// Which encodings to look for.
+    #[arg(short, long, value_enum, default_value_t = Encoding::All)]
+    encoding: Encoding,
+    /// Stop after this many strings (the first ones in address order).
+    #[arg(long)]
+    max: Option<usize>,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+/// String encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    /// 7-bit printable ASCII (and tab).
+    Ascii,
+    /// UTF-16 little-endian code units in the printable ASCII range.
+    Utf16,
+    /// Both.
+    All,
+}
+
+/// One string found.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The process, or null for physical memory.
+    pub pid: Option<u32>,
+    /// Address of the first byte.
+    pub addr: u64,
+    /// `ascii` or `utf16`.
+    pub encoding: &'static str,
+    /// Length in bytes (of the reported text).
+    pub len: usize,
+    /// The text.
+    pub text: String,
+    /// The run goes on past [`MAX_CHARS`] characters.
+    pub truncated: bool,
+}
+
+fn printable(b: u8) -> bool {
+    b.is_ascii_graphic() || b == b' ' || b == b'\t'
+}
+
+/// Finds strings in `buf`, which holds memory from `base`, `lead` bytes before the chunk
+/// that owns matches starting at `buf[lead..lead + owned]`. `valid` flags readable bytes.
+pub fn find(
+    buf: &[u8],
+    valid: &Valid,
+    lead: usize,
+    owned: usize,
+    min: usize,
+    enc: Encoding,
+    mut emit: impl FnMut(usize, &'static str, usize, String, bool),
+) {
+    let ok = |i: usize| valid.at(i) && printable(buf[i]);
+    let unit = |i: usize| i + 1 < buf.len() && ok(i) && valid.at(i + 1) && buf[i + 1] == 0;
+    let stop = (lead + owned).min(buf.len());
+    let mut i = lead;
+    while i < stop {
+        if matches!(enc, Encoding::Ascii | Encoding::All) && ok(i) && (i == 0 || !ok(i - 1)) {
+            let mut j = i;
+            while j < buf.len() && ok(j) && j - i < MAX_CHARS {
+                j += 1;
+            }
+            if j - i >= min {
+                let more = j < buf.len() && ok(j);
+                let text = String::from_utf8_lossy(&buf[i..j]).into_owned();
+                emit(i, "ascii", j - i, text, more);
+            }
+        }
+        if matches!(enc, Encoding::Utf16 | Encoding::All) && unit(i) && (i < 2 || !unit(i - 2)) {
+            let mut j = i;
+            let mut text = String::new();
+            while unit(j) && text.len() < MAX_CHARS {
+                text.push(buf[j] as char);
+                j += 2;
+            }
+            if text.len() >= min {
+                emit(i, "utf16", j - i, text, unit(j));
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Runs `strings`.
+pub fn run(a: Args) -> Result<(), CliError> {
+    let min = usize::from(a.min_len);
+    let max = a.max.unwrap_or(usize::MAX);
+    let found = match a.pid {
+        Some(pid) => {
+            let os = crate::target::open_os(&a.target)?;
+            let (regions, views) =
+                scan::process_regions(&*os, &[pid], true).map_err(CliError::target)?;
+            collect(&regions, &views, min, a.encoding, max)
+        }
+        None => {
+            let t = crate::target::open_physical(&a.target)?;
+            let regions = crate::cmd::search::physical_regions(&t);
+            collect(&regions, &scan::Physical(&*t.memory), min, a.encoding, max)
+        }
+    };
+    if a.format.format() == Format::Json {
+        return crate::output::print_json(&found);
+    }
+    let mut t = Table::new(vec!["PID", "ADDRESS", "ENC", "STRING"]);
+    for f in &found {
+        t.row(vec![
+            f.pid.map_or("-".into(), |p| p.to_string()),
+            format!("{:#018x}", f.addr),
+            f.encoding.to_string(),
+            // One string per line: control characters (tab) print escaped.
+            f.text.escape_debug().to_string() + if f.truncated { "…" } else { "" },
+        ]);
+    }
+    t.print(a.format.format())
+}
+
+fn collect(
+    regions: &[scan::Region],
+    src: &dyn ChunkSource,
+    min: usize,
+    enc: Encoding,
+    max: usize,
+) -> Vec<Found> {
+    let total = regions.iter().map(|r| r.end - r.start).sum();
+    let pb = crate::progress::bar(total, "strings");
+    let chunks = scan::chunks(regions);
+    let out = scan::ordered(&chunks, max, &pb, |c: &Chunk| {
+        let lead = c.start.min(2) as usize;
+        let owned = (c.end - c.start) as usize;
+        scan::with_buffer(lead + owned + 2 * MAX_CHARS + 2, |buf| {
+            let mut valid = src.read(c.pid, c.start - lead as u64, buf);
+            // Bytes past the region's end belong to nobody here: never part of a string.
+            let region_end = regions
+                .iter()
+                .find(|r| r.pid == c.pid && r.start <= c.start && c.start < r.end)
+                .map_or(c.end, |r| r.end);
+            valid.cut(lead + (region_end - c.start) as usize);
+            let mut v = Vec::new();
+            find(
+                buf,
+                &valid,
+                lead,
+                owned,
+                min,
+                enc,
+                |i, e, len, text, more| {
+                    v.push(Found {
+                        pid: c.pid,
+                        addr: c.start - lead as u64 + i as u64,
+                        encoding: e,
+                        len,
+                        text,
+                        truncated: more,
+                    })
+                },
+            );
+            v
+        })
+    });
+    pb.finish_and_clear();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(
+        buf: &[u8],
+        lead: usize,
+        owned: usize,
+        min: usize,
+    ) -> Vec<(usize, &'static str, String)> {
+        let valid = Valid::from_bools(vec![true; buf.len()]);
+        let mut v = Vec::new();
+        find(
+            buf,
+            &valid,
+            lead,
+            owned,
+            min,
+            Encoding::All,
+            |i, e, _, t, _| v.push((i, e, t)),
+        );
+        v
+    }
+
+    #[test]
+    fn ascii_and_utf16_with_min_length() {
+        let mut buf = b"\0\0hello\0ab\0\0".to_vec();
+        buf.extend("wide!".encode_utf16().flat_map(u16::to_le_bytes));
+        buf.extend(b"\0\0");
+        let v = all(&buf, 0, buf.len(), 4);
+        assert_eq!(
+            v,
+            vec![
+                (2, "ascii", "hello".to_string()),
+                (12, "utf16", "wide!".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_string_belongs_to_the_chunk_where_it_starts() {
+        let buf = b"xxabcdefgh\0".to_vec();
+        // The chunk owns bytes 4..6 only; "abcdefgh" starts at 2, before it: not reported.
+        assert!(all(&buf, 4, 2, 4).is_empty());
+        // It continues a run that started before byte 2 either.
+        assert!(all(&buf, 2, 2, 4).is_empty());
+        // The chunk owning 0..2 reports the whole run, read past its end.
+        assert_eq!(
+            all(&buf, 0, 2, 4),
+            vec![(0, "ascii", "xxabcdefgh".to_string())]
+        );
+    }
+
+    #[test]
+    fn unreadable_bytes_end_strings() {
+        let buf = b"abcdefgh".to_vec();
+        let mut bits = vec![true; 8];
+        bits[4] = false;
+        let valid = Valid::from_bools(bits);
+        let mut v = Vec::new();
+        find(&buf, &valid, 0, 8, 3, Encoding::Ascii, |i, _, _, t, _| {
+            v.push((i, t))
+        });
+        assert_eq!(v, vec![(0, "abcd".to_string()), (5, "fgh".to_string())]);
+    }
+
+    #[test]
+    fn long_runs_are_cut_and_flagged() {
+        let buf = vec![b'a'; MAX_CHARS + 10];
+        let valid = Valid::from_bools(vec![true; buf.len()]);
+        let mut v = Vec::new();
+        find(
+            &buf,
+            &valid,
+            0,
+            1,
+            4,
+            Encoding::Ascii,
+            |_, _, len, _, more| v.push((len, more)),
+        );
+        assert_eq!(v, vec![(MAX_CHARS, true)]);
+    }
+}

@@ -1,0 +1,97 @@
+//! End-to-end on the host: the real `memlens` binary reads this test process's memory
+//! (the native OS plugin, `/proc/PID/mem`) and must find what the test put there.
+
+use std::process::{Command, Output};
+
+fn memlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run memlens")
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = memlens(&a);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "memlens {args:?} failed: {err}");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Text built at run time (so it is only in this process's heap), in both encodings.
+fn plant(tag: &str) -> (String, Vec<u8>, Vec<u8>) {
+    let text = format!("memlens-host-{tag}-{}-{:x}", std::process::id(), rand_ish());
+    let ascii = text.clone().into_bytes();
+    let wide: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    (text, ascii, wide)
+}
+
+fn rand_ish() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(7);
+    h.finish()
+}
+
+#[test]
+fn strings_finds_ascii_and_utf16_in_a_host_process() {
+    let (text, ascii, wide) = plant("strings");
+    let (a, w) = (std::hint::black_box(&ascii), std::hint::black_box(&wide));
+    let pid = std::process::id().to_string();
+    let v = json(&["strings", "-p", &pid, "-n", "20"]);
+    let rows = v.as_array().unwrap();
+    for (enc, addr) in [("ascii", a.as_ptr()), ("utf16", w.as_ptr())] {
+        assert!(
+            rows.iter().any(|r| r["encoding"] == enc
+                && r["addr"].as_u64() == Some(addr as u64)
+                && r["text"] == text.as_str()),
+            "{enc} {text:?} at {addr:?} not found"
+        );
+    }
+    let v = json(&["strings", "-p", &pid, "-n", "20", "--encoding", "utf16"]);
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["encoding"] == "utf16"));
+}
+
+#[test]
+fn search_and_dump_a_host_process() {
+    let (text, ascii, _) = plant("dump");
+    let a = std::hint::black_box(&ascii);
+    let pid = std::process::id().to_string();
+    let hits = json(&["search", "-p", &pid, &text]);
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["addr"].as_u64() == Some(a.as_ptr() as u64)),
+        "search did not find {text:?} at {:?}",
+        a.as_ptr()
+    );
+    // The process core holds the text at its virtual address.
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("self.core");
+    let out = memlens(&["dump", "-p", &pid, "--out", core.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&core).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).expect("goblin parses the core");
+    let va = a.as_ptr() as u64;
+    let ph = elf
+        .program_headers
+        .iter()
+        .find(|ph| {
+            ph.p_type == goblin::elf::program_header::PT_LOAD
+                && ph.vm_range().contains(&(va as usize))
+        })
+        .expect("a segment holds the heap text");
+    let off = (ph.p_offset + va - ph.p_vaddr) as usize;
+    assert_eq!(&bytes[off..off + ascii.len()], &ascii[..]);
+}
