@@ -44,6 +44,15 @@ fn usage_errors_exit_2() {
     );
     check(&["bench", "phys", p, "--sizes", "0"], 2, "bad size");
     check(&["ps", "-c", "nosuchplugin"], 2, "nosuchplugin");
+    check(
+        &["dump", p, "-p", "1", "--format", "raw", "--out", "/tmp/x"],
+        2,
+        "ELF core",
+    );
+    check(&["dump", p], 2, "--out");
+    check(&["strings", p, "-n", "0"], 2, "--min-len");
+    check(&["bench", "cli"], 2, "ARGS");
+    check(&["search", p, "--regex", "("], 2, "bad regex");
 }
 
 #[test]
@@ -71,6 +80,18 @@ fn target_errors_exit_1() {
         "{err}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("07 07 ?? ??"));
+    // A dump into a folder that does not exist names the file.
+    let bad_out = dir.path().join("no/such/dir/core");
+    check(
+        &[
+            "dump",
+            f.path().to_str().unwrap(),
+            "--out",
+            bad_out.to_str().unwrap(),
+        ],
+        1,
+        "cannot create",
+    );
 }
 
 #[test]

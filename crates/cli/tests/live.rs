@@ -1,0 +1,107 @@
+//! End-to-end on a live guest: the real `memlens` binary reads a running QEMU guest of the
+//! test lab through the `qemu` connector and the Linux plugin (`-c qemu:NAME -o linux`,
+//! and `-o auto`), and must agree with what the guest itself recorded at boot: its process
+//! list, the marker process's maps and the marker strings at their virtual addresses.
+//! Fails with a set-up hint when the lab is missing.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn memlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run memlens")
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = memlens(&a);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "memlens {args:?} failed: {err}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: bad JSON: {e}"))
+}
+
+#[test]
+fn live_guest_through_qemu_connector_and_linux() {
+    let guest = testlab::require_live("x86_64-kaslr");
+    // A stopped guest gives one consistent snapshot to every command below.
+    guest.qmp().unwrap().stop().unwrap();
+    let conn = format!("qemu:{}", guest.name());
+    let truth = &guest.guest;
+
+    for os in ["linux", "auto"] {
+        let ps = json(&["ps", "-c", &conn, "-o", os]);
+        let rows = ps.as_array().expect("ps --json is an array");
+        let max_pid = truth.processes.iter().map(|p| p.pid).max().unwrap_or(0);
+        for t in &truth.processes {
+            assert!(
+                rows.iter().any(|r| r["pid"] == t.pid
+                    && r["ppid"] == t.ppid
+                    && testlab::same_task_name(r["name"].as_str().unwrap_or(""), &t.comm)),
+                "-o {os}: pid {} ({}) missing or different: {ps}",
+                t.pid,
+                t.comm
+            );
+        }
+        for r in rows {
+            let pid = r["pid"].as_u64().unwrap();
+            assert!(
+                pid > u64::from(max_pid) || truth.processes.iter().any(|t| u64::from(t.pid) == pid),
+                "-o {os}: unexpected process {r}"
+            );
+        }
+    }
+
+    // The marker's maps equal its /proc/PID/maps (start, end, path).
+    let marker = &truth.marker;
+    let pid = marker.pid.to_string();
+    let maps = json(&["maps", "-c", &conn, "-o", "linux", "-p", &pid]);
+    for m in &marker.maps {
+        assert!(
+            maps.as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["start"] == m.start
+                    && g["end"] == m.end
+                    && (m.path.is_empty() || g["path"] == m.path.as_str())),
+            "map {:#x}-{:#x} {} missing: {maps}",
+            m.start,
+            m.end,
+            m.path
+        );
+    }
+
+    // Marker strings at their virtual addresses, through the process's page tables.
+    for st in &marker.strings {
+        let out = memlens(&[
+            "read",
+            "-c",
+            &conn,
+            "-o",
+            "linux",
+            &format!("{:#x}", st.va),
+            &st.text.len().to_string(),
+            "-p",
+            &pid,
+            "--out",
+            "/dev/stdout",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            st.text,
+            "{:?} at {:#x}",
+            st.kind,
+            st.va
+        );
+    }
+    guest.qmp().unwrap().cont().unwrap();
+}
