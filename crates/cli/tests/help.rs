@@ -52,24 +52,36 @@ help_snapshot!(strings, "strings");
 
 #[test]
 fn every_command_has_an_example() {
-    for cmd in [
-        "info",
-        "ps",
-        "maps",
-        "modules",
-        "read",
-        "dump",
-        "search",
-        "strings",
-        "write",
-        "translate",
-        "pagemap",
-        "completions",
-    ] {
-        let h = help(&[cmd]);
+    let commands: &[&[&str]] = &[
+        &["info"],
+        &["ps"],
+        &["maps"],
+        &["modules"],
+        &["read"],
+        &["dump"],
+        &["search"],
+        &["strings"],
+        &["write"],
+        &["translate"],
+        &["pagemap"],
+        &["completions"],
+        &["plugins", "list"],
+        &["plugins", "help"],
+        &["plugins", "targets"],
+        &["bench", "phys"],
+        &["bench", "walk"],
+        &["bench", "translate"],
+        &["bench", "virt"],
+        &["bench", "search"],
+        &["bench", "cli"],
+    ];
+    for cmd in commands {
+        let h = help(cmd);
+        let examples = h.split("Example").nth(1).unwrap_or("");
         assert!(
-            h.contains("memlens "),
-            "`memlens {cmd} --help` shows no example:\n{h}"
+            examples.contains("memlens "),
+            "`memlens {} --help` shows no example:\n{h}",
+            cmd.join(" ")
         );
     }
 }
