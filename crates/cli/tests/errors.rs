@@ -1,16 +1,10 @@
 //! Error paths: exit status (2 usage, 1 target) and one-line messages, never a panic.
 
-use std::io::Write;
-use std::process::{Command, Output};
+mod common;
+use common::memlens;
 
-fn memlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run memlens")
-}
+use std::io::Write;
+use std::process::Command;
 
 fn check(args: &[&str], code: i32, needle: &str) {
     let out = memlens(args);

@@ -19,6 +19,32 @@ fn help(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 help")
 }
 
+/// Every command with its own help, in the order of `docs/cli.md` (the top level first).
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["info"],
+    &["ps"],
+    &["maps"],
+    &["modules"],
+    &["read"],
+    &["dump"],
+    &["search"],
+    &["strings"],
+    &["write"],
+    &["translate"],
+    &["pagemap"],
+    &["plugins", "list"],
+    &["plugins", "help"],
+    &["plugins", "targets"],
+    &["bench", "phys"],
+    &["bench", "walk"],
+    &["bench", "translate"],
+    &["bench", "virt"],
+    &["bench", "search"],
+    &["bench", "cli"],
+    &["completions"],
+];
+
 macro_rules! help_snapshot {
     ($name:ident, $($arg:literal),*) => {
         #[test]
@@ -52,30 +78,7 @@ help_snapshot!(strings, "strings");
 
 #[test]
 fn every_command_has_an_example() {
-    let commands: &[&[&str]] = &[
-        &["info"],
-        &["ps"],
-        &["maps"],
-        &["modules"],
-        &["read"],
-        &["dump"],
-        &["search"],
-        &["strings"],
-        &["write"],
-        &["translate"],
-        &["pagemap"],
-        &["completions"],
-        &["plugins", "list"],
-        &["plugins", "help"],
-        &["plugins", "targets"],
-        &["bench", "phys"],
-        &["bench", "walk"],
-        &["bench", "translate"],
-        &["bench", "virt"],
-        &["bench", "search"],
-        &["bench", "cli"],
-    ];
-    for cmd in commands {
+    for cmd in COMMANDS.iter().filter(|c| !c.is_empty()) {
         let h = help(cmd);
         let examples = h.split("Example").nth(1).unwrap_or("");
         assert!(
@@ -91,35 +94,11 @@ fn every_command_has_an_example() {
 /// memlens-cli --test help`.
 #[test]
 fn docs_cli_md_is_current() {
-    let commands: &[&[&str]] = &[
-        &[],
-        &["info"],
-        &["ps"],
-        &["maps"],
-        &["modules"],
-        &["read"],
-        &["dump"],
-        &["search"],
-        &["strings"],
-        &["write"],
-        &["translate"],
-        &["pagemap"],
-        &["plugins", "list"],
-        &["plugins", "help"],
-        &["plugins", "targets"],
-        &["bench", "phys"],
-        &["bench", "walk"],
-        &["bench", "translate"],
-        &["bench", "virt"],
-        &["bench", "search"],
-        &["bench", "cli"],
-        &["completions"],
-    ];
     let mut doc = String::from(
         "# memlens command line\n\n<!-- Generated from the clap definitions by crates/cli/tests/help.rs; \
          do not edit. Regenerate: MEMLENS_REGEN_DOCS=1 cargo test -p memlens-cli --test help -->\n",
     );
-    for c in commands {
+    for c in COMMANDS {
         let title = if c.is_empty() {
             "memlens".to_string()
         } else {

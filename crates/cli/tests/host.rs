@@ -1,24 +1,8 @@
 //! End-to-end on the host: the real `memlens` binary reads this test process's memory
 //! (the native OS plugin, `/proc/PID/mem`) and must find what the test put there.
 
-use std::process::{Command, Output};
-
-fn memlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run memlens")
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let out = memlens(&a);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "memlens {args:?} failed: {err}");
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
+mod common;
+use common::{json, memlens};
 
 /// Text built at run time (so it is only in this process's heap), in both encodings.
 fn plant(tag: &str) -> (String, Vec<u8>, Vec<u8>) {

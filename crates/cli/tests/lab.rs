@@ -2,29 +2,10 @@
 //! compared with ground truth recorded inside the guest (ps, /proc/modules, the marker
 //! process's strings and maps). Fails with a setup hint when the lab is missing.
 
+mod common;
+use common::{json, memlens};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-use serde_json::Value;
-
-fn memlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run memlens")
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let out = memlens(&a);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "memlens {args:?} failed: {err}");
-    assert!(!err.contains("panicked"));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("memlens {args:?}: bad JSON: {e}"))
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 lab path")

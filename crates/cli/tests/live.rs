@@ -4,26 +4,8 @@
 //! list, the marker process's maps and the marker strings at their virtual addresses.
 //! Fails with a set-up hint when the lab is missing.
 
-use std::process::{Command, Output};
-
-use serde_json::Value;
-
-fn memlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memlens"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run memlens")
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let out = memlens(&a);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "memlens {args:?} failed: {err}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: bad JSON: {e}"))
-}
+mod common;
+use common::{json, memlens};
 
 #[test]
 fn live_guest_through_qemu_connector_and_linux() {
