@@ -66,16 +66,8 @@ fn search_and_dump_a_host_process() {
         String::from_utf8_lossy(&out.stderr)
     );
     let bytes = std::fs::read(&core).unwrap();
-    let elf = goblin::elf::Elf::parse(&bytes).expect("goblin parses the core");
-    let va = a.as_ptr() as u64;
-    let ph = elf
-        .program_headers
-        .iter()
-        .find(|ph| {
-            ph.p_type == goblin::elf::program_header::PT_LOAD
-                && ph.vm_range().contains(&(va as usize))
-        })
-        .expect("a segment holds the heap text");
-    let off = (ph.p_offset + va - ph.p_vaddr) as usize;
-    assert_eq!(&bytes[off..off + ascii.len()], &ascii[..]);
+    assert_eq!(
+        common::core_bytes(&bytes, a.as_ptr() as u64, ascii.len()),
+        &ascii[..]
+    );
 }

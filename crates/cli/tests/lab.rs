@@ -14,51 +14,11 @@ fn p(path: &Path) -> &str {
 /// `ps` on every format equals the guest's own process list (pid, ppid, name).
 fn check_ps(scenario: &str) {
     let s = testlab::require(scenario);
-    let truth: Vec<(u64, u64, &str)> = s
-        .truth
-        .guest
-        .processes
-        .iter()
-        .map(|p| (u64::from(p.pid), u64::from(p.ppid), p.comm.as_str()))
-        .collect();
+    let truth = &s.truth.guest.processes;
     assert!(truth.len() > 10, "truth lists too few processes");
-    let max_pid = truth.iter().map(|t| t.0).max().unwrap_or(0);
     for dump in [&s.elf, &s.kdump_flat, &s.kdump, &s.raw] {
-        let v = json(&["ps", p(dump)]);
-        let rows = v.as_array().expect("ps --json is an array");
-        let got: Vec<(u64, u64, &str)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r["pid"].as_u64().unwrap(),
-                    r["ppid"].as_u64().unwrap(),
-                    r["name"].as_str().unwrap(),
-                )
-            })
-            .collect();
-        // Same pid, ppid and name (a worker's transient `+desc`/`-desc` aside).
-        let matches = |a: &(u64, u64, &str), b: &(u64, u64, &str)| {
-            a.0 == b.0 && a.1 == b.1 && testlab::same_task_name(a.2, b.2)
-        };
-        for t in &truth {
-            assert!(
-                got.iter().any(|g| matches(g, t)),
-                "{scenario} {}: missing {t:?}",
-                dump.display()
-            );
-        }
-        // Anything extra must have been started after the guest's own ps ran.
-        for g in &got {
-            assert!(
-                truth.iter().any(|t| matches(g, t)) || g.0 > max_pid,
-                "{scenario} {}: unexpected {g:?}",
-                dump.display()
-            );
-        }
-        // The documented fields are present.
-        for field in ["pid", "ppid", "name", "cmdline", "kernel_thread"] {
-            assert!(rows[0].get(field).is_some(), "ps --json lacks `{field}`");
-        }
+        let label = format!("{scenario} {}", dump.display());
+        common::check_ps(&label, &json(&["ps", p(dump)]), truth);
     }
 }
 
@@ -303,13 +263,8 @@ fn dump_process_core_has_its_maps_and_strings() {
     }
     // The marker's strings are in the file where their segment says.
     for st in &marker.strings {
-        let ph = loads
-            .iter()
-            .find(|ph| ph.vm_range().contains(&(st.va as usize)))
-            .unwrap_or_else(|| panic!("{} at {:#x} not in any segment", st.text, st.va));
-        let off = (ph.p_offset + st.va - ph.p_vaddr) as usize;
         assert_eq!(
-            &bytes[off..off + st.text.len()],
+            common::core_bytes(&bytes, st.va, st.text.len()),
             st.text.as_bytes(),
             "{:?} at {:#x}",
             st.kind,

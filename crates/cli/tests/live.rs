@@ -17,25 +17,7 @@ fn live_guest_through_qemu_connector_and_linux() {
 
     for os in ["linux", "auto"] {
         let ps = json(&["ps", "-c", &conn, "-o", os]);
-        let rows = ps.as_array().expect("ps --json is an array");
-        let max_pid = truth.processes.iter().map(|p| p.pid).max().unwrap_or(0);
-        for t in &truth.processes {
-            assert!(
-                rows.iter().any(|r| r["pid"] == t.pid
-                    && r["ppid"] == t.ppid
-                    && testlab::same_task_name(r["name"].as_str().unwrap_or(""), &t.comm)),
-                "-o {os}: pid {} ({}) missing or different: {ps}",
-                t.pid,
-                t.comm
-            );
-        }
-        for r in rows {
-            let pid = r["pid"].as_u64().unwrap();
-            assert!(
-                pid > u64::from(max_pid) || truth.processes.iter().any(|t| u64::from(t.pid) == pid),
-                "-o {os}: unexpected process {r}"
-            );
-        }
+        common::check_ps(&format!("live -o {os}"), &ps, &truth.processes);
     }
 
     // The marker's maps equal its /proc/PID/maps (start, end, path).

@@ -110,6 +110,28 @@ fn copy(
     Ok(bad)
 }
 
+/// Writes the core `w` to `file`: its head, then each segment's bytes read with `read`
+/// from the address `at` gives for it. Returns how many bytes were unreadable.
+fn write_core(
+    w: &CoreWriter,
+    file: File,
+    path: &Path,
+    pb: &indicatif::ProgressBar,
+    at: impl Fn(&CoreSegment) -> u64,
+    read: impl Fn(u64, &mut [u8]) -> Result<(), memlens::core::Error>,
+) -> Result<u64, CliError> {
+    let mut out = BufWriter::with_capacity(STEP, file);
+    w.write_head(&mut out).map_err(io_err(path))?;
+    let mut buf = vec![0u8; STEP];
+    let mut bad = 0;
+    for s in w.segments() {
+        bad += copy(at(s), s.len, &mut buf, &read, |_, b| out.write_all(b), pb)
+            .map_err(io_err(path))?;
+    }
+    out.flush().map_err(io_err(path))?;
+    Ok(bad)
+}
+
 /// Runs `dump`.
 pub fn run(a: Args) -> Result<(), CliError> {
     if a.pid.is_some() && a.format == DumpFormat::Raw {
@@ -142,11 +164,11 @@ fn dump_physical(a: &Args) -> Result<(u64, u64), CliError> {
     let total: u64 = ranges.iter().map(|r| r.len).sum();
     let file = create(&a.out, a.force)?;
     let pb = crate::progress::bar(total, "dumping");
-    let mut buf = vec![0u8; STEP];
     let mut bad = 0;
     match a.format {
         DumpFormat::Raw => {
             use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; STEP];
             let end = ranges.iter().map(|r| r.end_u64()).max().unwrap_or(0);
             file.set_len(end).map_err(io_err(&a.out))?;
             for r in ranges.iter() {
@@ -191,20 +213,14 @@ fn dump_physical(a: &Args) -> Result<(u64, u64), CliError> {
                     _ => None,
                 });
             let w = CoreWriter::new(machine(arch), notes, segments);
-            let mut out = BufWriter::with_capacity(STEP, file);
-            w.write_head(&mut out).map_err(io_err(&a.out))?;
-            for s in w.segments() {
-                bad += copy(
-                    s.paddr,
-                    s.len,
-                    &mut buf,
-                    |addr, b| t.memory.read_into(PhysAddr(addr), b),
-                    |_, b| out.write_all(b),
-                    &pb,
-                )
-                .map_err(io_err(&a.out))?;
-            }
-            out.flush().map_err(io_err(&a.out))?;
+            bad = write_core(
+                &w,
+                file,
+                &a.out,
+                &pb,
+                |s| s.paddr,
+                |addr, b| t.memory.read_into(PhysAddr(addr), b),
+            )?;
         }
     }
     pb.finish_and_clear();
@@ -248,22 +264,14 @@ fn dump_process(a: &Args, pid: u32) -> Result<(u64, u64), CliError> {
     let total: u64 = w.segments().iter().map(|s| s.len).sum();
     let file = create(&a.out, a.force)?;
     let pb = crate::progress::bar(total, "dumping");
-    let mut out = BufWriter::with_capacity(STEP, file);
-    w.write_head(&mut out).map_err(io_err(&a.out))?;
-    let mut buf = vec![0u8; STEP];
-    let mut bad = 0;
-    for s in w.segments() {
-        bad += copy(
-            s.vaddr,
-            s.len,
-            &mut buf,
-            |addr, b| mem.read_into(VirtAddr(addr), b),
-            |_, b| out.write_all(b),
-            &pb,
-        )
-        .map_err(io_err(&a.out))?;
-    }
-    out.flush().map_err(io_err(&a.out))?;
+    let bad = write_core(
+        &w,
+        file,
+        &a.out,
+        &pb,
+        |s| s.vaddr,
+        |addr, b| mem.read_into(VirtAddr(addr), b),
+    )?;
     pb.finish_and_clear();
     Ok((total, bad))
 }

@@ -27,3 +27,53 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("memlens {args:?}: bad JSON: {e}"))
 }
+
+/// Checks a `ps --json` listing against the guest's own: every guest process is listed with
+/// the same ppid and name (a workqueue worker's transient suffix aside), and anything else
+/// has a higher pid than the guest's listing had (started after it).
+#[allow(dead_code, reason = "not every test binary reads guests")]
+pub fn check_ps(label: &str, ps: &serde_json::Value, truth: &[testlab::truth::ProcessTruth]) {
+    let rows = ps.as_array().expect("ps --json is an array");
+    let same = |r: &serde_json::Value, t: &testlab::truth::ProcessTruth| {
+        r["pid"] == t.pid
+            && r["ppid"] == t.ppid
+            && testlab::same_task_name(r["name"].as_str().unwrap_or(""), &t.comm)
+    };
+    for t in truth {
+        assert!(
+            rows.iter().any(|r| same(r, t)),
+            "{label}: pid {} ({}) missing or different",
+            t.pid,
+            t.comm
+        );
+    }
+    let max_pid = truth.iter().map(|t| t.pid).max().unwrap_or(0);
+    for r in rows {
+        assert!(
+            r["pid"].as_u64().is_some_and(|p| p > u64::from(max_pid))
+                || truth.iter().any(|t| same(r, t)),
+            "{label}: unexpected process {r}"
+        );
+    }
+    // The documented fields are present.
+    for field in ["pid", "ppid", "name", "cmdline", "kernel_thread"] {
+        assert!(rows[0].get(field).is_some(), "ps --json lacks `{field}`");
+    }
+}
+
+/// The bytes a core file holds for `[va, va + len)`, found through its `PT_LOAD`s (parsed
+/// by goblin, not by memlens).
+#[allow(dead_code, reason = "not every test binary reads cores")]
+pub fn core_bytes(core: &[u8], va: u64, len: usize) -> &[u8] {
+    let elf = goblin::elf::Elf::parse(core).expect("goblin parses the core");
+    let ph = elf
+        .program_headers
+        .iter()
+        .find(|ph| {
+            ph.p_type == goblin::elf::program_header::PT_LOAD
+                && ph.vm_range().contains(&(va as usize))
+        })
+        .unwrap_or_else(|| panic!("no PT_LOAD holds {va:#x}"));
+    let off = (ph.p_offset + va - ph.p_vaddr) as usize;
+    &core[off..off + len]
+}
