@@ -41,3 +41,25 @@ pub use target::{PhysicalTarget, TargetInfo};
 
 /// Re-export so plugin crates derive `Pod` with the same version.
 pub use bytemuck;
+
+/// A hash of the source of the types that cross the plugin boundary in place when host and
+/// plugin were built from the same memlens (`ReadOp`, `Error`, the address types).
+///
+/// It lives here, hashing this crate's own files, so that it is right wherever the crate
+/// is built from (a workspace, a registry download, a vendored copy): the plugin layer
+/// mixes it into its native-layout fingerprint.
+pub const SOURCE_HASH: u64 = {
+    const fn fnv(mut h: u64, s: &str) -> u64 {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            h ^= b[i] as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+            i += 1;
+        }
+        h
+    }
+    let h = fnv(0xcbf2_9ce4_8422_2325, include_str!("error.rs"));
+    let h = fnv(h, include_str!("mem.rs"));
+    fnv(h, include_str!("addr.rs"))
+};

@@ -143,8 +143,8 @@ pub const fn layout_fingerprint(kind: u32) -> u64 {
 
 /// The fingerprint of the *Rust* layout of core's `ReadOp` (for the in-place read fast
 /// path, [`MemVtable::read_batch_native`]): the rustc version string (`rustc -vV`, from the
-/// build script), the target, the sources of the core files that define `ReadOp`, `Error`
-/// and the address types, and the sizes and field offsets of those types. Rust does not
+/// build script), the target, a hash of the core sources that define `ReadOp`, `Error`
+/// and the address types ([`memlens_core::SOURCE_HASH`]), and the sizes and field offsets of those types. Rust does not
 /// promise layout stability across compilations, but the same compiler on the same type
 /// definitions lays them out the same way; anything else changes this value and the
 /// portable path is used.
@@ -154,9 +154,7 @@ pub const fn native_fingerprint() -> u64 {
     h = fnv_str(h, env!("MEMLENS_RUSTC_VERSION"));
     h = fnv_str(h, std::env::consts::ARCH);
     h = fnv_str(h, std::env::consts::OS);
-    h = fnv_str(h, include_str!("../../../core/src/error.rs"));
-    h = fnv_str(h, include_str!("../../../core/src/mem.rs"));
-    h = fnv_str(h, include_str!("../../../core/src/addr.rs"));
+    h = fnv(h, memlens_core::SOURCE_HASH);
     layout!(h, ReadOp<'static, PhysAddr>, addr, buf, result);
     layout!(h, ReadOp<'static, VirtAddr>, addr, buf, result);
     layout!(h, memlens_core::Error);
