@@ -231,15 +231,22 @@ fn give_ops<A: Address>(mut v: Vec<ReadOp<'_, A>>) {
     }
 }
 
-unsafe extern "C" fn mem_drop<M: ?Sized>(this: *mut c_void) {
+/// The `drop` of every exported object: each is a `Box<Arc<T>>` turned into a pointer.
+unsafe extern "C" fn arc_drop<T: ?Sized>(this: *mut c_void) {
     if this.is_null() {
         return;
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `this` came from `Box::into_raw(Box<Arc<M>>)` in `export_memory` and
-        // is dropped exactly once by the owner.
-        drop(unsafe { Box::from_raw(this as *mut Arc<M>) })
+        // SAFETY: `this` came from `Box::into_raw(Box<Arc<T>>)` in an `export_*` function
+        // and is dropped exactly once by the owner.
+        drop(unsafe { Box::from_raw(this as *mut Arc<T>) })
     }));
+}
+
+/// The object behind `this`, for the calls of an exported object's vtable.
+fn arc_ref<'a, T: ?Sized>(this: *const c_void) -> &'a Arc<T> {
+    // SAFETY: callers pass the live box created by the matching `export_*` function.
+    unsafe { &*(this as *const Arc<T>) }
 }
 
 unsafe extern "C" fn mem_read<M: MemoryView + ?Sized>(
@@ -393,7 +400,7 @@ pub fn export_memory<M: MemoryView + ?Sized + 'static>(m: Arc<M>) -> MemObj {
     MemObj {
         this: Box::into_raw(Box::new(m)) as *mut c_void,
         vt: MemVtable {
-            drop: mem_drop::<M>,
+            drop: arc_drop::<M>,
             read_batch: mem_read::<M>,
             write_batch: None,
             metadata: mem_metadata::<M>,
@@ -456,20 +463,9 @@ impl CpuObj {
     };
 }
 
-unsafe extern "C" fn cpu_drop(this: *mut c_void) {
-    if this.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: from `Box::into_raw` in `export_cpu`; dropped once.
-        drop(unsafe { Box::from_raw(this as *mut Arc<dyn CpuState>) })
-    }));
-}
-
 unsafe extern "C" fn cpu_count(this: *const c_void) -> usize {
     catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the live box of this object.
-        unsafe { &*(this as *const Arc<dyn CpuState>) }.cpu_count()
+        arc_ref::<dyn CpuState>(this).cpu_count()
     }))
     .unwrap_or(0)
 }
@@ -481,9 +477,9 @@ unsafe extern "C" fn cpu_registers(
     err: StrSink,
 ) -> i32 {
     guard(Some(err), || {
-        // SAFETY: the live box of this object.
-        let c = unsafe { &*(this as *const Arc<dyn CpuState>) };
-        let regs = c.registers(cpu).map_err(|e| e.to_string())?;
+        let regs = arc_ref::<dyn CpuState>(this)
+            .registers(cpu)
+            .map_err(|e| e.to_string())?;
         put_json(out, &regs)
     })
 }
@@ -493,7 +489,7 @@ pub fn export_cpu(c: Arc<dyn CpuState>) -> CpuObj {
     CpuObj {
         this: Box::into_raw(Box::new(c)) as *mut c_void,
         vt: CpuVtable {
-            drop: cpu_drop,
+            drop: arc_drop::<dyn CpuState>,
             cpu_count,
             registers: cpu_registers,
         },
@@ -516,33 +512,21 @@ pub fn export_target(t: PhysicalTarget) -> Result<(PhysTargetObj, String), Strin
 
 // ---- processes ----
 
-fn proc_ref<'a>(this: *const c_void) -> &'a Arc<dyn Process> {
-    // SAFETY: callers pass the live box created by `export_process`.
-    unsafe { &*(this as *const Arc<dyn Process>) }
-}
-
-unsafe extern "C" fn proc_drop(this: *mut c_void) {
-    if this.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: from `Box::into_raw` in `export_process`; dropped once.
-        drop(unsafe { Box::from_raw(this as *mut Arc<dyn Process>) })
-    }));
-}
 unsafe extern "C" fn proc_info(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
-    guard(Some(err), || put_json(out, proc_ref(this).info()))
+    guard(Some(err), || {
+        put_json(out, arc_ref::<dyn Process>(this).info())
+    })
 }
 unsafe extern "C" fn proc_memory(this: *const c_void, out: *mut MemObj, err: StrSink) -> i32 {
     guard(Some(err), || {
-        let m = export_memory(proc_ref(this).memory());
+        let m = export_memory(arc_ref::<dyn Process>(this).memory());
         // SAFETY: `out` is writable.
         unsafe { *out = m };
         Ok(STATUS_OK)
     })
 }
 unsafe extern "C" fn proc_writer(this: *const c_void, out: *mut MemObj, err: StrSink) -> i32 {
-    guard(Some(err), || match proc_ref(this).writer() {
+    guard(Some(err), || match arc_ref::<dyn Process>(this).writer() {
         Some(w) => {
             // SAFETY: `out` is writable.
             unsafe { *out = export_writer(w) };
@@ -553,12 +537,22 @@ unsafe extern "C" fn proc_writer(this: *const c_void, out: *mut MemObj, err: Str
 }
 unsafe extern "C" fn proc_maps(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
     guard(Some(err), || {
-        put_json(out, &proc_ref(this).maps().map_err(|e| e.to_string())?)
+        put_json(
+            out,
+            &arc_ref::<dyn Process>(this)
+                .maps()
+                .map_err(|e| e.to_string())?,
+        )
     })
 }
 unsafe extern "C" fn proc_modules(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
     guard(Some(err), || {
-        put_json(out, &proc_ref(this).modules().map_err(|e| e.to_string())?)
+        put_json(
+            out,
+            &arc_ref::<dyn Process>(this)
+                .modules()
+                .map_err(|e| e.to_string())?,
+        )
     })
 }
 unsafe extern "C" fn proc_module_details(
@@ -574,7 +568,7 @@ unsafe extern "C" fn proc_module_details(
             serde_json::from_str(&json).map_err(|e| format!("bad ModuleInfo JSON: {e}"))?;
         put_json(
             out,
-            &proc_ref(this)
+            &arc_ref::<dyn Process>(this)
                 .module_details(&m)
                 .map_err(|e| e.to_string())?,
         )
@@ -586,7 +580,7 @@ pub fn export_process(p: Arc<dyn Process>) -> ProcObj {
     ProcObj {
         this: Box::into_raw(Box::new(p)) as *mut c_void,
         vt: ProcVtable {
-            drop: proc_drop,
+            drop: arc_drop::<dyn Process>,
             info: proc_info,
             memory: proc_memory,
             writer: proc_writer,
@@ -599,26 +593,17 @@ pub fn export_process(p: Arc<dyn Process>) -> ProcObj {
 
 // ---- OS ----
 
-fn os_ref<'a>(this: *const c_void) -> &'a Arc<dyn Os> {
-    // SAFETY: callers pass the live box created by `export_os`.
-    unsafe { &*(this as *const Arc<dyn Os>) }
-}
-
-unsafe extern "C" fn os_drop(this: *mut c_void) {
-    if this.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: from `Box::into_raw` in `export_os`; dropped once.
-        drop(unsafe { Box::from_raw(this as *mut Arc<dyn Os>) })
-    }));
-}
 unsafe extern "C" fn os_info(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
-    guard(Some(err), || put_json(out, &os_ref(this).info()))
+    guard(Some(err), || put_json(out, &arc_ref::<dyn Os>(this).info()))
 }
 unsafe extern "C" fn os_processes(this: *const c_void, out: StrSink, err: StrSink) -> i32 {
     guard(Some(err), || {
-        put_json(out, &os_ref(this).processes().map_err(|e| e.to_string())?)
+        put_json(
+            out,
+            &arc_ref::<dyn Os>(this)
+                .processes()
+                .map_err(|e| e.to_string())?,
+        )
     })
 }
 unsafe extern "C" fn os_process(
@@ -628,7 +613,9 @@ unsafe extern "C" fn os_process(
     err: StrSink,
 ) -> i32 {
     guard(Some(err), || {
-        let p = os_ref(this).process(pid).map_err(|e| e.to_string())?;
+        let p = arc_ref::<dyn Os>(this)
+            .process(pid)
+            .map_err(|e| e.to_string())?;
         // SAFETY: `out` is writable.
         unsafe { *out = export_process(p) };
         Ok(STATUS_OK)
@@ -638,18 +625,22 @@ unsafe extern "C" fn os_kernel_modules(this: *const c_void, out: StrSink, err: S
     guard(Some(err), || {
         put_json(
             out,
-            &os_ref(this).kernel_modules().map_err(|e| e.to_string())?,
+            &arc_ref::<dyn Os>(this)
+                .kernel_modules()
+                .map_err(|e| e.to_string())?,
         )
     })
 }
 unsafe extern "C" fn os_kernel_memory(this: *const c_void, out: *mut MemObj, err: StrSink) -> i32 {
-    guard(Some(err), || match os_ref(this).kernel_memory() {
-        Some(m) => {
-            // SAFETY: `out` is writable.
-            unsafe { *out = export_memory(m) };
-            Ok(STATUS_OK)
+    guard(Some(err), || {
+        match arc_ref::<dyn Os>(this).kernel_memory() {
+            Some(m) => {
+                // SAFETY: `out` is writable.
+                unsafe { *out = export_memory(m) };
+                Ok(STATUS_OK)
+            }
+            None => Ok(STATUS_NONE),
         }
-        None => Ok(STATUS_NONE),
     })
 }
 unsafe extern "C" fn os_physical(
@@ -658,7 +649,7 @@ unsafe extern "C" fn os_physical(
     info: StrSink,
     err: StrSink,
 ) -> i32 {
-    guard(Some(err), || match os_ref(this).physical() {
+    guard(Some(err), || match arc_ref::<dyn Os>(this).physical() {
         Some(t) => {
             let (obj, json) = export_target(t)?;
             // SAFETY: `out` is writable; the sink is valid for the call.
@@ -677,7 +668,7 @@ pub fn export_os(os: Arc<dyn Os>) -> OsObj {
     OsObj {
         this: Box::into_raw(Box::new(os)) as *mut c_void,
         vt: OsVtable {
-            drop: os_drop,
+            drop: arc_drop::<dyn Os>,
             info: os_info,
             processes: os_processes,
             process: os_process,
