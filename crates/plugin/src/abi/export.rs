@@ -243,6 +243,17 @@ unsafe extern "C" fn arc_drop<T: ?Sized>(this: *mut c_void) {
     }));
 }
 
+/// The status of a memory call: OK, or a panic reported through `report`.
+fn status(r: std::thread::Result<()>, report: ErrReport) -> i32 {
+    match r {
+        Ok(()) => STATUS_OK,
+        Err(p) => {
+            report_panic(report, &panic_message(&*p));
+            STATUS_PANIC
+        }
+    }
+}
+
 /// The object behind `this`, for the calls of an exported object's vtable.
 fn arc_ref<'a, T: ?Sized>(this: *const c_void) -> &'a Arc<T> {
     // SAFETY: callers pass the live box created by the matching `export_*` function.
@@ -256,8 +267,7 @@ unsafe extern "C" fn mem_read<M: MemoryView + ?Sized>(
     report: ErrReport,
 ) -> i32 {
     let r = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `this` is the live `Box<Arc<M>>` of this object.
-        let m = unsafe { &*(this as *const Arc<M>) };
+        let m = arc_ref::<M>(this);
         if n == 0 || ops.is_null() {
             return;
         }
@@ -283,13 +293,7 @@ unsafe extern "C" fn mem_read<M: MemoryView + ?Sized>(
             give_ops(v);
         }
     }));
-    match r {
-        Ok(()) => STATUS_OK,
-        Err(p) => {
-            report_panic(report, &panic_message(&*p));
-            STATUS_PANIC
-        }
-    }
+    status(r, report)
 }
 
 unsafe extern "C" fn mem_read_native<M: MemoryView + ?Sized>(
@@ -305,8 +309,7 @@ unsafe extern "C" fn mem_read_native<M: MemoryView + ?Sized>(
     // and passes `n` ops with disjoint live buffers and `Ok` outcomes.
     let ops = unsafe { std::slice::from_raw_parts_mut(ops as *mut ReadOp<'_, M::Addr>, n) };
     let r = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `this` is the live `Box<Arc<M>>` of this object.
-        let m = unsafe { &*(this as *const Arc<M>) };
+        let m = arc_ref::<M>(this);
         m.read_batch(ops);
     }));
     // Take every failure out of the caller's ops (it is dropped here, with our allocator),
@@ -321,13 +324,7 @@ unsafe extern "C" fn mem_read_native<M: MemoryView + ?Sized>(
     for (i, res) in &failed {
         report_results(std::iter::once(res), report, *i);
     }
-    match r {
-        Ok(()) => STATUS_OK,
-        Err(p) => {
-            report_panic(report, &panic_message(&*p));
-            STATUS_PANIC
-        }
-    }
+    status(r, report)
 }
 
 unsafe extern "C" fn mem_write<M: MemoryWrite + ?Sized>(
@@ -337,8 +334,7 @@ unsafe extern "C" fn mem_write<M: MemoryWrite + ?Sized>(
     report: ErrReport,
 ) -> i32 {
     let r = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `this` is the live `Box<Arc<M>>` of this object.
-        let m = unsafe { &*(this as *const Arc<M>) };
+        let m = arc_ref::<M>(this);
         if n == 0 || ops.is_null() {
             return;
         }
@@ -352,13 +348,7 @@ unsafe extern "C" fn mem_write<M: MemoryWrite + ?Sized>(
         m.write_batch(&mut v);
         report_results(v.iter().map(|o| &o.result), report, 0);
     }));
-    match r {
-        Ok(()) => STATUS_OK,
-        Err(p) => {
-            report_panic(report, &panic_message(&*p));
-            STATUS_PANIC
-        }
-    }
+    status(r, report)
 }
 
 unsafe extern "C" fn mem_metadata<M: MemoryView + ?Sized>(
