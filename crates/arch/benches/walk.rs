@@ -35,10 +35,7 @@ fn target() -> Target {
     let pgd = s
         .truth
         .monitor
-        .translations
-        .iter()
-        .find(|t| t.label == "kallsyms init_top_pgt")
-        .and_then(|t| t.pa)
+        .translated("kallsyms init_top_pgt")
         .expect("init_top_pgt pair in truth.json");
     let cpu = &s.truth.monitor.cpus[s.truth.monitor.marker_cpu.unwrap_or(0) as usize];
     let regs = CpuRegisters::X86(X86Registers {

@@ -20,10 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pgd = s
         .truth
         .monitor
-        .translations
-        .iter()
-        .find(|t| t.label == "kallsyms init_top_pgt")
-        .and_then(|t| t.pa)
+        .translated("kallsyms init_top_pgt")
         .ok_or("no init_top_pgt pair")?;
     let kernel = Roots::single(PhysAddr(pgd));
     let mmu = Mmu::x86_64();

@@ -153,10 +153,7 @@ fn kernel_root_translates_kernel_pairs() {
     let pgd = s
         .truth
         .monitor
-        .translations
-        .iter()
-        .find(|t| t.label == "kallsyms init_top_pgt")
-        .and_then(|t| t.pa)
+        .translated("kallsyms init_top_pgt")
         .expect("init_top_pgt pair");
     let roots = Roots::single(PhysAddr(pgd));
     let kernel: Vec<_> = s

@@ -3,32 +3,13 @@
 
 mod common;
 
-use common::{compare, ref_translate, Builder, Fmt, Perm, Phys, RefOut};
+use common::{compare, crate_mmu, ref_translate, Builder, Fmt, Perm, Phys, RefOut, ALL};
 use memlens_arch::{
-    find_mappings, page_map, translate, translate_vec, Granule, Mmu, PageMapOptions, Roots,
-    TlbConfig, VirtualView,
+    find_mappings, page_map, translate, translate_vec, PageMapOptions, Roots, TlbConfig,
+    VirtualView,
 };
 use memlens_core::{Error, MemoryView, PhysAddr, ReadOp, VirtAddr};
 use proptest::prelude::*;
-
-const ALL: [Fmt; 9] = [
-    Fmt::X86,
-    Fmt::Pae,
-    Fmt::X64,
-    Fmt::X64La57,
-    Fmt::A64 { g: 12, va: 48 },
-    Fmt::A64 { g: 14, va: 48 },
-    Fmt::A64 { g: 16, va: 48 },
-    Fmt::A64 { g: 16, va: 52 },
-    Fmt::A64 { g: 12, va: 39 },
-];
-
-fn crate_mmu(f: Fmt) -> Mmu {
-    match f {
-        Fmt::A64 { g: 12, va: 39 } => Mmu::aarch64(Granule::K4, 39).unwrap(),
-        other => common::mmu(other),
-    }
-}
 
 fn sizes(f: Fmt) -> Vec<u64> {
     let geo = common::geometry(f);

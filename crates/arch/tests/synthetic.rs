@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{compare, mmu, ref_translate, roots, Builder, Fmt, Perm, Phys};
+use common::{compare, crate_mmu, mmu, ref_translate, roots, Builder, Fmt, Perm, Phys, ALL};
 use memlens_arch::{
     find_mappings, page_map, translate, translate_vec, ArchError, Mmu, PageMapOptions, Roots,
     TlbConfig, VirtualView,
@@ -27,25 +27,6 @@ const RW_KERNEL_NX: Perm = Perm {
     u: false,
     nx: true,
 };
-
-const ALL: [Fmt; 9] = [
-    Fmt::X86,
-    Fmt::Pae,
-    Fmt::X64,
-    Fmt::X64La57,
-    Fmt::A64 { g: 12, va: 48 },
-    Fmt::A64 { g: 14, va: 48 },
-    Fmt::A64 { g: 16, va: 48 },
-    Fmt::A64 { g: 16, va: 52 },
-    Fmt::A64 { g: 12, va: 39 },
-];
-
-fn crate_mmu(f: Fmt) -> Mmu {
-    match f {
-        Fmt::A64 { g: 12, va: 39 } => Mmu::aarch64(memlens_arch::Granule::K4, 39).unwrap(),
-        other => mmu(other),
-    }
-}
 
 #[test]
 fn x86_64_pages_sizes_and_flags() {

@@ -237,6 +237,17 @@ pub struct MonitorTruth {
     pub mtree_raw: String,
 }
 
+impl MonitorTruth {
+    /// The physical address QEMU gave for the first translated pair labelled `label`
+    /// (`kallsyms init_top_pgt`, `direct map of marker heap 0`), on any vCPU.
+    pub fn translated(&self, label: &str) -> Option<u64> {
+        self.translations
+            .iter()
+            .filter(|t| t.label == label)
+            .find_map(|t| t.pa)
+    }
+}
+
 impl Truth {
     /// The marker process as listed in [`GuestTruth::processes`].
     pub fn marker_process(&self) -> Option<&ProcessTruth> {

@@ -239,10 +239,7 @@ fn check(name: &str) {
             let root = t.marker_page_table_root().expect("marker CR3");
             let kernel_pgd = t
                 .monitor
-                .translations
-                .iter()
-                .find(|x| x.label == "kallsyms init_top_pgt" && x.pa.is_some())
-                .and_then(|x| x.pa)
+                .translated("kallsyms init_top_pgt")
                 .expect("init_top_pgt translation");
             assert_ne!(root & !0xfff, kernel_pgd, "marker CR3 is init_top_pgt");
             let pob = t.monitor.page_offset_base.expect("page_offset_base value");

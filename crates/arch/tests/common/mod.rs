@@ -607,6 +607,31 @@ pub fn mmu(f: Fmt) -> memlens_arch::Mmu {
     memlens_arch::Mmu::from_name(arch_name(f)).expect("known arch")
 }
 
+/// Every format the synthetic tests cover.
+#[allow(dead_code, reason = "not every test binary iterates all formats")]
+pub const ALL: [Fmt; 9] = [
+    Fmt::X86,
+    Fmt::Pae,
+    Fmt::X64,
+    Fmt::X64La57,
+    Fmt::A64 { g: 12, va: 48 },
+    Fmt::A64 { g: 14, va: 48 },
+    Fmt::A64 { g: 16, va: 48 },
+    Fmt::A64 { g: 16, va: 52 },
+    Fmt::A64 { g: 12, va: 39 },
+];
+
+/// The crate's MMU for a format, including the 39-bit aarch64 one that has no name.
+#[allow(dead_code, reason = "not every test binary builds MMUs")]
+pub fn crate_mmu(f: Fmt) -> memlens_arch::Mmu {
+    match f {
+        Fmt::A64 { g: 12, va: 39 } => {
+            memlens_arch::Mmu::aarch64(memlens_arch::Granule::K4, 39).expect("aarch64 39-bit")
+        }
+        other => mmu(other),
+    }
+}
+
 pub fn roots(b: &Builder) -> memlens_arch::Roots {
     memlens_arch::Roots::split(PhysAddr(b.root_lo), PhysAddr(b.root_hi))
 }
