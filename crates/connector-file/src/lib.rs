@@ -15,7 +15,7 @@
 //! | LiME | [`MappedFile`] (ranges) | – | – |
 //! | AVML | [`AvmlMemory`] | – | – |
 //!
-//! [`write`] writes ELF cores (physical memory, or a process's mappings) that this crate
+//! [`write`](mod@write) writes ELF cores (physical memory, or a process's mappings) that this crate
 //! and other tools read back.
 //!
 //! [`open_dump`] detects the format by content (see [`detect`]) and returns a [`Dump`]:
