@@ -15,7 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in os.processes()? {
         let head = match os.process(p.pid).and_then(|proc| {
             let maps = proc.maps()?;
-            let first = maps.first().ok_or(memlens::Error::Other("no maps".into()))?;
+            let first = maps
+                .first()
+                .ok_or(memlens::Error::Other("no maps".into()))?;
             proc.memory().read_vec(first.start, 4)
         }) {
             Ok(b) if !p.kernel_thread => format!("{b:02x?}"),

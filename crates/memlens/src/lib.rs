@@ -39,15 +39,15 @@ pub use memlens_core::{
     PhysicalMemory, PhysicalTarget, Result, VirtAddr, VirtualMemory,
 };
 
-/// Dump-file connector (raw, ELF core, kdump, LiME, AVML) and ELF core writing.
-pub use memlens_connector_file as file;
 /// Virtual address translation: MMU descriptions, page-table walks, page maps, views.
 pub use memlens_arch as arch;
+/// Dump-file connector (raw, ELF core, kdump, LiME, AVML) and ELF core writing.
+pub use memlens_connector_file as file;
+/// Live QEMU guests (RAM through the QEMU process, layout and registers from QMP).
+pub use memlens_connector_qemu as qemu;
 /// Linux guests from the kallsyms and BTF in their memory.
 pub use memlens_os_linux as linux;
 /// The host itself as an OS (`/proc`, `process_vm_readv`).
 pub use memlens_os_native as native;
-/// Live QEMU guests (RAM through the QEMU process, layout and registers from QMP).
-pub use memlens_connector_qemu as qemu;
 /// Plugins: the ABI, inventory of shared libraries, argument syntax and chains.
 pub use memlens_plugin as plugin;
