@@ -251,6 +251,28 @@ fn x86_64_4g() {
     check("x86_64-4g");
 }
 
+/// A second kernel build (Debian's 6.12 series): nothing may depend on one build's
+/// offsets or kallsyms layout.
+#[test]
+fn x86_64_6_12() {
+    check("x86_64-6.12");
+}
+
+#[test]
+fn x86_64_6_12_elf_with_hints() {
+    check_input("x86_64-6.12", Input::Elf);
+}
+
+#[test]
+fn x86_64_6_12_elf_pure_scan() {
+    check_input("x86_64-6.12", Input::ElfNoHints);
+}
+
+#[test]
+fn x86_64_6_12_kdump() {
+    check_input("x86_64-6.12", Input::Kdump);
+}
+
 #[test]
 fn x86_64_kaslr_elf_with_hints() {
     check_input("x86_64-kaslr", Input::Elf);
