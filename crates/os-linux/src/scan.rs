@@ -16,8 +16,9 @@ use crate::kallsyms::{self, Layout, SymbolTable};
 /// Size of one scan read (small enough that the copy stays in cache for the search).
 const CHUNK: u64 = 1 << 20;
 /// Windows read around the token table, `(before, after)`: names, markers and offsets
-/// of up to ~200k symbols fit the first; the second is the fallback for huge tables.
-const WINDOWS: [(u64, u64); 2] = [(6 << 20, 1 << 20), (24 << 20, 6 << 20)];
+/// of up to ~200k symbols fit the first (with the seqs after the offsets, newer order);
+/// the second is the fallback for huge tables.
+const WINDOWS: [(u64, u64); 2] = [(6 << 20, 2 << 20), (24 << 20, 6 << 20)];
 
 /// Reads `[pa, pa+len)` into a vector, leaving unreadable parts zero.
 pub fn read_lossy(phys: &dyn PhysicalMemory, pa: u64, len: usize) -> Vec<u8> {
@@ -265,7 +266,9 @@ fn decode_at(
     last_err: &mut Option<LinuxError>,
 ) -> Option<FoundKallsyms> {
     for (before, after) in WINDOWS {
-        let base = near.saturating_sub(before);
+        // Page-aligned: the tables' alignment (token index, offsets) is physical, and
+        // the parser aligns window offsets, so the window must start aligned too.
+        let base = near.saturating_sub(before) & !0xfff;
         let w = read_lossy(phys, base, (near - base + after) as usize);
         let rel = (near - base) as usize;
         // Re-find the exact table start inside the window.
