@@ -600,7 +600,8 @@ pub fn parse(
     l.absolute_percpu = percpu;
     // Newer order (6.x): `kallsyms_seqs_of_names` follows `kallsyms_relative_base`; the
     // sortedness check below rejects a wrong guess.
-    if l.seqs_of_names.is_none() && w.len() >= rb + 8 + 3 * n {
+    let guessed = l.seqs_of_names.is_none() && w.len() >= rb + 8 + 3 * n;
+    if guessed {
         l.seqs_of_names = Some(rb + 8);
     }
     // Token strings.
@@ -649,6 +650,9 @@ pub fn parse(
             }
             prev = Some(cur);
         }
+    }
+    if guessed && !sorted {
+        l.seqs_of_names = None;
     }
     let st = if sorted {
         SymbolTable {

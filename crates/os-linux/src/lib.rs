@@ -21,12 +21,18 @@
 //! Stages: [`scan`] finds kallsyms in physical memory ([`kallsyms`]), [`kernel`] derives
 //! the image offset, page-table root, paging depth and direct map from it and loads
 //! [`btf`] into [`layout::Offsets`]; [`tasks`], [`mm`], [`paths`] and [`modules`] walk
-//! the kernel's lists and trees through [`vm::X86Space`].
+//! the kernel's lists and trees through [`vm::KernelSpace`].
+//!
+//! Architectures: x86-64 (4- and 5-level paging) and arm64 (4 KiB granule; see
+//! [`aarch64`] for how a kernel whose kallsyms has no data symbols is placed, and why
+//! `__ksymtab` supplies the image offset).
 //!
 //! Process memory: a process's view uses `mm->pgd` (via the direct map). With page-table
 //! isolation (KPTI) `mm->pgd` is the kernel copy of the PGD, which on x86 also maps the
 //! whole user half (the kernel reads user memory through it), so it serves both halves.
+//! On arm64 `mm->pgd` is TTBR0 (user half) and the kernel's `swapper_pg_dir` TTBR1.
 
+pub mod aarch64;
 pub mod btf;
 pub mod error;
 pub mod kallsyms;
@@ -124,16 +130,11 @@ impl LinuxOs {
                 let space: Arc<dyn VirtualMemory> = match mm {
                     Some(mm) => {
                         let root = tasks::mm_space(&self.k, mm)?.root();
-                        let mmu = if self.k.info.levels == 5 {
-                            memlens_arch::Mmu::x86_64_la57()
-                        } else {
-                            memlens_arch::Mmu::x86_64()
-                        };
                         Arc::new(
                             memlens_arch::VirtualView::new(
                                 self.k.phys.clone(),
-                                mmu,
-                                memlens_arch::Roots::single(root),
+                                self.k.user_mmu()?,
+                                self.k.user_roots(root),
                             )
                             .with_tlb(memlens_arch::TlbConfig::default()),
                         )
@@ -190,7 +191,7 @@ impl Os for LinuxOs {
         OsInfo {
             plugin: "linux".into(),
             release: i.release.clone(),
-            arch: Some(memlens_core::Arch::X86_64),
+            arch: Some(i.arch),
             details,
         }
     }

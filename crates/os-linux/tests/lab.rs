@@ -293,15 +293,25 @@ fn x86_64_la57_elf_with_hints() {
     check_input("x86_64-la57", Input::Elf);
 }
 
-/// The arm64 guest's kernel is found but not (yet) supported: the error must say so.
+/// arm64 (Debian's kernel: text-only kallsyms, KASLR): the pure scan on the raw image.
 #[test]
-fn arm64_is_a_clear_error() {
-    let s = testlab::require("arm64");
-    let mem = memlens_connector_file::RawFile::open(&s.raw).unwrap();
-    let target = PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default());
-    let e = LinuxOs::open(target, LinuxOptions::default()).expect_err("arm64 is not supported yet");
-    let msg = e.to_string();
-    assert!(msg.contains("aarch64") || msg.contains("arm64"), "{msg}");
+fn arm64() {
+    check("arm64");
+}
+
+#[test]
+fn arm64_elf_with_hints() {
+    check_input("arm64", Input::Elf);
+}
+
+#[test]
+fn arm64_elf_pure_scan() {
+    check_input("arm64", Input::ElfNoHints);
+}
+
+#[test]
+fn arm64_kdump() {
+    check_input("arm64", Input::Kdump);
 }
 
 /// `__ksymtab` (the fallback for data symbols) read from the running KASLR kernel's
