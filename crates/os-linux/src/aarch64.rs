@@ -34,16 +34,18 @@ use crate::kallsyms::SymbolTable;
 use crate::scan;
 use crate::vm::KernelSpace;
 
-/// Exported text symbols tried for `kimage_voffset` (any two that agree suffice).
+/// Exported text symbols tried for `kimage_voffset` (any two that agree suffice). Names
+/// that are rarely the tail of another exported name come first (each tail match is one
+/// more place to search).
 const ANCHORS: &[&str] = &[
     "_printk",
-    "printk",
-    "kfree",
-    "schedule",
-    "memcpy",
-    "strlen",
     "msleep",
     "mutex_lock",
+    "printk",
+    "schedule",
+    "kfree",
+    "memcpy",
+    "strlen",
 ];
 /// `VA_BITS` values tried without VMCOREINFO (4 KiB granule: 48 and 39 are Linux's).
 const VA_BITS: &[u8] = &[48, 39, 47, 42, 36];
@@ -72,6 +74,10 @@ pub(crate) struct Arm64 {
     pub kaslr: Option<u64>,
     /// Whether VMCOREINFO was used.
     pub hinted: bool,
+    /// `init_task` from `__ksymtab` (pre-seeds the kernel's symbol cache).
+    pub init_task: Option<u64>,
+    /// The first `Linux version …` banner in the window.
+    pub banner: Option<String>,
 }
 
 fn parse_vmci(v: &BTreeMap<String, String>, key: &str) -> Option<u64> {
@@ -96,6 +102,11 @@ fn ksym_pa(img: &[u8], base: u64, name: &str) -> Option<u64> {
     crate::ksymtab::lookup(img, 0, name).map(|rel| base.wrapping_add(rel))
 }
 
+/// Windows `(before, after)` around the token table searched for `__ksymtab`, the BTF,
+/// `swapper_pg_dir` and the banner: a small one (Debian's 6.1 has them from 3 MiB before
+/// to 7 MiB after kallsyms) and a large fallback.
+const WINDOWS: [(u64, u64); 2] = [(4 << 20, 16 << 20), (16 << 20, 64 << 20)];
+
 /// Finds the arm64 kernel's layout. `tt` is the physical address of the kallsyms token
 /// table (inside the image's read-only data).
 pub(crate) fn setup(
@@ -105,20 +116,46 @@ pub(crate) fn setup(
     vmci: Option<&BTreeMap<String, String>>,
     forced_root: Option<PhysAddr>,
 ) -> Result<Arm64> {
+    let mut last = None;
+    for w in WINDOWS {
+        match setup_in(phys, syms, tt, vmci, forced_root, w) {
+            Ok(a) => return Ok(a),
+            Err(e) => {
+                log::debug!("arm64 setup with window {w:x?}: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or(LinuxError::KernelNotFound {
+        found: format!("arm64 kallsyms at {tt}"),
+        missing: "a search window".into(),
+    }))
+}
+
+fn setup_in(
+    phys: &Arc<dyn PhysicalMemory>,
+    syms: &SymbolTable,
+    tt: PhysAddr,
+    vmci: Option<&BTreeMap<String, String>>,
+    forced_root: Option<PhysAddr>,
+    (before, after): (u64, u64),
+) -> Result<Arm64> {
     let not_found = |missing: String| LinuxError::KernelNotFound {
         found: format!("arm64 kallsyms at {tt}"),
         missing,
     };
     let hint = |key: &str| vmci.and_then(|v| parse_vmci(v, key));
+    let max_pa = phys.metadata().max_addr.0;
     let mut hinted = false;
     let text = syms
         .get("_text")
         .or_else(|| syms.get("_stext"))
         .ok_or_else(|| not_found("the symbol _text".into()))?;
 
-    // The image around the token table: text below it, `__ksymtab` above.
-    let base = tt.0.saturating_sub(32 << 20) & !0xfff;
-    let img = scan::read_lossy(&**phys, base, (tt.0 - base + (32 << 20)) as usize);
+    // The image's read-only data and data around the token table: `__ksymtab`, the BTF
+    // and `swapper_pg_dir` follow kallsyms (which sits in `.rodata`).
+    let base = tt.0.saturating_sub(before) & !0xfff;
+    let img = scan::read_lossy(&**phys, base, (tt.0 - base + after) as usize);
 
     // 1. kimage_voffset.
     let image_delta = match hint("NUMBER(kimage_voffset)") {
@@ -175,8 +212,7 @@ pub(crate) fn setup(
     };
 
     // 3. BTF (needed for init_task -> init_mm -> pgd).
-    let btf_len = (tt.0.saturating_sub(text_pa) + (48 << 20)).min(MAX_IMAGE);
-    let (_, blob) = scan::find_btf(&**phys, text_pa, btf_len).ok_or_else(|| LinuxError::NoBtf {
+    let (_, blob) = scan::find_btf_in(&img).ok_or_else(|| LinuxError::NoBtf {
         release: "(arm64 kernel)".into(),
     })?;
     let btf = Btf::parse(&blob)?;
@@ -202,7 +238,7 @@ pub(crate) fn setup(
         Some(r) => (r, pick(r)),
         None => match root_from_init_mm(phys, &btf, &img, base, text, image_delta) {
             Some(r) if pick(r).is_some() => (r, pick(r)),
-            _ => scan_root(&img, base, text, &vbs, |r, vb| maps(vb, r))
+            _ => scan_root(&img, base, max_pa, text, &vbs, |r, vb| maps(vb, r))
                 .map_or((PhysAddr(0), None), |(r, vb)| (r, Some(vb))),
         },
     };
@@ -262,6 +298,8 @@ pub(crate) fn setup(
         kvm,
         kaslr,
         hinted: hinted || kaslr.is_some(),
+        init_task: ksym_pa(&img, base, "init_task").map(|pa| pa.wrapping_add(image_delta)),
+        banner: scan::banner_in(&img),
     })
 }
 
@@ -297,6 +335,7 @@ fn root_from_init_mm(
 fn scan_root(
     img: &[u8],
     base: u64,
+    max_pa: u64,
     text: u64,
     vbs: &[u8],
     verify: impl Fn(PhysAddr, u8) -> bool,
@@ -315,7 +354,16 @@ fn scan_root(
                 .map(u64::from_le_bytes)
                 .unwrap_or(0);
             let root = PhysAddr(base + off as u64);
-            if e & 3 == 3 && verify(root, vb) {
+            // A table descriptor: type bits 0b11, bits 11:2 and 58:48 clear (Linux sets
+            // only the type and, for kernel tables, PXN/UXN-table bits 59/60), next
+            // table inside physical memory.
+            let table = e & 0x0000_ffff_ffff_f000;
+            let plausible = e & 3 == 3
+                && e & 0x0000_0000_0000_0ffc == 0
+                && e & 0x07ff_0000_0000_0000 == 0
+                && table != 0
+                && table <= max_pa;
+            if plausible && verify(root, vb) {
                 log::info!("arm64: swapper_pg_dir found by structure at {root}");
                 return Some((root, vb));
             }

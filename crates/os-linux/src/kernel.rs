@@ -402,14 +402,10 @@ impl Kernel {
         let a = crate::aarch64::setup(&phys, &syms, found.token_table, vmci.as_ref(), opts.root)?;
         timings.push(("root", t.elapsed()));
         let t = Instant::now();
-        // No `linux_banner` symbol: the first banner inside the image.
-        let img = scan::read_lossy(&*phys, a.text_pa, a.image_len as usize);
-        let banner = memchr::memmem::find(&img, b"Linux version ").and_then(|at| {
-            let tail = img.get(at..(at + 512).min(img.len()))?;
-            let n = memchr::memchr(0, tail)?;
-            Some(String::from_utf8_lossy(&tail[..n]).trim_end().to_string())
+        // No `linux_banner` symbol: the first banner near kallsyms, else in the image.
+        let banner = a.banner.clone().or_else(|| {
+            scan::banner_in(&scan::read_lossy(&*phys, a.text_pa, a.image_len as usize))
         });
-        drop(img);
         let release = vmci
             .as_ref()
             .and_then(|v| v.get("OSRELEASE").cloned())
@@ -447,6 +443,11 @@ impl Kernel {
             a.image_len,
             a.va_bits
         );
+        let exported = a
+            .init_task
+            .map(|va| ("init_task".to_string(), Some(va)))
+            .into_iter()
+            .collect();
         Ok(Kernel {
             phys,
             kvm: a.kvm,
@@ -456,7 +457,7 @@ impl Kernel {
             page_offset_base: a.linear_base,
             info,
             target,
-            exported: Default::default(),
+            exported: std::sync::Mutex::new(exported),
         })
     }
 

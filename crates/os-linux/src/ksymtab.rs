@@ -13,6 +13,7 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
     let mut needle = Vec::with_capacity(name.len() + 1);
     needle.extend_from_slice(name.as_bytes());
     needle.push(0);
+    // Ascending (memmem order): one binary search per word.
     let targets: Vec<u64> = memchr::memmem::find_iter(img, &needle)
         .map(|p| img_va.wrapping_add(p as u64))
         .collect();
@@ -36,7 +37,10 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
         while q < hi && q + 4 <= img.len() {
             let v = i32::from_le_bytes(img.get(q..q + 4)?.try_into().ok()?) as i64;
             let at = img_va.wrapping_add(q as u64);
-            if v != 0 && targets.contains(&at.wrapping_add(v as u64)) && plausible(img, q) {
+            if v != 0
+                && targets.binary_search(&at.wrapping_add(v as u64)).is_ok()
+                && plausible(img, q)
+            {
                 let e = q - 4;
                 let val = i32::from_le_bytes(img.get(e..e + 4)?.try_into().ok()?) as i64;
                 return Some(img_va.wrapping_add(e as u64).wrapping_add(val as u64));

@@ -303,7 +303,8 @@ fn decode_at(
 /// The BTF header as it appears for vmlinux BTF: magic, version 1, flags 0, hdr_len 24.
 pub const BTF_HEADER: &[u8] = &[0x9f, 0xeb, 0x01, 0x00, 0x18, 0x00, 0x00, 0x00];
 
-/// Finds a BTF blob in `[start, start+len)` of physical memory and copies it out.
+/// Finds a BTF blob in `[start, start+len)` of physical memory and copies it out (a blob
+/// that starts in the range may extend past it).
 pub fn find_btf(phys: &dyn PhysicalMemory, start: u64, len: u64) -> Option<(u64, Vec<u8>)> {
     let w = read_lossy(phys, start, len as usize);
     for hit in memchr::memmem::find_iter(&w, BTF_HEADER) {
@@ -318,6 +319,30 @@ pub fn find_btf(phys: &dyn PhysicalMemory, start: u64, len: u64) -> Option<(u64,
             None => read_lossy(phys, start + hit as u64, blen),
         };
         return Some((start + hit as u64, blob));
+    }
+    None
+}
+
+/// The first `Linux version …` line (up to its NUL) in `w`.
+pub fn banner_in(w: &[u8]) -> Option<String> {
+    let at = memchr::memmem::find(w, b"Linux version ")?;
+    let tail = w.get(at..(at + 512).min(w.len()))?;
+    let n = memchr::memchr(0, tail)?;
+    Some(String::from_utf8_lossy(&tail[..n]).trim_end().to_string())
+}
+
+/// Finds a whole BTF blob inside `w`; returns its offset and a copy.
+pub fn find_btf_in(w: &[u8]) -> Option<(usize, Vec<u8>)> {
+    for hit in memchr::memmem::find_iter(w, BTF_HEADER) {
+        let Some(blen) = btf::blob_len(&w[hit..]) else {
+            continue;
+        };
+        if !(1024..=(64 << 20)).contains(&blen) {
+            continue;
+        }
+        if let Some(b) = w.get(hit..hit + blen) {
+            return Some((hit, b.to_vec()));
+        }
     }
     None
 }
