@@ -226,7 +226,9 @@ fn setup_in(
         let at = |va: u64| view.translate(VirtAddr(va)).map(|t| t.pa.0).ok();
         at(text) == Some(text_pa) && at(linear_of(vb).wrapping_add(root.0)) == Some(root.0)
     };
-    let vb_hint = hint("NUMBER(VA_BITS)").and_then(|v| u8::try_from(v).ok());
+    let vb_hint = hint("NUMBER(VA_BITS)")
+        .and_then(|v| u8::try_from(v).ok())
+        .filter(|v| (25..=52).contains(v));
     let vbs: Vec<u8> = match vb_hint {
         Some(v) => vec![v],
         None => VA_BITS.to_vec(),
@@ -253,7 +255,7 @@ fn setup_in(
     // 6. The image's extent: pages mapped at the image offset, in one batch.
     let view = VirtualView::new(phys.clone(), mmu, Roots::split(root, root));
     let vas: Vec<VirtAddr> = (0..MAX_IMAGE / 4096)
-        .map(|i| VirtAddr(text + i * 4096))
+        .map(|i| VirtAddr(text.wrapping_add(i * 4096)))
         .collect();
     let mut out: Vec<memlens_core::Result<memlens_arch::Translation>> = vas
         .iter()
@@ -316,14 +318,18 @@ fn root_from_init_mm(
     let init_task = ksym_pa(img, base, "init_task")?;
     let active_mm = btf.offset_of("task_struct", "active_mm").ok()?;
     let pgd_off = btf.offset_of("mm_struct", "pgd").ok()?;
-    let in_image = |va: u64| va >= text && va - text < MAX_IMAGE;
-    let init_mm = phys.read_u64(PhysAddr(init_task + active_mm)).ok()?;
+    let in_image = |va: u64| va.wrapping_sub(text) < MAX_IMAGE;
+    let init_mm = phys
+        .read_u64(PhysAddr(init_task.wrapping_add(active_mm)))
+        .ok()?;
     if !in_image(init_mm) {
         log::debug!("arm64: init_task.active_mm {init_mm:#x} is not init_mm");
         return None;
     }
     let pgd = phys
-        .read_u64(PhysAddr(init_mm.wrapping_sub(image_delta) + pgd_off))
+        .read_u64(PhysAddr(
+            init_mm.wrapping_sub(image_delta).wrapping_add(pgd_off),
+        ))
         .ok()?;
     in_image(pgd).then(|| PhysAddr(pgd.wrapping_sub(image_delta)))
 }

@@ -112,11 +112,11 @@ fn find_head(k: &Kernel, list_off: u64) -> Option<u64> {
             break;
         };
         if outside(next) && outside(prev) {
-            let head = text + o as u64;
+            let head = text.wrapping_add(o as u64);
             let m = next.wrapping_sub(list_off);
-            if k.u64(next + 8).ok() == Some(head)
+            if k.u64(next.wrapping_add(8)).ok() == Some(head)
                 && k.u64(prev).ok() == Some(head)
-                && k.u64(m + back).ok() == Some(m)
+                && k.u64(m.wrapping_add(back)).ok() == Some(m)
             {
                 log::info!("modules list head found by structure at {head:#x}");
                 return Some(head);
