@@ -53,7 +53,7 @@ use std::sync::Arc;
 
 use memlens_core::{
     os::ModuleDetails, MapInfo, ModuleInfo, Os, OsInfo, PhysicalTarget, Process, ProcessInfo,
-    VirtualMemory,
+    VirtAddr, VirtualMemory,
 };
 
 pub use error::{LinuxError, Result};
@@ -262,12 +262,41 @@ impl Process for LinuxProcess {
         Ok(mm::modules_of(&self.maps()?))
     }
 
+    /// Exports and imports from the dynamic section in the process's memory
+    /// ([`memlens_core::elf`]). Sections: the guest's file is not on the host and section
+    /// headers are not loaded, so the loadable segments stand in for them, named
+    /// `LOAD[i] rwx` (their runtime addresses and sizes in memory).
     fn module_details(&self, module: &ModuleInfo) -> memlens_core::Result<ModuleDetails> {
-        Err(memlens_core::Error::Unsupported {
-            what: format!(
-                "ELF exports/imports of {} (not implemented yet)",
-                module.name
-            ),
+        use memlens_core::elf;
+        let bad = |why: String| LinuxError::Elf {
+            pid: self.info.pid,
+            module: module.path.clone().unwrap_or_else(|| module.name.clone()),
+            base: module.base.0,
+            why,
+        };
+        let mem = &*self.space;
+        let img = elf::read_image(mem, module.base).map_err(bad)?;
+        let (exports, imports) = elf::dynamic_symbols(mem, &img).map_err(bad)?;
+        let sections = img
+            .segments
+            .iter()
+            .filter(|s| s.p_type == elf::PT_LOAD)
+            .enumerate()
+            .map(|(i, s)| memlens_core::os::SectionInfo {
+                name: format!(
+                    "LOAD[{i}] {}{}{}",
+                    if s.flags & 4 != 0 { 'r' } else { '-' },
+                    if s.flags & 2 != 0 { 'w' } else { '-' },
+                    if s.flags & 1 != 0 { 'x' } else { '-' },
+                ),
+                addr: VirtAddr(img.bias.wrapping_add(s.vaddr)),
+                size: s.memsz,
+            })
+            .collect();
+        Ok(ModuleDetails {
+            exports,
+            imports,
+            sections,
         })
     }
 }

@@ -220,6 +220,125 @@ fn check_input(name: &str, input: Input) {
     assert!(mods
         .iter()
         .any(|x| x.path.as_deref() == Some("/bin/memlens-marker")));
+    check_module_details(&s, &proc_, &maps);
+}
+
+/// `module_details` from process memory: the static marker's loadable segments against
+/// its maps in the guest's `/proc` (and no dynamic symbols: it is static), and the vDSO's
+/// exports against the vDSO image embedded in the kernel file (parsed by goblin).
+fn check_module_details(
+    s: &Scenario,
+    p: &memlens_os_linux::LinuxProcess,
+    maps: &[memlens_core::MapInfo],
+) {
+    use memlens_core::Process;
+    let name = s.spec.name;
+    let marker = Process::modules(p)
+        .expect("modules")
+        .into_iter()
+        .find(|m| m.path.as_deref() == Some("/bin/memlens-marker"))
+        .expect("marker module");
+    let d = p.module_details(&marker).expect("marker details");
+    assert!(
+        d.exports.is_empty() && d.imports.is_empty(),
+        "{name}: static"
+    );
+    let file_maps: Vec<_> = s
+        .truth
+        .guest
+        .marker
+        .maps
+        .iter()
+        .filter(|m| m.path == "/bin/memlens-marker")
+        .collect();
+    assert!(!d.sections.is_empty(), "{name}: no segments");
+    for seg in &d.sections {
+        let start = seg.addr.0 & !0xfff;
+        let m = file_maps
+            .iter()
+            .find(|m| m.start == start)
+            .unwrap_or_else(|| panic!("{name}: {} at {start:#x} starts no map", seg.name));
+        assert_eq!(
+            seg.name.ends_with('x'),
+            m.perms.contains('x'),
+            "{name}: {} vs map {}",
+            seg.name,
+            m.perms
+        );
+    }
+    for m in &file_maps {
+        assert!(
+            d.sections
+                .iter()
+                .any(|seg| seg.addr.0 & !0xfff <= m.start && m.end <= seg.addr.0 + seg.size + 0xfff),
+            "{name}: map {:#x}-{:#x} in no segment",
+            m.start,
+            m.end
+        );
+    }
+
+    // The vDSO: one 64-bit ELF with dynamic symbols embedded in the kernel file.
+    let vdso = maps
+        .iter()
+        .find(|m| m.path.as_deref() == Some("[vdso]"))
+        .expect("[vdso] map");
+    let module = memlens_core::ModuleInfo {
+        name: "[vdso]".into(),
+        base: vdso.start,
+        size: vdso.end.0 - vdso.start.0,
+        path: None,
+    };
+    let mut got: Vec<(String, u64)> = p
+        .module_details(&module)
+        .expect("vdso details")
+        .exports
+        .into_iter()
+        .map(|e| (e.name, e.addr.0))
+        .collect();
+    got.sort();
+    let file = s.vmlinux.as_ref().unwrap_or(&s.vmlinuz);
+    let bytes = std::fs::read(file).expect("kernel file");
+    let mut want: Vec<Vec<(String, u64)>> = Vec::new();
+    for at in memchr::memmem::find_iter(&bytes, b"\x7fELF\x02\x01\x01") {
+        let Ok(elf) = goblin::elf::Elf::parse(&bytes[at..]) else {
+            continue;
+        };
+        if at == 0 || elf.header.e_type != goblin::elf::header::ET_DYN || elf.dynsyms.is_empty() {
+            continue;
+        }
+        let first = elf
+            .program_headers
+            .iter()
+            .filter(|h| h.p_type == goblin::elf::program_header::PT_LOAD)
+            .map(|h| h.p_vaddr & !0xfff)
+            .min()
+            .unwrap_or(0);
+        let mut v: Vec<(String, u64)> = elf
+            .dynsyms
+            .iter()
+            .filter(|y| {
+                y.st_shndx != 0
+                    && matches!(y.st_bind(), 1 | 2 | 10)
+                    && y.st_type() != 4
+                    && y.st_name != 0
+            })
+            .map(|y| {
+                let n = elf.dynstrtab.get_at(y.st_name).unwrap_or("").to_string();
+                // SHN_ABS (version names) are not relocated.
+                let rt = if y.st_shndx == 0xfff1 {
+                    y.st_value
+                } else {
+                    vdso.start.0 + y.st_value - first
+                };
+                (n, rt)
+            })
+            .collect();
+        v.sort();
+        want.push(v);
+    }
+    assert_eq!(want.len(), 1, "{name}: vDSO images in {}", file.display());
+    assert!(!got.is_empty(), "{name}: vDSO exports");
+    assert_eq!(got, want[0], "{name}: vDSO exports");
 }
 
 trait InfoRef {
