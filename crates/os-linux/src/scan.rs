@@ -93,8 +93,37 @@ pub fn scan_chunks<T>(
 /// by all cores: chunks are handed out in ascending order and a thread stops once a hit
 /// below its next chunk is known, so the result is the lowest hit.
 pub fn find_token_table_parallel(phys: &dyn PhysicalMemory, lo: u64, hi: u64) -> Option<u64> {
+    find_token_table_in_chunks(phys, chunks(phys, lo, hi))
+}
+
+/// Whether a chunk holds data: any of its first, middle and last 4 KiB pages is not all
+/// zero. A cheap filter (three small reads per MiB) for the first pass of the scan: a raw
+/// image's holes (e.g. the GiB below arm64's RAM, sparse in the file) are skipped without
+/// reading them; the full scan still follows when the filtered pass finds nothing.
+fn has_data(phys: &dyn PhysicalMemory, pa: u64, len: u64) -> bool {
+    let mut pages = [[0u8; 4096]; 3];
+    let at = [pa, pa + ((len / 2) & !0xfff), pa + len.saturating_sub(4096)];
+    let mut ops: Vec<ReadOp<'_, PhysAddr>> = pages
+        .iter_mut()
+        .zip(at)
+        .map(|(b, a)| ReadOp::new(PhysAddr(a), &mut b[..]))
+        .collect();
+    phys.read_batch(&mut ops);
+    drop(ops);
+    pages.iter().any(|p| p.iter().any(|b| *b != 0))
+}
+
+/// [`find_token_table_parallel`] over the chunks of `[lo, hi)` that [`has_data`].
+pub fn find_token_table_dense(phys: &dyn PhysicalMemory, lo: u64, hi: u64) -> Option<u64> {
+    let list = chunks(phys, lo, hi)
+        .into_iter()
+        .filter(|&(pa, len)| has_data(phys, pa, len))
+        .collect();
+    find_token_table_in_chunks(phys, list)
+}
+
+fn find_token_table_in_chunks(phys: &dyn PhysicalMemory, list: Vec<(u64, u64)>) -> Option<u64> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    let list = chunks(phys, lo, hi);
     let next = AtomicUsize::new(0);
     let best = AtomicU64::new(u64::MAX);
     let threads = std::thread::available_parallelism()
@@ -226,7 +255,14 @@ pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Res
             }
         }
     }
-    // Fast path: the lowest candidate found in parallel is nearly always the kernel's.
+    // Fast path: the lowest candidate found in parallel is nearly always the kernel's;
+    // chunks whose sampled pages are all zero are left out first (a table in one of
+    // them is still found by the full scans below when this pass finds none).
+    if let Some(hit) = find_token_table_dense(phys, 0, u64::MAX) {
+        if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
+            return Ok(f);
+        }
+    }
     let mut from = 0;
     if let Some(hit) = find_token_table_parallel(phys, 0, u64::MAX) {
         if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
