@@ -20,9 +20,9 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
     if targets.is_empty() {
         return None;
     }
-    // `__ksymtab` precedes `__ksymtab_strings` within the read-only data (entries of
-    // ~15k exports, 12 bytes each): only the words up to `MAX_BEFORE` below a candidate
-    // name are searched, not the whole image.
+    // `__ksymtab` precedes `__ksymtab_strings` within the read-only data (15-30k exports
+    // of 12 bytes, plus `__kcrctab`: < 1 MiB): only the words up to `MAX_BEFORE` below a
+    // candidate name are searched, not the whole image.
     let mut spans: Vec<(usize, usize)> = targets
         .iter()
         .map(|t| {
@@ -52,7 +52,7 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
 }
 
 /// How far below its name string an entry is searched.
-const MAX_BEFORE: usize = 4 << 20;
+const MAX_BEFORE: usize = 2 << 20;
 
 /// A random word can point at the name by chance; a real entry sits in a table whose
 /// neighbours (12 bytes before or after) also name NUL-preceded printable strings.
