@@ -117,12 +117,25 @@ pub(crate) fn setup(
     forced_root: Option<PhysAddr>,
 ) -> Result<Arm64> {
     let mut last = None;
-    for w in WINDOWS {
-        match setup_in(phys, syms, tt, vmci, forced_root, w) {
-            Ok(a) => return Ok(a),
-            Err(e) => {
-                log::debug!("arm64 setup with window {w:x?}: {e}");
-                last = Some(e);
+    // Hints are shortcuts: when what they say does not check out, the scan decides.
+    let hints: &[Option<&BTreeMap<String, String>>] = if vmci.is_some() {
+        &[vmci, None]
+    } else {
+        &[None]
+    };
+    for &v in hints {
+        for w in WINDOWS {
+            match setup_in(phys, syms, tt, v, forced_root, w) {
+                Ok(a) => return Ok(a),
+                Err(e) => {
+                    if v.is_some() {
+                        log::warn!("arm64: VMCOREINFO values do not check out ({e}); scanning");
+                        last = Some(e);
+                        break;
+                    }
+                    log::debug!("arm64 setup with window {w:x?}: {e}");
+                    last = Some(e);
+                }
             }
         }
     }

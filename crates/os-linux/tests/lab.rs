@@ -491,3 +491,25 @@ fn x86_64_kaslr_text_symbols_only() {
     let maps = memlens_core::Process::maps(&marker).expect("maps");
     assert_eq!(maps.len(), s.truth.guest.marker.maps.len());
 }
+
+/// arm64 VMCOREINFO that lies (a wrong `kimage_voffset`) is not trusted: the values fail
+/// the page-table check, the scan places the kernel, and the process list is complete.
+#[test]
+fn arm64_wrong_vmcoreinfo_falls_back_to_the_scan() {
+    let s = testlab::require("arm64");
+    let d = memlens_connector_file::open_dump(&s.elf, &Default::default()).expect("ELF dump");
+    let mut t = d.target();
+    let v = t.info.vmcoreinfo.as_mut().expect("VMCOREINFO");
+    let right = v["NUMBER(kimage_voffset)"].clone();
+    v.insert(
+        "NUMBER(kimage_voffset)".into(),
+        "0xffff800000000000".to_string(),
+    );
+    assert_ne!(right, v["NUMBER(kimage_voffset)"]);
+    let os = LinuxOs::open(t, LinuxOptions::default()).expect("open despite wrong hints");
+    assert!(os.linux_info().hints_used.is_empty());
+    let ps = os.processes().expect("processes");
+    for p in &s.truth.guest.processes {
+        assert!(ps.iter().any(|q| q.pid == p.pid), "pid {} missing", p.pid);
+    }
+}
