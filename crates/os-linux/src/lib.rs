@@ -88,13 +88,17 @@ pub fn detect(target: &PhysicalTarget) -> Option<Detected> {
             kallsyms_at: None,
         });
     }
-    scan::scan_chunks(&*target.memory, 4096, |pa, bytes| {
-        memchr::memmem::find_iter(bytes, kallsyms::DIGITS_ANCHOR)
-            .find_map(|h| kallsyms::token_table_at(bytes, h))
-            .map(|(tt, _)| Detected {
-                release: None,
-                kallsyms_at: Some(pa + tt as u64),
-            })
+    // The anchor of the lowest valid table (chunks with data first, as the open does),
+    // then its start from a page-aligned window around it.
+    let mem = &*target.memory;
+    let hit = scan::find_token_table_dense(mem, 0, u64::MAX)
+        .or_else(|| scan::find_token_table_parallel(mem, 0, u64::MAX))?;
+    let base = hit.saturating_sub(8192) & !0xfff;
+    let w = scan::read_lossy(mem, base, (hit - base + 8192) as usize);
+    let (tt, _) = kallsyms::token_table_at(&w, usize::try_from(hit - base).ok()?)?;
+    Some(Detected {
+        release: None,
+        kallsyms_at: Some(base + tt as u64),
     })
 }
 
