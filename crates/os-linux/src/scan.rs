@@ -113,7 +113,8 @@ fn has_data(phys: &dyn PhysicalMemory, pa: u64, len: u64) -> bool {
     pages.iter().any(|p| p.iter().any(|b| *b != 0))
 }
 
-/// [`find_token_table_parallel`] over the chunks of `[lo, hi)` that [`has_data`].
+/// [`find_token_table_parallel`] over the chunks of `[lo, hi)` that hold data (any of
+/// their first, middle and last pages is not all zero).
 pub fn find_token_table_dense(phys: &dyn PhysicalMemory, lo: u64, hi: u64) -> Option<u64> {
     let list = chunks(phys, lo, hi)
         .into_iter()
