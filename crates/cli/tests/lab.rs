@@ -33,6 +33,11 @@ fn ps_matches_guest_x86_64_la57() {
 }
 
 #[test]
+fn ps_matches_guest_x86_64_6_12() {
+    check_ps("x86_64-6.12");
+}
+
+#[test]
 fn modules_maps_and_marker_strings() {
     let s = testlab::require("x86_64-kaslr");
     let elf = p(&s.elf);

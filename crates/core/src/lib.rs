@@ -18,6 +18,7 @@
 pub mod addr;
 pub mod bench;
 pub mod cpu;
+pub mod elf;
 pub mod error;
 pub mod ext;
 pub mod mem;

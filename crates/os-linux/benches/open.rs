@@ -22,7 +22,13 @@ fn open(path: &std::path::Path) -> LinuxOs {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("linux");
     g.sample_size(10);
-    for name in ["x86_64-4g", "x86_64-kaslr", "x86_64-la57"] {
+    for name in [
+        "x86_64-4g",
+        "x86_64-kaslr",
+        "x86_64-la57",
+        "x86_64-6.12",
+        "arm64",
+    ] {
         let s = testlab::require(name);
         g.bench_function(format!("open+ps/{name}"), |b| {
             b.iter(|| open(&s.raw).processes().expect("ps").len())

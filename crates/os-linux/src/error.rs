@@ -84,6 +84,18 @@ pub enum LinuxError {
         /// Why.
         why: String,
     },
+    /// An ELF module in a process's memory could not be parsed.
+    #[error("ELF module {module} at {base:#x} of pid {pid}: {why}")]
+    Elf {
+        /// The process.
+        pid: u32,
+        /// Module name or path.
+        module: String,
+        /// Its base address.
+        base: u64,
+        /// What went wrong.
+        why: String,
+    },
     /// A memory access failed.
     #[error(transparent)]
     Memory(#[from] memlens_core::Error),

@@ -8,7 +8,7 @@
 //! - `kallsyms_num_syms` (`N`) directly precedes `kallsyms_names` in every layout; the
 //!   names are followed by `kallsyms_markers` (`ceil(N/256)` ascending `u32`, the first 0),
 //!   then optionally `kallsyms_seqs_of_names` (`3N` bytes, 6.2+ and Debian's 6.1), then the
-//!   token table. A backward scan from the token table tries each plausible `N` and keeps
+//!   token table. In the newer order (Debian's 6.12) the seqs follow `relative_base`. A backward scan from the token table tries each plausible `N` and keeps
 //!   the one whose markers fit exactly.
 //! - `kallsyms_offsets` (`N` × `i32`) and `kallsyms_relative_base` are either just before
 //!   `num_syms` (≤ 6.x older order) or just after the token index (newer order); both
@@ -598,6 +598,12 @@ pub fn parse(
     l.relative_base_pos = rb;
     l.relative_base = rd_u64(w, rb).unwrap_or(0);
     l.absolute_percpu = percpu;
+    // Newer order (6.x): `kallsyms_seqs_of_names` follows `kallsyms_relative_base`; the
+    // sortedness check below rejects a wrong guess.
+    let guessed = l.seqs_of_names.is_none() && w.len() >= rb + 8 + 3 * n;
+    if guessed {
+        l.seqs_of_names = Some(rb + 8);
+    }
     // Token strings.
     let mut tokens: Vec<&[u8]> = Vec::with_capacity(256);
     for i in 0..256 {
@@ -644,6 +650,9 @@ pub fn parse(
             }
             prev = Some(cur);
         }
+    }
+    if guessed && !sorted {
+        l.seqs_of_names = None;
     }
     let st = if sorted {
         SymbolTable {

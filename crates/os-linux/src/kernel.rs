@@ -21,7 +21,7 @@ use crate::kallsyms::SymbolTable;
 use crate::layout::Offsets;
 use crate::scan;
 use crate::sysmap;
-use crate::vm::X86Space;
+use crate::vm::{KernelSpace, X86Space};
 
 /// `__START_KERNEL_map` on x86-64.
 pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
@@ -57,21 +57,28 @@ pub enum SymbolSource {
 /// Facts about the opened kernel (shown by `memlens info`).
 #[derive(Debug, Clone)]
 pub struct LinuxInfo {
+    /// Architecture of the kernel (x86-64 or aarch64).
+    pub arch: memlens_core::Arch,
     /// Kernel release (`uname -r`).
     pub release: Option<String>,
     /// The `Linux version …` banner.
     pub banner: Option<String>,
-    /// Paging depth (4 or 5).
+    /// Paging depth (x86-64: 4 or 5; aarch64: levels of the TTBR1 tables).
     pub levels: u8,
     /// Kernel page-table root.
     pub root: PhysAddr,
-    /// Virtual KASLR offset (`_text - 0xffffffff81000000`).
+    /// Virtual KASLR offset: x86-64 `_text - 0xffffffff81000000`; aarch64 VMCOREINFO's
+    /// `KERNELOFFSET`, 0 when the dump has none (the link address is not in memory).
     pub kaslr_virtual: u64,
-    /// Physical address of `_text`.
+    /// Physical address of `_text` (arm64: `_stext`, the first kallsyms text symbol).
     pub text_phys: PhysAddr,
+    /// Bytes of the image from there: `_end - _text`, or on arm64 (no `_end` in a
+    /// text-only kallsyms) the run of pages mapped at the image offset.
+    pub image_size: u64,
     /// Virtual minus physical address of the kernel image.
     pub image_delta: u64,
-    /// Base of the direct map (`page_offset_base`).
+    /// Virtual address of physical 0 in the direct map: x86-64 `page_offset_base`;
+    /// aarch64 `PAGE_OFFSET - PHYS_OFFSET`.
     pub page_offset_base: u64,
     /// Symbol source.
     pub symbol_source: SymbolSource,
@@ -88,7 +95,7 @@ pub struct LinuxInfo {
 /// An opened kernel: symbols, layouts and the kernel address space.
 pub struct Kernel {
     pub(crate) phys: Arc<dyn PhysicalMemory>,
-    pub(crate) kvm: X86Space,
+    pub(crate) kvm: KernelSpace,
     pub(crate) syms: SymbolTable,
     pub(crate) btf: Btf,
     pub(crate) off: Offsets,
@@ -96,7 +103,7 @@ pub struct Kernel {
     pub(crate) info: LinuxInfo,
     pub(crate) target: PhysicalTarget,
     /// Symbols resolved through `__ksymtab` after a kallsyms miss.
-    exported: std::sync::Mutex<std::collections::HashMap<String, Option<u64>>>,
+    pub(crate) exported: std::sync::Mutex<std::collections::HashMap<String, Option<u64>>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -162,7 +169,6 @@ impl Kernel {
         let low = scan::low_tables(&*phys);
         let (syms, image_delta, source) = match scan::find_kallsyms(&*phys, hint) {
             Ok(mut found) => {
-                check_x86_64(&found.symbols)?;
                 if opts.text_symbols_only {
                     found.symbols = SymbolTable::new(
                         found
@@ -176,6 +182,10 @@ impl Kernel {
                             })
                             .collect(),
                     );
+                }
+                if is_aarch64(&found.symbols) {
+                    timings.push(("kallsyms", t.elapsed()));
+                    return Kernel::open_aarch64(target, opts, found, vmci, timings);
                 }
                 // Without `linux_banner` (no data symbols): phys_base from the trampoline.
                 let delta = image_delta_from_kallsyms(&*phys, &found.symbols, found.token_table)
@@ -359,12 +369,14 @@ impl Kernel {
         timings.push(("btf", t.elapsed()));
 
         let info = LinuxInfo {
+            arch: memlens_core::Arch::X86_64,
             release,
             banner,
             levels,
             root,
             kaslr_virtual: text.wrapping_sub(DEFAULT_TEXT),
             text_phys: pa_of(text),
+            image_size: end.saturating_sub(text),
             image_delta,
             page_offset_base,
             symbol_source: source,
@@ -386,6 +398,79 @@ impl Kernel {
         })
     }
 
+    /// The arm64 path of [`Kernel::open`] once kallsyms is decoded (see [`crate::aarch64`]).
+    fn open_aarch64(
+        target: PhysicalTarget,
+        opts: &LinuxOptions,
+        found: scan::FoundKallsyms,
+        vmci: Option<BTreeMap<String, String>>,
+        mut timings: Vec<(&'static str, Duration)>,
+    ) -> Result<Kernel> {
+        let phys = target.memory.clone();
+        let syms = found.symbols;
+        let t = Instant::now();
+        let a = crate::aarch64::setup(&phys, &syms, found.token_table, vmci.as_ref(), opts.root)?;
+        timings.push(("root", t.elapsed()));
+        let t = Instant::now();
+        // No `linux_banner` symbol: the first banner near kallsyms, else in the image.
+        let banner = a.banner.clone().or_else(|| {
+            scan::banner_in(&scan::read_lossy(&*phys, a.text_pa, a.image_len as usize))
+        });
+        let release = vmci
+            .as_ref()
+            .and_then(|v| v.get("OSRELEASE").cloned())
+            .or_else(|| banner.as_deref().and_then(scan::release_of_banner));
+        let off = Offsets::from_btf(&a.btf)?;
+        timings.push(("btf", t.elapsed()));
+        let text = syms
+            .get("_text")
+            .or_else(|| syms.get("_stext"))
+            .unwrap_or(0);
+        let info = LinuxInfo {
+            arch: memlens_core::Arch::Aarch64,
+            release,
+            banner,
+            levels: a.kvm.levels(),
+            root: a.root,
+            kaslr_virtual: a.kaslr.unwrap_or(0),
+            text_phys: PhysAddr(a.text_pa),
+            image_size: a.image_len,
+            image_delta: a.image_delta,
+            page_offset_base: a.linear_base,
+            symbol_source: SymbolSource::Kallsyms,
+            symbol_count: syms.len(),
+            btf_types: a.btf.type_count(),
+            hints_used: if a.hinted {
+                vec!["vmcoreinfo".into()]
+            } else {
+                Vec::new()
+            },
+            timings,
+        };
+        log::debug!(
+            "arm64: _text {text:#x} at {:#x}, image {:#x} bytes, VA_BITS {}",
+            a.text_pa,
+            a.image_len,
+            a.va_bits
+        );
+        let exported = a
+            .init_task
+            .map(|va| ("init_task".to_string(), Some(va)))
+            .into_iter()
+            .collect();
+        Ok(Kernel {
+            phys,
+            kvm: a.kvm,
+            syms,
+            btf: a.btf,
+            off,
+            page_offset_base: a.linear_base,
+            info,
+            target,
+            exported: std::sync::Mutex::new(exported),
+        })
+    }
+
     /// Address of symbol `name`: kallsyms (or the System.map) first, then the exported
     /// symbols of `__ksymtab` in the image (for kernels whose kallsyms lacks data
     /// symbols). Misses are remembered.
@@ -397,7 +482,9 @@ impl Kernel {
         if let Some(r) = cache.get(name) {
             return *r;
         }
-        let text = self.syms.get("_text")?;
+        // arm64's text-only kallsyms has `_stext` but no `_text`: both are the image's
+        // first symbol as far as `text_phys` is concerned.
+        let text = self.syms.get("_text").or_else(|| self.syms.get("_stext"))?;
         let end = self.syms.get("_end").unwrap_or(text + (64 << 20));
         let len = end.saturating_sub(text).min(256 << 20) as usize;
         let img = scan::read_lossy(&*self.phys, self.info.text_phys.0, len);
@@ -407,6 +494,11 @@ impl Kernel {
         }
         cache.insert(name.to_string(), r);
         r
+    }
+
+    /// Virtual address of the image start (`_text`, or `_stext` where kallsyms lacks it).
+    pub(crate) fn text_va(&self) -> u64 {
+        self.info.text_phys.0.wrapping_add(self.info.image_delta)
     }
 
     /// Facts about the kernel.
@@ -425,8 +517,36 @@ impl Kernel {
     }
 
     /// The kernel's address space.
-    pub fn memory(&self) -> &X86Space {
+    pub fn memory(&self) -> &KernelSpace {
         &self.kvm
+    }
+
+    /// The MMU description of user address spaces.
+    pub(crate) fn user_mmu(&self) -> Result<memlens_arch::Mmu> {
+        Ok(match self.info.arch {
+            memlens_core::Arch::Aarch64 => crate::aarch64::mmu(self.kvm.va_bits())?,
+            _ if self.info.levels == 5 => memlens_arch::Mmu::x86_64_la57(),
+            _ => memlens_arch::Mmu::x86_64(),
+        })
+    }
+
+    /// The page-table roots of a process whose top-level table is at `pgd` (x86: one
+    /// root; aarch64: `pgd` as TTBR0, the kernel's `swapper_pg_dir` as TTBR1).
+    pub(crate) fn user_roots(&self, pgd: PhysAddr) -> memlens_arch::Roots {
+        match self.info.arch {
+            memlens_core::Arch::Aarch64 => memlens_arch::Roots::split(pgd, self.kvm.root()),
+            _ => memlens_arch::Roots::single(pgd),
+        }
+    }
+
+    /// A simple (uncached) view of a process's address space for short reads.
+    pub(crate) fn user_space(&self, pgd: PhysAddr) -> Result<KernelSpace> {
+        Ok(match self.info.arch {
+            memlens_core::Arch::Aarch64 => {
+                KernelSpace::aarch64(self.phys.clone(), self.user_mmu()?, self.kvm.va_bits(), pgd)
+            }
+            _ => X86Space::new(self.phys.clone(), pgd, self.info.levels),
+        })
     }
 
     /// Physical address of a direct-map virtual address.
@@ -462,11 +582,7 @@ impl Kernel {
 
     /// Whether `p` is a canonical kernel-half address for the paging depth.
     pub(crate) fn is_kptr(&self, p: u64) -> bool {
-        if self.info.levels == 5 {
-            p >> 56 == 0xff
-        } else {
-            p >> 47 == 0x1ffff
-        }
+        self.kvm.is_kernel_addr(p)
     }
 
     /// Reads a fixed-size, NUL-padded char array.
@@ -555,19 +671,10 @@ fn image_delta_from_kallsyms(
     })
 }
 
-/// Only x86-64 is handled: its image is linked in the top 2 GiB.
-fn check_x86_64(syms: &SymbolTable) -> Result<()> {
-    if let Some(text) = syms.get("_text").or(syms.get("_stext")) {
-        if text < START_KERNEL_MAP {
-            return Err(LinuxError::Unsupported {
-                what: "architecture",
-                detail: format!(
-                    "kallsyms found ({} symbols) with _text at {text:#x}, outside x86-64's \
-                     kernel map: an aarch64 (or other) kernel; only x86-64 is supported so far",
-                    syms.len()
-                ),
-            });
-        }
-    }
-    Ok(())
+/// An arm64 image lives in the vmalloc area, far below x86-64's kernel map (top 2 GiB);
+/// other architectures are told apart later (no `__ksymtab` anchors, no page tables).
+fn is_aarch64(syms: &SymbolTable) -> bool {
+    syms.get("_text")
+        .or(syms.get("_stext"))
+        .is_some_and(|t| t < START_KERNEL_MAP)
 }

@@ -13,25 +13,46 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
     let mut needle = Vec::with_capacity(name.len() + 1);
     needle.extend_from_slice(name.as_bytes());
     needle.push(0);
+    // Ascending (memmem order): one binary search per word.
     let targets: Vec<u64> = memchr::memmem::find_iter(img, &needle)
         .map(|p| img_va.wrapping_add(p as u64))
         .collect();
     if targets.is_empty() {
         return None;
     }
+    // `__ksymtab` precedes `__ksymtab_strings` within the read-only data (15-30k exports
+    // of 12 bytes, plus `__kcrctab`: < 1 MiB): only the words up to `MAX_BEFORE` below a
+    // candidate name are searched, not the whole image.
+    let mut spans: Vec<(usize, usize)> = targets
+        .iter()
+        .map(|t| {
+            let t = t.wrapping_sub(img_va) as usize;
+            (t.saturating_sub(MAX_BEFORE) & !3, t)
+        })
+        .collect();
+    spans.sort_unstable();
     let mut q = 4usize;
-    while q + 4 <= img.len() {
-        let v = i32::from_le_bytes(img.get(q..q + 4)?.try_into().ok()?) as i64;
-        let at = img_va.wrapping_add(q as u64);
-        if v != 0 && targets.contains(&at.wrapping_add(v as u64)) && plausible(img, q) {
-            let e = q - 4;
-            let val = i32::from_le_bytes(img.get(e..e + 4)?.try_into().ok()?) as i64;
-            return Some(img_va.wrapping_add(e as u64).wrapping_add(val as u64));
+    for (lo, hi) in spans {
+        q = q.max(lo).max(4);
+        while q < hi && q + 4 <= img.len() {
+            let v = i32::from_le_bytes(img.get(q..q + 4)?.try_into().ok()?) as i64;
+            let at = img_va.wrapping_add(q as u64);
+            if v != 0
+                && targets.binary_search(&at.wrapping_add(v as u64)).is_ok()
+                && plausible(img, q)
+            {
+                let e = q - 4;
+                let val = i32::from_le_bytes(img.get(e..e + 4)?.try_into().ok()?) as i64;
+                return Some(img_va.wrapping_add(e as u64).wrapping_add(val as u64));
+            }
+            q += 4;
         }
-        q += 4;
     }
     None
 }
+
+/// How far below its name string an entry is searched.
+const MAX_BEFORE: usize = 2 << 20;
 
 /// A random word can point at the name by chance; a real entry sits in a table whose
 /// neighbours (12 bytes before or after) also name NUL-preceded printable strings.

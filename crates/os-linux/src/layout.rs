@@ -71,6 +71,11 @@ pub struct Offsets {
     pub module_list: Option<u64>,
     pub module_name: Option<u64>,
     pub module_name_len: u64,
+    /// `vm_operations_struct.name` (a function pointer; identifies special mappings when
+    /// `special_mapping_vmops` is not a symbol).
+    pub vmops_name: Option<u64>,
+    /// `module.mkobj.mod` (points back at its module; identifies a `struct module`).
+    pub module_mkobj_mod: Option<u64>,
     /// 6.4+: offset of `mem`, size of one `module_memory`, count, offsets of base/size.
     pub module_mem: Option<(u64, u64, u64, u64, u64)>,
     /// Older: `core_layout.base`, `core_layout.size`, `init_layout.size`.
@@ -156,6 +161,8 @@ impl Offsets {
             module_list: opt(btf, "module", "list"),
             module_name: opt(btf, "module", "name"),
             module_name_len: 56,
+            module_mkobj_mod: opt(btf, "module", "mkobj.mod"),
+            vmops_name: opt(btf, "vm_operations_struct", "name"),
             module_mem: None,
             module_layout: None,
         };

@@ -21,12 +21,18 @@
 //! Stages: [`scan`] finds kallsyms in physical memory ([`kallsyms`]), [`kernel`] derives
 //! the image offset, page-table root, paging depth and direct map from it and loads
 //! [`btf`] into [`layout::Offsets`]; [`tasks`], [`mm`], [`paths`] and [`modules`] walk
-//! the kernel's lists and trees through [`vm::X86Space`].
+//! the kernel's lists and trees through [`vm::KernelSpace`].
+//!
+//! Architectures: x86-64 (4- and 5-level paging) and arm64 (4 KiB granule; see
+//! [`aarch64`] for how a kernel whose kallsyms has no data symbols is placed, and why
+//! `__ksymtab` supplies the image offset).
 //!
 //! Process memory: a process's view uses `mm->pgd` (via the direct map). With page-table
 //! isolation (KPTI) `mm->pgd` is the kernel copy of the PGD, which on x86 also maps the
 //! whole user half (the kernel reads user memory through it), so it serves both halves.
+//! On arm64 `mm->pgd` is TTBR0 (user half) and the kernel's `swapper_pg_dir` TTBR1.
 
+pub mod aarch64;
 pub mod btf;
 pub mod error;
 pub mod kallsyms;
@@ -47,7 +53,7 @@ use std::sync::Arc;
 
 use memlens_core::{
     os::ModuleDetails, MapInfo, ModuleInfo, Os, OsInfo, PhysicalTarget, Process, ProcessInfo,
-    VirtualMemory,
+    VirtAddr, VirtualMemory,
 };
 
 pub use error::{LinuxError, Result};
@@ -82,13 +88,17 @@ pub fn detect(target: &PhysicalTarget) -> Option<Detected> {
             kallsyms_at: None,
         });
     }
-    scan::scan_chunks(&*target.memory, 4096, |pa, bytes| {
-        memchr::memmem::find_iter(bytes, kallsyms::DIGITS_ANCHOR)
-            .find_map(|h| kallsyms::token_table_at(bytes, h))
-            .map(|(tt, _)| Detected {
-                release: None,
-                kallsyms_at: Some(pa + tt as u64),
-            })
+    // The anchor of the lowest valid table (chunks with data first, as the open does),
+    // then its start from a page-aligned window around it.
+    let mem = &*target.memory;
+    let hit = scan::find_token_table_dense(mem, 0, u64::MAX)
+        .or_else(|| scan::find_token_table_parallel(mem, 0, u64::MAX))?;
+    let base = hit.saturating_sub(8192) & !0xfff;
+    let w = scan::read_lossy(mem, base, (hit - base + 8192) as usize);
+    let (tt, _) = kallsyms::token_table_at(&w, usize::try_from(hit - base).ok()?)?;
+    Some(Detected {
+        release: None,
+        kallsyms_at: Some(base + tt as u64),
     })
 }
 
@@ -124,16 +134,11 @@ impl LinuxOs {
                 let space: Arc<dyn VirtualMemory> = match mm {
                     Some(mm) => {
                         let root = tasks::mm_space(&self.k, mm)?.root();
-                        let mmu = if self.k.info.levels == 5 {
-                            memlens_arch::Mmu::x86_64_la57()
-                        } else {
-                            memlens_arch::Mmu::x86_64()
-                        };
                         Arc::new(
                             memlens_arch::VirtualView::new(
                                 self.k.phys.clone(),
-                                mmu,
-                                memlens_arch::Roots::single(root),
+                                self.k.user_mmu()?,
+                                self.k.user_roots(root),
                             )
                             .with_tlb(memlens_arch::TlbConfig::default()),
                         )
@@ -190,7 +195,7 @@ impl Os for LinuxOs {
         OsInfo {
             plugin: "linux".into(),
             release: i.release.clone(),
-            arch: Some(memlens_core::Arch::X86_64),
+            arch: Some(i.arch),
             details,
         }
     }
@@ -261,12 +266,41 @@ impl Process for LinuxProcess {
         Ok(mm::modules_of(&self.maps()?))
     }
 
+    /// Exports and imports from the dynamic section in the process's memory
+    /// ([`memlens_core::elf`]). Sections: the guest's file is not on the host and section
+    /// headers are not loaded, so the loadable segments stand in for them, named
+    /// `LOAD[i] rwx` (their runtime addresses and sizes in memory).
     fn module_details(&self, module: &ModuleInfo) -> memlens_core::Result<ModuleDetails> {
-        Err(memlens_core::Error::Unsupported {
-            what: format!(
-                "ELF exports/imports of {} (not implemented yet)",
-                module.name
-            ),
+        use memlens_core::elf;
+        let bad = |why: String| LinuxError::Elf {
+            pid: self.info.pid,
+            module: module.path.clone().unwrap_or_else(|| module.name.clone()),
+            base: module.base.0,
+            why,
+        };
+        let mem = &*self.space;
+        let img = elf::read_image(mem, module.base).map_err(bad)?;
+        let (exports, imports) = elf::dynamic_symbols(mem, &img).map_err(bad)?;
+        let sections = img
+            .segments
+            .iter()
+            .filter(|s| s.p_type == elf::PT_LOAD)
+            .enumerate()
+            .map(|(i, s)| memlens_core::os::SectionInfo {
+                name: format!(
+                    "LOAD[{i}] {}{}{}",
+                    if s.flags & 4 != 0 { 'r' } else { '-' },
+                    if s.flags & 2 != 0 { 'w' } else { '-' },
+                    if s.flags & 1 != 0 { 'x' } else { '-' },
+                ),
+                addr: VirtAddr(img.bias.wrapping_add(s.vaddr)),
+                size: s.memsz,
+            })
+            .collect();
+        Ok(ModuleDetails {
+            exports,
+            imports,
+            sections,
         })
     }
 }

@@ -147,7 +147,13 @@ fn special_name(k: &Kernel, vma: u64) -> Option<String> {
     let special = ["special_mapping_vmops", "legacy_special_mapping_vmops"]
         .iter()
         .any(|n| k.syms.get(n) == Some(ops));
-    if !special {
+    // Without data symbols (text-only kallsyms): the ops' `name` callback is the text
+    // symbol `special_mapping_name`.
+    let by_callback = || {
+        let f = k.u64(ops + k.off.vmops_name?).ok()?;
+        Some(f != 0 && k.syms.get("special_mapping_name") == Some(f))
+    };
+    if !special && by_callback() != Some(true) {
         return None;
     }
     let sm = k.ptr(vma + k.off.vma_private?, "vm_private_data").ok()??;

@@ -16,8 +16,9 @@ use crate::kallsyms::{self, Layout, SymbolTable};
 /// Size of one scan read (small enough that the copy stays in cache for the search).
 const CHUNK: u64 = 1 << 20;
 /// Windows read around the token table, `(before, after)`: names, markers and offsets
-/// of up to ~200k symbols fit the first; the second is the fallback for huge tables.
-const WINDOWS: [(u64, u64); 2] = [(6 << 20, 1 << 20), (24 << 20, 6 << 20)];
+/// of up to ~200k symbols fit the first (with the seqs after the offsets, newer order);
+/// the second is the fallback for huge tables.
+const WINDOWS: [(u64, u64); 2] = [(6 << 20, 2 << 20), (24 << 20, 6 << 20)];
 
 /// Reads `[pa, pa+len)` into a vector, leaving unreadable parts zero.
 pub fn read_lossy(phys: &dyn PhysicalMemory, pa: u64, len: usize) -> Vec<u8> {
@@ -92,8 +93,38 @@ pub fn scan_chunks<T>(
 /// by all cores: chunks are handed out in ascending order and a thread stops once a hit
 /// below its next chunk is known, so the result is the lowest hit.
 pub fn find_token_table_parallel(phys: &dyn PhysicalMemory, lo: u64, hi: u64) -> Option<u64> {
+    find_token_table_in_chunks(phys, chunks(phys, lo, hi))
+}
+
+/// Whether a chunk holds data: any of its first, middle and last 4 KiB pages is not all
+/// zero. A cheap filter (three small reads per MiB) for the first pass of the scan: a raw
+/// image's holes (e.g. the GiB below arm64's RAM, sparse in the file) are skipped without
+/// reading them; the full scan still follows when the filtered pass finds nothing.
+fn has_data(phys: &dyn PhysicalMemory, pa: u64, len: u64) -> bool {
+    let mut pages = [[0u8; 4096]; 3];
+    let at = [pa, pa + ((len / 2) & !0xfff), pa + len.saturating_sub(4096)];
+    let mut ops: Vec<ReadOp<'_, PhysAddr>> = pages
+        .iter_mut()
+        .zip(at)
+        .map(|(b, a)| ReadOp::new(PhysAddr(a), &mut b[..]))
+        .collect();
+    phys.read_batch(&mut ops);
+    drop(ops);
+    pages.iter().any(|p| p.iter().any(|b| *b != 0))
+}
+
+/// [`find_token_table_parallel`] over the chunks of `[lo, hi)` that hold data (any of
+/// their first, middle and last pages is not all zero).
+pub fn find_token_table_dense(phys: &dyn PhysicalMemory, lo: u64, hi: u64) -> Option<u64> {
+    let list = chunks(phys, lo, hi)
+        .into_iter()
+        .filter(|&(pa, len)| has_data(phys, pa, len))
+        .collect();
+    find_token_table_in_chunks(phys, list)
+}
+
+fn find_token_table_in_chunks(phys: &dyn PhysicalMemory, list: Vec<(u64, u64)>) -> Option<u64> {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    let list = chunks(phys, lo, hi);
     let next = AtomicUsize::new(0);
     let best = AtomicU64::new(u64::MAX);
     let threads = std::thread::available_parallelism()
@@ -225,7 +256,14 @@ pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Res
             }
         }
     }
-    // Fast path: the lowest candidate found in parallel is nearly always the kernel's.
+    // Fast path: the lowest candidate found in parallel is nearly always the kernel's;
+    // chunks whose sampled pages are all zero are left out first (a table in one of
+    // them is still found by the full scans below when this pass finds none).
+    if let Some(hit) = find_token_table_dense(phys, 0, u64::MAX) {
+        if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
+            return Ok(f);
+        }
+    }
     let mut from = 0;
     if let Some(hit) = find_token_table_parallel(phys, 0, u64::MAX) {
         if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
@@ -265,7 +303,9 @@ fn decode_at(
     last_err: &mut Option<LinuxError>,
 ) -> Option<FoundKallsyms> {
     for (before, after) in WINDOWS {
-        let base = near.saturating_sub(before);
+        // Page-aligned: the tables' alignment (token index, offsets) is physical, and
+        // the parser aligns window offsets, so the window must start aligned too.
+        let base = near.saturating_sub(before) & !0xfff;
         let w = read_lossy(phys, base, (near - base + after) as usize);
         let rel = (near - base) as usize;
         // Re-find the exact table start inside the window.
@@ -300,7 +340,8 @@ fn decode_at(
 /// The BTF header as it appears for vmlinux BTF: magic, version 1, flags 0, hdr_len 24.
 pub const BTF_HEADER: &[u8] = &[0x9f, 0xeb, 0x01, 0x00, 0x18, 0x00, 0x00, 0x00];
 
-/// Finds a BTF blob in `[start, start+len)` of physical memory and copies it out.
+/// Finds a BTF blob in `[start, start+len)` of physical memory and copies it out (a blob
+/// that starts in the range may extend past it).
 pub fn find_btf(phys: &dyn PhysicalMemory, start: u64, len: u64) -> Option<(u64, Vec<u8>)> {
     let w = read_lossy(phys, start, len as usize);
     for hit in memchr::memmem::find_iter(&w, BTF_HEADER) {
@@ -315,6 +356,30 @@ pub fn find_btf(phys: &dyn PhysicalMemory, start: u64, len: u64) -> Option<(u64,
             None => read_lossy(phys, start + hit as u64, blen),
         };
         return Some((start + hit as u64, blob));
+    }
+    None
+}
+
+/// The first `Linux version …` line (up to its NUL) in `w`.
+pub fn banner_in(w: &[u8]) -> Option<String> {
+    let at = memchr::memmem::find(w, b"Linux version ")?;
+    let tail = w.get(at..(at + 512).min(w.len()))?;
+    let n = memchr::memchr(0, tail)?;
+    Some(String::from_utf8_lossy(&tail[..n]).trim_end().to_string())
+}
+
+/// Finds a whole BTF blob inside `w`; returns its offset and a copy.
+pub fn find_btf_in(w: &[u8]) -> Option<(usize, Vec<u8>)> {
+    for hit in memchr::memmem::find_iter(w, BTF_HEADER) {
+        let Some(blen) = btf::blob_len(&w[hit..]) else {
+            continue;
+        };
+        if !(1024..=(64 << 20)).contains(&blen) {
+            continue;
+        }
+        if let Some(b) = w.get(hit..hit + blen) {
+            return Some((hit, b.to_vec()));
+        }
     }
     None
 }

@@ -8,7 +8,7 @@ use memlens_core::{MemoryViewExt, ProcessInfo, VirtAddr};
 
 use crate::error::{LinuxError, Result};
 use crate::kernel::Kernel;
-use crate::vm::X86Space;
+use crate::vm::KernelSpace;
 
 /// Upper bound on tasks walked.
 pub const MAX_TASKS: usize = 1 << 20;
@@ -107,7 +107,7 @@ pub fn task_mm(k: &Kernel, task: u64) -> Result<Option<u64>> {
 }
 
 /// The user address space of a process from its `mm`.
-pub fn mm_space(k: &Kernel, mm: u64) -> Result<X86Space> {
+pub fn mm_space(k: &Kernel, mm: u64) -> Result<KernelSpace> {
     let pgd = k
         .ptr(mm + k.off.mm_pgd, "mm_struct.pgd")?
         .ok_or(LinuxError::BadObject {
@@ -116,7 +116,7 @@ pub fn mm_space(k: &Kernel, mm: u64) -> Result<X86Space> {
             why: "NULL pgd".into(),
         })?;
     let pa = k.direct_pa(pgd);
-    Ok(X86Space::new(k.phys.clone(), pa, k.info.levels))
+    k.user_space(pa)
 }
 
 /// Reads `[start, end)` of user memory and splits it at NULs.

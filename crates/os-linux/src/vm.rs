@@ -1,14 +1,15 @@
-//! Virtual memory views over physical memory for x86-64 (4- and 5-level paging).
-//! **Key decision: a small private walker with two linear fast paths.** Kernel objects
-//! live almost entirely in two linear mappings — the kernel image (`VA - image_delta`)
-//! and the direct map (`VA - page_offset_base`) — so those are translated arithmetically
-//! and only other addresses (vmalloc, modules, user space) walk the page tables. The
-//! workspace's table-driven walker (`memlens-arch`) was not available while this plugin
-//! was written; this one is deliberately minimal (one walk per page, no TLB) and can be
-//! swapped for it behind the same [`MemoryView`] impl.
+//! Kernel virtual memory over physical memory (x86-64 with 4/5-level paging, aarch64).
+//! **Key decision: two linear fast paths before any walk.** Kernel objects live almost
+//! entirely in two linear mappings — the kernel image (`VA - image_delta`) and the direct
+//! (linear) map (`VA - page_offset_base`) — so those are translated arithmetically and
+//! only other addresses (vmalloc, modules, user space) walk the page tables. x86-64 walks
+//! with a small private walker (one walk per page, no TLB; it predates `memlens-arch`);
+//! aarch64 walks with `memlens-arch`'s table-driven [`VirtualView`] (TTBR1 for the kernel
+//! half, with a TLB), since its descriptor rules are not worth a second private copy.
 
 use std::sync::Arc;
 
+use memlens_arch::{Mmu, Roots, TlbConfig, VirtualView};
 use memlens_core::{
     mem::{finish_partial, record_failure, split_at_boundaries},
     Error, MemRange, MemoryMetadata, MemoryView, MemoryViewExt, PhysAddr, PhysicalMemory, ReadOp,
@@ -19,32 +20,59 @@ const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const PRESENT: u64 = 1;
 const PS: u64 = 1 << 7;
 
-/// An x86-64 address space: a page-table root plus paging depth.
+/// The kernel's address space (or a process's, without linear windows): a page-table
+/// root, the walker for the architecture, and linear windows.
 #[derive(Clone)]
-pub struct X86Space {
+pub struct KernelSpace {
     phys: Arc<dyn PhysicalMemory>,
     root: PhysAddr,
     levels: u8,
+    /// Bits of a virtual address (x86-64: 48 or 57; aarch64: `VA_BITS`).
+    va_bits: u8,
+    /// The aarch64 walker (TTBR1 = TTBR0 = `root`); `None` on x86-64.
+    arm: Option<Arc<VirtualView<Arc<dyn PhysicalMemory>>>>,
     /// Linear windows `(va_start, va_end, pa_of_start)` translated without a walk.
     linear: Vec<(u64, u64, u64)>,
 }
 
-impl std::fmt::Debug for X86Space {
+/// The former name of [`KernelSpace`] (x86-64 only then).
+pub type X86Space = KernelSpace;
+
+impl std::fmt::Debug for KernelSpace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("X86Space")
+        f.debug_struct("KernelSpace")
             .field("root", &self.root)
             .field("levels", &self.levels)
+            .field("aarch64", &self.arm.is_some())
             .finish()
     }
 }
 
-impl X86Space {
-    /// A view of the address space rooted at `root` with 4 or 5 levels.
+impl KernelSpace {
+    /// An x86-64 view of the address space rooted at `root` with 4 or 5 levels.
     pub fn new(phys: Arc<dyn PhysicalMemory>, root: PhysAddr, levels: u8) -> Self {
         Self {
             phys,
             root: root.align_down(4096),
             levels,
+            va_bits: if levels == 5 { 57 } else { 48 },
+            arm: None,
+            linear: Vec::new(),
+        }
+    }
+
+    /// An aarch64 view: `mmu` (granule, `va_bits`-bit halves) with `root` for both halves
+    /// (the kernel's `swapper_pg_dir` serves TTBR1; nothing of the lower half is read).
+    pub fn aarch64(phys: Arc<dyn PhysicalMemory>, mmu: Mmu, va_bits: u8, root: PhysAddr) -> Self {
+        let levels = mmu.levels().len() as u8;
+        let view = VirtualView::new(phys.clone(), mmu, Roots::split(root, root))
+            .with_tlb(TlbConfig::default());
+        Self {
+            phys,
+            root,
+            levels,
+            va_bits,
+            arm: Some(Arc::new(view)),
             linear: Vec::new(),
         }
     }
@@ -61,9 +89,31 @@ impl X86Space {
         self.root
     }
 
-    /// Paging depth (4 or 5).
+    /// Paging depth (x86-64: 4 or 5; aarch64: levels of the MMU description).
     pub fn levels(&self) -> u8 {
         self.levels
+    }
+
+    /// Bits of a virtual address (the size of each half is `2^(va_bits - 1)` on x86-64,
+    /// `2^va_bits` on aarch64).
+    pub fn va_bits(&self) -> u8 {
+        self.va_bits
+    }
+
+    /// Whether this is an aarch64 space.
+    pub fn is_aarch64(&self) -> bool {
+        self.arm.is_some()
+    }
+
+    /// Whether `p` is a kernel-half address: x86-64 canonical upper half, aarch64 TTBR1
+    /// range (all bits above `va_bits` set).
+    pub fn is_kernel_addr(&self, p: u64) -> bool {
+        let vb = u32::from(self.va_bits);
+        if self.arm.is_some() {
+            p >> vb == u64::MAX >> vb
+        } else {
+            p >> (vb - 1) == u64::MAX >> (vb - 1)
+        }
     }
 
     /// The physical memory under this view.
@@ -84,6 +134,10 @@ impl X86Space {
             if v >= s && v < e {
                 return Ok((PhysAddr(pa + (v - s)), 4096));
             }
+        }
+        if let Some(arm) = &self.arm {
+            let t = arm.translate(va)?;
+            return Ok((t.pa, t.size.bytes()));
         }
         if !self.canonical(v) {
             return Err(Error::NonCanonical { va, arch: "x86_64" });
@@ -124,7 +178,7 @@ impl X86Space {
     }
 }
 
-impl MemoryView for X86Space {
+impl MemoryView for KernelSpace {
     type Addr = VirtAddr;
 
     fn read_batch(&self, ops: &mut [ReadOp<'_, VirtAddr>]) {
@@ -171,6 +225,14 @@ impl MemoryView for X86Space {
     }
 
     fn ranges(&self) -> Vec<MemRange<VirtAddr>> {
+        if let Some(arm) = &self.arm {
+            let _ = arm;
+            let half = 1u64 << self.va_bits;
+            return vec![
+                MemRange::new(VirtAddr(0), half),
+                MemRange::new(VirtAddr(half.wrapping_neg()), half),
+            ];
+        }
         let half = if self.levels == 5 {
             1u64 << 56
         } else {

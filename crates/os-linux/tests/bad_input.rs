@@ -1,5 +1,6 @@
 //! Bad input: memory that holds no Linux kernel, garbage pages, and a real kernel whose
-//! BTF was wiped. Each must end in a clear error — never a panic or a hang.
+//! BTF was wiped, an arm64 kernel without its page tables. Each must end in a clear error —
+//! never a panic or a hang.
 
 use std::sync::Arc;
 
@@ -135,4 +136,55 @@ fn kernel_without_btf_is_a_clear_error() {
     let e = open(m).expect_err("no BTF");
     assert!(matches!(e, LinuxError::NoBtf { .. }), "{e}");
     assert!(e.to_string().contains(&s.truth.guest.kernel_release), "{e}");
+}
+
+/// A connector whose bytes in `[lo, hi)` read as zero (damage without copying a dump).
+struct Zeroed<M> {
+    inner: M,
+    lo: u64,
+    hi: u64,
+}
+
+impl<M: MemoryView<Addr = PhysAddr>> MemoryView for Zeroed<M> {
+    type Addr = PhysAddr;
+    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+        self.inner.read_batch(ops);
+        for op in ops {
+            let (a, n) = (op.addr.0, op.buf.len() as u64);
+            let (s, e) = (a.max(self.lo), (a + n).min(self.hi));
+            if s < e {
+                op.buf[(s - a) as usize..(e - a) as usize].fill(0);
+            }
+        }
+    }
+    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+        self.inner.metadata()
+    }
+    fn ranges(&self) -> Vec<memlens_core::MemRange<PhysAddr>> {
+        self.inner.ranges()
+    }
+}
+
+/// The lab's arm64 kernel with `swapper_pg_dir` zeroed: no other table maps both the
+/// image and the linear map, so the open fails naming the page tables (no panic, no
+/// wrong root).
+#[test]
+fn arm64_without_its_page_tables_is_a_clear_error() {
+    let s = testlab::require("arm64");
+    let raw = || memlens_connector_file::RawFile::open(&s.raw).expect("raw dump");
+    let t = PhysicalTarget::from_memory(Arc::new(raw()), TargetInfo::default());
+    let root = LinuxOs::open(t, LinuxOptions::default())
+        .expect("healthy arm64 dump")
+        .linux_info()
+        .root
+        .0;
+    let damaged = Zeroed {
+        inner: raw(),
+        lo: root,
+        hi: root + 4096,
+    };
+    let t = PhysicalTarget::from_memory(Arc::new(damaged), TargetInfo::default());
+    let e = LinuxOs::open(t, LinuxOptions::default()).expect_err("no page tables");
+    assert!(matches!(e, LinuxError::KernelNotFound { .. }), "{e}");
+    assert!(e.to_string().contains("page tables"), "{e}");
 }

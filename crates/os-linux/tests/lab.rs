@@ -220,6 +220,125 @@ fn check_input(name: &str, input: Input) {
     assert!(mods
         .iter()
         .any(|x| x.path.as_deref() == Some("/bin/memlens-marker")));
+    check_module_details(&s, &proc_, &maps);
+}
+
+/// `module_details` from process memory: the static marker's loadable segments against
+/// its maps in the guest's `/proc` (and no dynamic symbols: it is static), and the vDSO's
+/// exports against the vDSO image embedded in the kernel file (parsed by goblin).
+fn check_module_details(
+    s: &Scenario,
+    p: &memlens_os_linux::LinuxProcess,
+    maps: &[memlens_core::MapInfo],
+) {
+    use memlens_core::Process;
+    let name = s.spec.name;
+    let marker = Process::modules(p)
+        .expect("modules")
+        .into_iter()
+        .find(|m| m.path.as_deref() == Some("/bin/memlens-marker"))
+        .expect("marker module");
+    let d = p.module_details(&marker).expect("marker details");
+    assert!(
+        d.exports.is_empty() && d.imports.is_empty(),
+        "{name}: static"
+    );
+    let file_maps: Vec<_> = s
+        .truth
+        .guest
+        .marker
+        .maps
+        .iter()
+        .filter(|m| m.path == "/bin/memlens-marker")
+        .collect();
+    assert!(!d.sections.is_empty(), "{name}: no segments");
+    for seg in &d.sections {
+        let start = seg.addr.0 & !0xfff;
+        let m = file_maps
+            .iter()
+            .find(|m| m.start == start)
+            .unwrap_or_else(|| panic!("{name}: {} at {start:#x} starts no map", seg.name));
+        assert_eq!(
+            seg.name.ends_with('x'),
+            m.perms.contains('x'),
+            "{name}: {} vs map {}",
+            seg.name,
+            m.perms
+        );
+    }
+    for m in &file_maps {
+        assert!(
+            d.sections
+                .iter()
+                .any(|seg| seg.addr.0 & !0xfff <= m.start && m.end <= seg.addr.0 + seg.size + 0xfff),
+            "{name}: map {:#x}-{:#x} in no segment",
+            m.start,
+            m.end
+        );
+    }
+
+    // The vDSO: one 64-bit ELF with dynamic symbols embedded in the kernel file.
+    let vdso = maps
+        .iter()
+        .find(|m| m.path.as_deref() == Some("[vdso]"))
+        .expect("[vdso] map");
+    let module = memlens_core::ModuleInfo {
+        name: "[vdso]".into(),
+        base: vdso.start,
+        size: vdso.end.0 - vdso.start.0,
+        path: None,
+    };
+    let mut got: Vec<(String, u64)> = p
+        .module_details(&module)
+        .expect("vdso details")
+        .exports
+        .into_iter()
+        .map(|e| (e.name, e.addr.0))
+        .collect();
+    got.sort();
+    let file = s.vmlinux.as_ref().unwrap_or(&s.vmlinuz);
+    let bytes = std::fs::read(file).expect("kernel file");
+    let mut want: Vec<Vec<(String, u64)>> = Vec::new();
+    for at in memchr::memmem::find_iter(&bytes, b"\x7fELF\x02\x01\x01") {
+        let Ok(elf) = goblin::elf::Elf::parse(&bytes[at..]) else {
+            continue;
+        };
+        if at == 0 || elf.header.e_type != goblin::elf::header::ET_DYN || elf.dynsyms.is_empty() {
+            continue;
+        }
+        let first = elf
+            .program_headers
+            .iter()
+            .filter(|h| h.p_type == goblin::elf::program_header::PT_LOAD)
+            .map(|h| h.p_vaddr & !0xfff)
+            .min()
+            .unwrap_or(0);
+        let mut v: Vec<(String, u64)> = elf
+            .dynsyms
+            .iter()
+            .filter(|y| {
+                y.st_shndx != 0
+                    && matches!(y.st_bind(), 1 | 2 | 10)
+                    && y.st_type() != 4
+                    && y.st_name != 0
+            })
+            .map(|y| {
+                let n = elf.dynstrtab.get_at(y.st_name).unwrap_or("").to_string();
+                // SHN_ABS (version names) are not relocated.
+                let rt = if y.st_shndx == 0xfff1 {
+                    y.st_value
+                } else {
+                    vdso.start.0 + y.st_value - first
+                };
+                (n, rt)
+            })
+            .collect();
+        v.sort();
+        want.push(v);
+    }
+    assert_eq!(want.len(), 1, "{name}: vDSO images in {}", file.display());
+    assert!(!got.is_empty(), "{name}: vDSO exports");
+    assert_eq!(got, want[0], "{name}: vDSO exports");
 }
 
 trait InfoRef {
@@ -251,6 +370,28 @@ fn x86_64_4g() {
     check("x86_64-4g");
 }
 
+/// A second kernel build (Debian's 6.12 series): nothing may depend on one build's
+/// offsets or kallsyms layout.
+#[test]
+fn x86_64_6_12() {
+    check("x86_64-6.12");
+}
+
+#[test]
+fn x86_64_6_12_elf_with_hints() {
+    check_input("x86_64-6.12", Input::Elf);
+}
+
+#[test]
+fn x86_64_6_12_elf_pure_scan() {
+    check_input("x86_64-6.12", Input::ElfNoHints);
+}
+
+#[test]
+fn x86_64_6_12_kdump() {
+    check_input("x86_64-6.12", Input::Kdump);
+}
+
 #[test]
 fn x86_64_kaslr_elf_with_hints() {
     check_input("x86_64-kaslr", Input::Elf);
@@ -271,15 +412,25 @@ fn x86_64_la57_elf_with_hints() {
     check_input("x86_64-la57", Input::Elf);
 }
 
-/// The arm64 guest's kernel is found but not (yet) supported: the error must say so.
+/// arm64 (Debian's kernel: text-only kallsyms, KASLR): the pure scan on the raw image.
 #[test]
-fn arm64_is_a_clear_error() {
-    let s = testlab::require("arm64");
-    let mem = memlens_connector_file::RawFile::open(&s.raw).unwrap();
-    let target = PhysicalTarget::from_memory(Arc::new(mem), TargetInfo::default());
-    let e = LinuxOs::open(target, LinuxOptions::default()).expect_err("arm64 is not supported yet");
-    let msg = e.to_string();
-    assert!(msg.contains("aarch64") || msg.contains("arm64"), "{msg}");
+fn arm64() {
+    check("arm64");
+}
+
+#[test]
+fn arm64_elf_with_hints() {
+    check_input("arm64", Input::Elf);
+}
+
+#[test]
+fn arm64_elf_pure_scan() {
+    check_input("arm64", Input::ElfNoHints);
+}
+
+#[test]
+fn arm64_kdump() {
+    check_input("arm64", Input::Kdump);
 }
 
 /// `__ksymtab` (the fallback for data symbols) read from the running KASLR kernel's
@@ -339,4 +490,26 @@ fn x86_64_kaslr_text_symbols_only() {
     let marker = os.open_process(s.truth.guest.marker.pid).expect("marker");
     let maps = memlens_core::Process::maps(&marker).expect("maps");
     assert_eq!(maps.len(), s.truth.guest.marker.maps.len());
+}
+
+/// arm64 VMCOREINFO that lies (a wrong `kimage_voffset`) is not trusted: the values fail
+/// the page-table check, the scan places the kernel, and the process list is complete.
+#[test]
+fn arm64_wrong_vmcoreinfo_falls_back_to_the_scan() {
+    let s = testlab::require("arm64");
+    let d = memlens_connector_file::open_dump(&s.elf, &Default::default()).expect("ELF dump");
+    let mut t = d.target();
+    let v = t.info.vmcoreinfo.as_mut().expect("VMCOREINFO");
+    let right = v["NUMBER(kimage_voffset)"].clone();
+    v.insert(
+        "NUMBER(kimage_voffset)".into(),
+        "0xffff800000000000".to_string(),
+    );
+    assert_ne!(right, v["NUMBER(kimage_voffset)"]);
+    let os = LinuxOs::open(t, LinuxOptions::default()).expect("open despite wrong hints");
+    assert!(os.linux_info().hints_used.is_empty());
+    let ps = os.processes().expect("processes");
+    for p in &s.truth.guest.processes {
+        assert!(ps.iter().any(|q| q.pid == p.pid), "pid {} missing", p.pid);
+    }
 }

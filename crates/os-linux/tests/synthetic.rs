@@ -38,7 +38,16 @@ fn symbols(n: usize, base: u64) -> Syms {
 }
 
 /// `(blob, expected positions)`; `new_order` puts offsets after the token index.
-fn build(s: &Syms, base: u64, percpu: bool, seqs: bool, new_order: bool) -> Vec<u8> {
+/// `seqs_last`: `kallsyms_seqs_of_names` after `relative_base` (the order of Debian's 6.12)
+/// instead of between the markers and the token table.
+fn build(
+    s: &Syms,
+    base: u64,
+    percpu: bool,
+    seqs: bool,
+    new_order: bool,
+    seqs_last: bool,
+) -> Vec<u8> {
     let n = s.names.len();
     let mut offsets = Vec::new();
     for a in &s.addrs {
@@ -82,10 +91,13 @@ fn build(s: &Syms, base: u64, percpu: bool, seqs: bool, new_order: bool) -> Vec<
     out.extend_from_slice(&names);
     pad(&mut out, 8);
     out.extend_from_slice(&markers);
-    if seqs {
+    let emit_seqs = |out: &mut Vec<u8>| {
         for i in 0..n {
             out.extend_from_slice(&[(i >> 16) as u8, (i >> 8) as u8, i as u8]);
         }
+    };
+    if seqs && !seqs_last {
+        emit_seqs(&mut out);
     }
     pad(&mut out, 8);
     out.extend_from_slice(&table);
@@ -94,20 +106,28 @@ fn build(s: &Syms, base: u64, percpu: bool, seqs: bool, new_order: bool) -> Vec<
     if new_order {
         emit_offsets(&mut out);
     }
+    if seqs && seqs_last {
+        emit_seqs(&mut out);
+    }
     out.extend_from_slice(&[0x55u8; 4096]);
     out
 }
 
 fn check(percpu: bool, seqs: bool, new_order: bool) {
+    check_order(percpu, seqs, new_order, false)
+}
+
+fn check_order(percpu: bool, seqs: bool, new_order: bool, seqs_last: bool) {
     let base = 0xffff_ffff_8100_0000;
     let s = symbols(1000, base);
-    let blob = build(&s, base, percpu, seqs, new_order);
+    let blob = build(&s, base, percpu, seqs, new_order, seqs_last);
     let (layout, table) = kallsyms::find_and_parse(&blob, "synthetic")
         .unwrap_or_else(|e| panic!("percpu={percpu} seqs={seqs} new={new_order}: {e}"));
     assert_eq!(layout.num_syms, 1000);
     assert_eq!(layout.relative_base, base);
     assert_eq!(layout.absolute_percpu, percpu);
     assert_eq!(layout.seqs_of_names.is_some(), seqs);
+    assert_eq!(table.is_lazy(), seqs, "lookups use the kernel's name order");
     assert_eq!(table.len(), 1000);
     for (nm, a) in s.names.iter().zip(&s.addrs) {
         assert_eq!(table.get(&nm[1..]), Some(*a), "{nm}");
@@ -131,10 +151,17 @@ fn kallsyms_new_order() {
     check(false, true, true);
 }
 
+/// Debian's 6.12: `seqs_of_names` after `relative_base`, found by where it is and kept
+/// only because the names it orders are sorted (lookups use it: the table stays lazy).
+#[test]
+fn kallsyms_new_order_seqs_after_base() {
+    check_order(false, true, true, true);
+}
+
 #[test]
 fn kallsyms_truncated_is_an_error() {
     let base = 0xffff_ffff_8100_0000;
-    let blob = build(&symbols(600, base), base, true, true, false);
+    let blob = build(&symbols(600, base), base, true, true, false, false);
     // Cut inside the names: the tables can no longer be located.
     let cut = 4096 + 600 * 4 + 300;
     let mut damaged = blob.clone();

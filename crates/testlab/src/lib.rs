@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Files live under `<workspace>/target/testlab/` (or `$MEMLENS_LAB_DIR`):
-//! `kernel/<arch>/` (the `.deb`, vmlinuz, vmlinux, modules), `initramfs/`, and
+//! `kernel/<arch>/` (the `.deb`, vmlinuz, vmlinux, modules; `kernel/<arch>-<series>/` for a
+//! scenario with another kernel series), `initramfs/`, and
 //! `scenarios/<name>/` (dumps, console log, `truth.json`). See the crate README.
 
 pub mod dumps;
@@ -155,7 +156,7 @@ pub fn rebuild(name: &str) -> Result<Scenario> {
 }
 
 fn build(spec: &'static ScenarioSpec) -> Result<Scenario> {
-    let prep = recipe::prepare(spec.arch)?;
+    let prep = recipe::prepare(spec)?;
     let _slot = util::job_slot()?;
     let truth = recipe::build(spec, &prep)?;
     Ok(Scenario::at(spec, &recipe::scenario_dir(spec.name), truth))
@@ -263,7 +264,7 @@ pub fn boot_live(name: &str) -> Result<LiveGuest> {
 /// then is killed and the error ([`Error::BootTimeout`]) carries the console tail.
 pub fn boot_live_with_timeout(name: &str, timeout: Duration) -> Result<LiveGuest> {
     let spec = spec(name)?;
-    let prep = recipe::prepare(spec.arch)?;
+    let prep = recipe::prepare(spec)?;
     let dir =
         util::lab_dir()
             .join("live")

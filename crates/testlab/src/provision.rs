@@ -49,6 +49,8 @@ fn needs(arch: Arch) -> Vec<Need> {
         need("dpkg-deb", "dpkg"),
         need("xz", "xz-utils"),
         need("makedumpfile", "makedumpfile"),
+        // Newer kernels compress the bzImage payload and modules with zstd.
+        need("zstd", "zstd"),
         need(arch.qemu_binary(), arch.qemu_package()),
     ];
     match arch {
@@ -208,9 +210,18 @@ fn apt(tool: &str, opts: &[String]) -> Command {
     c
 }
 
-/// Asks apt which ABI package `linux-image-<arch>` currently depends on.
-fn resolve_image_package(arch: Arch, opts: &[String]) -> Result<String> {
-    let meta = format!("linux-image-{}", arch.debian());
+/// The meta package naming the current kernel of a series: `linux-image-<arch>` (the
+/// distribution default) or `linux-image-<series>-<arch>` (e.g. `linux-image-6.12-amd64`).
+fn meta_package(arch: Arch, series: Option<&str>) -> String {
+    match series {
+        Some(s) => format!("linux-image-{s}-{}", arch.debian()),
+        None => format!("linux-image-{}", arch.debian()),
+    }
+}
+
+/// Asks apt which ABI package the meta package of `series` currently depends on.
+fn resolve_image_package(arch: Arch, series: Option<&str>, opts: &[String]) -> Result<String> {
+    let meta = meta_package(arch, series);
     let lookup = || -> Option<String> {
         let out = util::run_stdout(apt("apt-cache", opts).args(["depends", &meta])).ok()?;
         out.lines()
@@ -234,11 +245,21 @@ fn resolve_image_package(arch: Arch, opts: &[String]) -> Result<String> {
     })
 }
 
-/// Makes sure the kernel for `arch` is downloaded and extracted; returns its files.
+/// Makes sure the default kernel for `arch` is downloaded and extracted; returns its files.
 pub fn ensure_kernel(arch: Arch) -> Result<Kernel> {
-    let root = util::lab_dir().join("kernel").join(arch.debian());
+    ensure_kernel_series(arch, None)
+}
+
+/// Like [`ensure_kernel`] for a kernel series other than the default (`Some("6.12")`);
+/// each series has its own folder `kernel/<arch>-<series>/` and its own pin.
+pub fn ensure_kernel_series(arch: Arch, series: Option<&str>) -> Result<Kernel> {
+    let folder = match series {
+        Some(s) => format!("{}-{s}", arch.debian()),
+        None => arch.debian().to_string(),
+    };
+    let root = util::lab_dir().join("kernel").join(&folder);
     util::mkdirs(&root)?;
-    let _lock = FileLock::acquire(&format!("kernel-{}", arch.debian()))?;
+    let _lock = FileLock::acquire(&format!("kernel-{folder}"))?;
     let current = root.join("current");
     if let Ok(release) = fs::read_to_string(&current) {
         let release = release.trim().to_string();
@@ -247,7 +268,7 @@ pub fn ensure_kernel(arch: Arch) -> Result<Kernel> {
         }
     }
     let opts = apt_opts(arch, &root)?;
-    let image = resolve_image_package(arch, &opts)?;
+    let image = resolve_image_package(arch, series, &opts)?;
     let release = image.trim_start_matches("linux-image-").to_string();
     let unsigned = format!("{image}-unsigned");
     log::info!("kernel for {}: {unsigned}", arch.debian());
@@ -378,49 +399,93 @@ fn find_file(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
     None
 }
 
-/// Cuts the xz payload out of a bzImage and decompresses it into an ELF `vmlinux`.
+/// The compressed payload of a bzImage, from its boot-protocol header: protected-mode code
+/// starts at `(setup_sects + 1) * 512`, the payload at `payload_offset` (0x248) from there,
+/// `payload_length` (0x24c) bytes long. The kernel build appends the uncompressed size
+/// (4 bytes) to the compressed stream; it is part of the payload.
+fn bzimage_payload<'a>(data: &'a [u8], path: &Path) -> Result<&'a [u8]> {
+    let bad = |detail: String| Error::Format {
+        what: "bzImage",
+        path: path.into(),
+        detail,
+    };
+    let u32_at = |o: usize| {
+        data.get(o..o + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    if data.get(0x202..0x206) != Some(b"HdrS".as_slice()) {
+        return Err(bad("no `HdrS` boot-protocol header at 0x202".into()));
+    }
+    let setup_sects = match data.get(0x1f1) {
+        Some(0) => 4,
+        Some(n) => usize::from(*n),
+        None => return Err(bad("truncated header".into())),
+    };
+    let (Some(off), Some(len)) = (u32_at(0x248), u32_at(0x24c)) else {
+        return Err(bad("truncated header".into()));
+    };
+    let start = (setup_sects + 1) * 512 + off as usize;
+    data.get(start..start + len as usize).ok_or_else(|| {
+        bad(format!(
+            "payload [{start:#x}, +{len:#x}) outside the file ({:#x} bytes)",
+            data.len()
+        ))
+    })
+}
+
+/// Decompresses the payload of a bzImage (xz or zstd, whichever the kernel was built
+/// with; the payload's magic says) into an ELF `vmlinux`.
 pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
     const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
+    const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
     let data = fs::read(bzimage).map_err(Error::io("read", bzimage))?;
-    let at = data
-        .windows(XZ_MAGIC.len())
-        .position(|w| w == XZ_MAGIC)
-        .ok_or_else(|| Error::Format {
+    let payload = bzimage_payload(&data, bzimage)?;
+    let (tool, args, stream): (&str, &[&str], &[u8]) = if payload.starts_with(XZ_MAGIC) {
+        ("xz", &["-dc", "--single-stream"], payload)
+    } else if payload.starts_with(ZSTD_MAGIC) {
+        // zstd has no --single-stream: leave out the appended size.
+        let n = payload.len().saturating_sub(4);
+        ("zstd", &["-dc"], &payload[..n])
+    } else {
+        return Err(Error::Format {
             what: "bzImage",
             path: bzimage.into(),
-            detail: "no xz stream magic (fd 37 7a 58 5a 00) found".into(),
-        })?;
+            detail: format!(
+                "payload is neither xz nor zstd (starts with {:02x?})",
+                &payload[..payload.len().min(6)]
+            ),
+        });
+    };
+    let command = format!("{tool} {}", args.join(" "));
     let outf = fs::File::create(out).map_err(Error::io("create", out))?;
-    let mut child = Command::new("xz")
-        .args(["-dc", "--single-stream"])
+    let mut child = Command::new(tool)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(outf)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Command {
-            command: "xz -dc --single-stream".into(),
+            command: command.clone(),
             detail: e.to_string(),
         })?;
     let mut stdin = child.stdin.take().ok_or_else(|| Error::Command {
-        command: "xz -dc".into(),
+        command: command.clone(),
         detail: "no stdin pipe".into(),
     })?;
-    let payload = data[at..].to_vec();
+    let stream = stream.to_vec();
     let writer = std::thread::spawn(move || {
         // xz stops reading after the stream; a broken pipe here is expected and harmless.
-        let _ = stdin.write_all(&payload);
+        let _ = stdin.write_all(&stream);
     });
     let res = child.wait_with_output().map_err(|e| Error::Command {
-        command: "xz -dc".into(),
+        command: command.clone(),
         detail: e.to_string(),
     })?;
     let _ = writer.join();
     if !res.status.success() {
         return Err(Error::Command {
-            command: format!(
-                "xz -dc --single-stream (payload of {} at offset {at})",
-                bzimage.display()
-            ),
+            command: format!("{command} (payload of {})", bzimage.display()),
             detail: String::from_utf8_lossy(&res.stderr).into_owned(),
         });
     }

@@ -55,10 +55,11 @@ pub struct Prepared {
     pub initrd: Initramfs,
 }
 
-/// Provisions everything a boot of `arch` needs (packages, kernel, initramfs).
-pub fn prepare(arch: Arch) -> Result<Prepared> {
+/// Provisions everything a boot of `spec` needs (packages, kernel, initramfs).
+pub fn prepare(spec: &ScenarioSpec) -> Result<Prepared> {
+    let arch = spec.arch;
     provision::ensure_packages(arch)?;
-    let kernel = provision::ensure_kernel(arch)?;
+    let kernel = provision::ensure_kernel_series(arch, spec.kernel_series)?;
     let busybox = provision::ensure_busybox(arch)?;
     let initrd = initramfs::ensure_initramfs(&kernel, &busybox)?;
     Ok(Prepared { kernel, initrd })
@@ -130,7 +131,8 @@ const KERNEL_SYMBOLS: &[&str] = &[
 pub fn build(spec: &ScenarioSpec, prep: &Prepared) -> Result<Truth> {
     let t0 = Instant::now();
     let final_dir = scenario_dir(spec.name);
-    let dir = final_dir.with_extension("building");
+    // Not `with_extension`: a name such as `x86_64-6.12` has a dot.
+    let dir = final_dir.with_file_name(format!("{}.building", spec.name));
     util::remove_any(&dir)?;
     util::mkdirs(&dir)?;
     let mut q = qemu::launch(spec, &prep.kernel, &prep.initrd, &dir)?;

@@ -62,6 +62,10 @@ pub struct ScenarioSpec {
     pub kaslr: bool,
     /// Whether the guest uses 5-level paging.
     pub la57: bool,
+    /// Debian kernel series other than the distribution default, e.g. `Some("6.12")`:
+    /// the kernel is then the current ABI of the meta package `linux-image-6.12-amd64`
+    /// instead of `linux-image-amd64` (resolved with `apt-cache depends`, never pinned here).
+    pub kernel_series: Option<&'static str>,
     /// One-line description.
     pub description: &'static str,
 }
@@ -85,6 +89,7 @@ pub const SCENARIOS: &[ScenarioSpec] = &[
         extra_append: "",
         kaslr: true,
         la57: false,
+        kernel_series: None,
         description: "x86-64, 256 MiB, 1 vCPU (qemu64), KASLR on, 4-level paging",
     },
     ScenarioSpec {
@@ -97,6 +102,7 @@ pub const SCENARIOS: &[ScenarioSpec] = &[
         extra_append: "nokaslr",
         kaslr: false,
         la57: false,
+        kernel_series: None,
         description: "x86-64, 256 MiB, 1 vCPU (qemu64), `nokaslr`: kernel at its link address",
     },
     ScenarioSpec {
@@ -109,6 +115,7 @@ pub const SCENARIOS: &[ScenarioSpec] = &[
         extra_append: "",
         kaslr: true,
         la57: true,
+        kernel_series: None,
         description: "x86-64, 512 MiB, 2 vCPUs, `-cpu max`: 5-level paging (CR4.LA57), KASLR on",
     },
     ScenarioSpec {
@@ -121,6 +128,7 @@ pub const SCENARIOS: &[ScenarioSpec] = &[
         extra_append: "",
         kaslr: true,
         la57: false,
+        kernel_series: None,
         description:
             "x86-64, 4 GiB (1 GiB remapped above 4 GiB), KASLR on; the large benchmark dump",
     },
@@ -134,8 +142,23 @@ pub const SCENARIOS: &[ScenarioSpec] = &[
         extra_append: "",
         kaslr: true,
         la57: false,
+        kernel_series: None,
         description:
             "AArch64 `-M virt -cpu cortex-a57`, 256 MiB at 0x40000000, Debian arm64 kernel",
+    },
+    ScenarioSpec {
+        name: "x86_64-6.12",
+        arch: Arch::X86_64,
+        memory_mib: 256,
+        smp: 1,
+        cpu: None,
+        machine: None,
+        extra_append: "",
+        kaslr: true,
+        la57: false,
+        kernel_series: Some("6.12"),
+        description:
+            "x86-64, 256 MiB, 1 vCPU, KASLR on, Debian's 6.12 kernel series (a second build)",
     },
 ];
 
