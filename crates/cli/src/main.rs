@@ -65,7 +65,7 @@ enum Command {
     Maps(cmd::maps::Args),
     /// List kernel modules, or the modules mapped into a process (-p).
     #[command(
-        after_help = "Examples:\n  memlens modules guest.elf\n  memlens modules -p 1 --json"
+        after_help = "Examples:\n  memlens modules guest.elf\n  memlens modules -p 1 --json\n  memlens modules -p 1234 --details --module libc   # exports, imports, sections"
     )]
     Modules(cmd::modules::Args),
     /// Read memory and print a hexdump (or write the raw bytes with --out).

@@ -9,8 +9,11 @@ use crate::exit::CliError;
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(CliError::target)?;
-    writeln!(out).map_err(CliError::target)?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| match e.io_error_kind() {
+        Some(kind) => write_error(std::io::Error::from(kind)),
+        None => CliError::target(e),
+    })?;
+    writeln!(out).map_err(write_error)?;
     Ok(())
 }
 
@@ -122,8 +125,7 @@ impl Table {
             Format::Csv => self.write_csv(&mut out),
             _ => self.write_aligned(&mut out),
         };
-        r.and_then(|_| out.flush())
-            .map_err(|e| CliError::target(anyhow::anyhow!("write failed: {e}")))
+        r.and_then(|_| out.flush()).map_err(write_error)
     }
 
     fn write_aligned(&self, out: &mut impl Write) -> std::io::Result<()> {

@@ -71,3 +71,38 @@ fn search_and_dump_a_host_process() {
         &ascii[..]
     );
 }
+
+#[test]
+fn module_details_of_a_host_process() {
+    let pid = std::process::id().to_string();
+    let v = json(&["modules", "-p", &pid, "--details", "--module", "libc"]);
+    let libc = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["module"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("libc"))
+        })
+        .expect("this test links libc dynamically");
+    let (base, size) = (
+        libc["module"]["base"].as_u64().unwrap(),
+        libc["module"]["size"].as_u64().unwrap(),
+    );
+    let malloc = libc["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "malloc")
+        .expect("libc exports malloc");
+    let at = malloc["addr"].as_u64().unwrap();
+    assert!(
+        (base..base + size).contains(&at),
+        "malloc at {at:#x} outside libc"
+    );
+    assert!(!libc["sections"].as_array().unwrap().is_empty());
+    // --details needs -p.
+    let out = memlens(&["modules", "--details"]);
+    assert_eq!(out.status.code(), Some(2));
+}

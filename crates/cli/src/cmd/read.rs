@@ -95,8 +95,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         w.map_err(crate::output::write_error)?;
         done += n as u64;
     }
-    sink.flush()
-        .map_err(|e| CliError::target(anyhow::anyhow!("write failed: {e}")))?;
+    sink.flush().map_err(crate::output::write_error)?;
     match first_error {
         None => Ok(()),
         Some((at, e)) => Err(CliError::target(anyhow::anyhow!(
