@@ -46,7 +46,7 @@ pub enum LinuxError {
     },
     /// A symbol the plugin needs is not known from any source.
     #[error(
-        "symbol `{name}` not found (source: {source_name}); give a System.map with `symbols=PATH`"
+        "symbol `{name}` not found (source: {source_name}); give a System.map, vmlinux or ISF JSON with `symbols=PATH`"
     )]
     MissingSymbol {
         /// Symbol name.

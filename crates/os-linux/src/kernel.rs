@@ -33,9 +33,10 @@ pub const DEFAULT_TEXT: u64 = 0xffff_ffff_8100_0000;
 pub struct LinuxOptions {
     /// Force the kernel page-table root (physical address).
     pub root: Option<PhysAddr>,
-    /// Force the virtual KASLR offset applied to a System.map (`_text - 0xffffffff81000000`).
+    /// Force the virtual KASLR offset applied to a symbol file (`_text - 0xffffffff81000000`).
     pub kaslr_offset: Option<u64>,
-    /// A System.map to use when kallsyms cannot be found in memory.
+    /// A symbol file (System.map, vmlinux or Volatility 3 ISF JSON) to use when kallsyms
+    /// cannot be found in memory.
     pub symbols: Option<PathBuf>,
     /// Ignore VMCOREINFO and CPU registers (pure scan; for tests and distrust).
     pub no_hints: bool,
@@ -50,7 +51,7 @@ pub struct LinuxOptions {
 pub enum SymbolSource {
     /// kallsyms decoded from memory.
     Kallsyms,
-    /// A user-supplied System.map.
+    /// A user-supplied symbol file (`symbols=`: System.map, vmlinux or ISF JSON).
     SystemMap,
 }
 
@@ -203,7 +204,7 @@ impl Kernel {
                             Some((pa, b)) => format!("banner `{b}` at {pa:#x}, but {kerr}"),
                             None => format!("no `Linux version` banner; {kerr}"),
                         },
-                        missing: "the kallsyms tables; give a System.map with `symbols=PATH`"
+                        missing: "the kallsyms tables; give a System.map, vmlinux or ISF JSON with `symbols=PATH`"
                             .into(),
                     });
                 };

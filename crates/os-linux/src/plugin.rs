@@ -17,7 +17,7 @@ impl OsPlugin for LinuxPlugin {
     const NAME: &'static str = "linux";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
-        "Linux x86-64 kernels: finds kallsyms and BTF in memory, no symbol files needed";
+        "Linux kernels (x86-64, arm64): finds kallsyms and BTF in memory, no symbol files needed";
 
     fn args() -> ArgSpec {
         ArgSpec::new()
@@ -27,11 +27,11 @@ impl OsPlugin for LinuxPlugin {
             ))
             .arg(ArgDecl::number(
                 "kaslr",
-                "virtual KASLR offset applied to a System.map (`symbols=`)",
+                "virtual KASLR offset applied to the symbol file (`symbols=`)",
             ))
             .arg(ArgDecl::path(
                 "symbols",
-                "System.map used when kallsyms is not found in memory",
+                "symbol file (System.map, vmlinux or ISF JSON) used when kallsyms is not found in memory",
             ))
             .arg(ArgDecl::flag(
                 "nohints",

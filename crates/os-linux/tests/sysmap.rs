@@ -69,25 +69,42 @@ fn system_map_replaces_missing_kallsyms() {
         "{e}"
     );
 
-    let opts = LinuxOptions {
-        symbols: Some(map_path.clone()),
-        kaslr_offset: Some(kaslr),
-        no_hints: true,
-        ..Default::default()
-    };
-    let os = LinuxOs::open(target, opts).expect("open with System.map");
-    let _ = std::fs::remove_file(&map_path);
-    assert_eq!(os.linux_info().symbol_source, SymbolSource::SystemMap);
-    assert_eq!(
-        os.linux_info().release.as_deref(),
-        Some(s.truth.guest.kernel_release.as_str())
-    );
-    let ps = os.processes().unwrap();
-    for t in &s.truth.guest.processes {
-        let p = ps
-            .iter()
-            .find(|p| p.pid == t.pid)
-            .unwrap_or_else(|| panic!("pid {}", t.pid));
-        assert_eq!(p.ppid, t.ppid);
+    // The same symbols as a Volatility 3 ISF file (built here as plain JSON text).
+    let isf_path = std::env::temp_dir().join(format!("memlens-isf-{}.json", std::process::id()));
+    let entries: Vec<String> = table
+        .iter()
+        .map(|sym| format!("{:?}: {{\"address\": {}}}", sym.name, sym.addr))
+        .collect();
+    std::fs::write(
+        &isf_path,
+        format!("{{\"symbols\": {{{}}}}}", entries.join(",")),
+    )
+    .unwrap();
+    // System.map, the (stripped) vmlinux itself, and ISF: each opens the kernel.
+    let vmlinux_path = s.vmlinux.clone().expect("vmlinux");
+    for path in [&map_path, &vmlinux_path, &isf_path] {
+        let opts = LinuxOptions {
+            symbols: Some(path.clone()),
+            kaslr_offset: Some(kaslr),
+            no_hints: true,
+            ..Default::default()
+        };
+        let os = LinuxOs::open(target.clone(), opts)
+            .unwrap_or_else(|e| panic!("open with {}: {e}", path.display()));
+        assert_eq!(os.linux_info().symbol_source, SymbolSource::SystemMap);
+        assert_eq!(
+            os.linux_info().release.as_deref(),
+            Some(s.truth.guest.kernel_release.as_str())
+        );
+        let ps = os.processes().unwrap();
+        for t in &s.truth.guest.processes {
+            let p = ps
+                .iter()
+                .find(|p| p.pid == t.pid)
+                .unwrap_or_else(|| panic!("{}: pid {}", path.display(), t.pid));
+            assert_eq!(p.ppid, t.ppid);
+        }
     }
+    let _ = std::fs::remove_file(&map_path);
+    let _ = std::fs::remove_file(&isf_path);
 }
