@@ -8,8 +8,17 @@ mod common;
 use common::{json, memlens};
 
 #[test]
-fn live_guest_through_qemu_connector_and_linux() {
-    let guest = testlab::require_live("x86_64-kaslr");
+fn live_x86_64_guest_through_qemu_connector_and_linux() {
+    check_live("x86_64-kaslr");
+}
+
+#[test]
+fn live_arm64_guest_through_qemu_connector_and_linux() {
+    check_live("arm64");
+}
+
+fn check_live(scenario: &str) {
+    let guest = testlab::require_live(scenario);
     // A stopped guest gives one consistent snapshot to every command below.
     guest.qmp().unwrap().stop().unwrap();
     let conn = format!("qemu:{}", guest.name());
@@ -17,7 +26,7 @@ fn live_guest_through_qemu_connector_and_linux() {
 
     for os in ["linux", "auto"] {
         let ps = json(&["ps", "-c", &conn, "-o", os]);
-        common::check_ps(&format!("live -o {os}"), &ps, &truth.processes);
+        common::check_ps(&format!("{scenario} live -o {os}"), &ps, &truth.processes);
     }
 
     // The marker's maps equal its /proc/PID/maps (start, end, path).
