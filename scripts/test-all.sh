@@ -41,5 +41,6 @@ if [ -d crates/testlab ]; then
 fi
 
 echo "==> tests"
-cargo test --workspace --release 2>&1 | tee target/test-output.log
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.log
 grep -q "test result" target/test-output.log

@@ -22,16 +22,23 @@ fn rand_ish() -> u64 {
 #[test]
 fn strings_finds_ascii_and_utf16_in_a_host_process() {
     let (text, ascii, wide) = plant("strings");
+    // NUL on both sides: the bytes around a heap allocation are whatever was there before
+    // (a printable neighbour would lengthen the string).
+    let ascii = [&[0u8][..], &ascii, &[0]].concat();
+    let wide = [&[0u8, 0][..], &wide, &[0, 0]].concat();
     let (a, w) = (std::hint::black_box(&ascii), std::hint::black_box(&wide));
     let pid = std::process::id().to_string();
     let v = json(&["strings", "-p", &pid, "-n", "20"]);
     let rows = v.as_array().unwrap();
-    for (enc, addr) in [("ascii", a.as_ptr()), ("utf16", w.as_ptr())] {
+    for (enc, addr) in [
+        ("ascii", a.as_ptr() as u64 + 1),
+        ("utf16", w.as_ptr() as u64 + 2),
+    ] {
         assert!(
             rows.iter().any(|r| r["encoding"] == enc
-                && r["addr"].as_u64() == Some(addr as u64)
+                && r["addr"].as_u64() == Some(addr)
                 && r["text"] == text.as_str()),
-            "{enc} {text:?} at {addr:?} not found"
+            "{enc} {text:?} at {addr:#x} not found"
         );
     }
     let v = json(&["strings", "-p", &pid, "-n", "20", "--encoding", "utf16"]);
