@@ -18,6 +18,7 @@ command -v makedumpfile >/dev/null || need_pkgs+=(makedumpfile)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
 command -v gcc >/dev/null || need_pkgs+=(gcc)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
+command -v zstd >/dev/null || need_pkgs+=(zstd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then
