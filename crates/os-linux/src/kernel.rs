@@ -149,13 +149,21 @@ impl Kernel {
         let t = Instant::now();
         // VMCOREINFO places the image: PA(_text) = 16 MiB + KERNELOFFSET + phys_base.
         let hint = vmci.as_ref().and_then(|v| {
+            // arm64 places the image by `PA = VA - kimage_voffset`: the token table
+            // itself when the kernel exports its address (a hint only: if nothing is
+            // found there, the scan below runs).
+            let tt_va = vmci_u64(v, "SYMBOL(kallsyms_token_table)");
+            if let (Some(kv), Some(va)) = (vmci_u64(v, "NUMBER(kimage_voffset)"), tt_va) {
+                let pa = va.wrapping_sub(kv) & !0xfff;
+                return Some((pa, pa.saturating_add(2 << 20)));
+            }
             let pb = vmci_u64(v, "NUMBER(phys_base)")?;
             let ko = vmci_u64(v, "KERNELOFFSET").unwrap_or(0);
             let text = (0x100_0000u64).wrapping_add(ko).wrapping_add(pb);
             // Kernels that export SYMBOL(kallsyms_token_table) place the table itself
             // (image PA = VA - __START_KERNEL_map + phys_base): no scan of .text, which
             // matters for compressed dumps where every page scanned is decompressed.
-            let tt = vmci_u64(v, "SYMBOL(kallsyms_token_table)")
+            let tt = tt_va
                 .and_then(|va| va.checked_sub(0xffff_ffff_8000_0000))
                 .map(|off| off.wrapping_add(pb) & !0xfff)
                 .filter(|pa| (text..text.saturating_add(128 << 20)).contains(pa));
