@@ -4,40 +4,11 @@
 
 use std::sync::Arc;
 
-use memlens_core::{MemoryMetadata, MemoryView, Os, PhysAddr, PhysicalTarget, ReadOp, TargetInfo};
+mod common;
+
+use common::VecMem;
+use memlens_core::{Os, PhysicalTarget, TargetInfo};
 use memlens_os_linux::{LinuxOptions, LinuxOs};
-
-struct VecMem(Vec<u8>);
-
-impl MemoryView for VecMem {
-    type Addr = PhysAddr;
-    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
-        for op in ops {
-            let n = op.buf.len();
-            let src = usize::try_from(op.addr.0)
-                .ok()
-                .and_then(|s| self.0.get(s..s.checked_add(n)?));
-            match src {
-                Some(src) => {
-                    op.buf.copy_from_slice(src);
-                    op.result = Ok(());
-                }
-                None => {
-                    op.buf.fill(0);
-                    op.result = Err(memlens_core::Error::Gap { addr: op.addr });
-                }
-            }
-        }
-    }
-    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
-        MemoryMetadata {
-            max_addr: PhysAddr(self.0.len() as u64 - 1),
-            real_size: self.0.len() as u64,
-            readonly: true,
-            preferred_batch: 1,
-        }
-    }
-}
 
 fn open(m: Vec<u8>) -> LinuxOs {
     let t = PhysicalTarget::from_memory(Arc::new(VecMem(m)), TargetInfo::default());

@@ -1,4 +1,4 @@
-//! `symbols=PATH` (System.map) when kallsyms cannot be found: the lab's KASLR dump with
+//! `symbols=PATH` (System.map, vmlinux, ISF JSON) when kallsyms cannot be found: the lab's KASLR dump with
 //! every kallsyms token table wiped, and a System.map written from the lab's `vmlinux`
 //! (link-time addresses). The KASLR offset is given as an option, taken from the guest's
 //! own `/proc/kallsyms`.
@@ -6,40 +6,11 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use memlens_core::{MemoryMetadata, MemoryView, Os, PhysAddr, PhysicalTarget, ReadOp, TargetInfo};
+mod common;
+
+use common::VecMem;
+use memlens_core::{Os, PhysicalTarget, TargetInfo};
 use memlens_os_linux::{kallsyms, LinuxError, LinuxOptions, LinuxOs, SymbolSource};
-
-struct VecMem(Vec<u8>);
-
-impl MemoryView for VecMem {
-    type Addr = PhysAddr;
-    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
-        for op in ops {
-            let n = op.buf.len();
-            let src = usize::try_from(op.addr.0)
-                .ok()
-                .and_then(|s| self.0.get(s..s.checked_add(n)?));
-            match src {
-                Some(src) => {
-                    op.buf.copy_from_slice(src);
-                    op.result = Ok(());
-                }
-                None => {
-                    op.buf.fill(0);
-                    op.result = Err(memlens_core::Error::Gap { addr: op.addr });
-                }
-            }
-        }
-    }
-    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
-        MemoryMetadata {
-            max_addr: PhysAddr(self.0.len() as u64 - 1),
-            real_size: self.0.len() as u64,
-            readonly: true,
-            preferred_batch: 1,
-        }
-    }
-}
 
 #[test]
 fn system_map_replaces_missing_kallsyms() {
