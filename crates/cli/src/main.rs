@@ -171,6 +171,7 @@ fn main() {
             Ok(())
         }
     };
+    plugins::print_metrics();
     if let Err(e) = result {
         std::process::exit(exit::report(&e));
     }

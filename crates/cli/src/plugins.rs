@@ -79,6 +79,7 @@ pub fn build(t: &TargetArgs) -> Result<Built, CliError> {
             let b = Builder::new().registry(&reg).inventory(&inv);
             let words = with_default_input(words, &b);
             let built = b.build_cli(&words).map_err(chain_error)?;
+            remember_metrics(&built.metrics);
             if !auto {
                 return Ok(built);
             }
@@ -96,6 +97,25 @@ pub fn build(t: &TargetArgs) -> Result<Built, CliError> {
         output,
         metrics: Vec::new(),
     })
+}
+
+/// Steps built with the `metrics` middleware, summarised when the command ends.
+static METRICS: std::sync::Mutex<Vec<memlens_plugin::builder::StepMetrics>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn remember_metrics(m: &[memlens_plugin::builder::StepMetrics]) {
+    if let Ok(mut all) = METRICS.lock() {
+        all.extend(m.iter().cloned());
+    }
+}
+
+/// Prints the `metrics` middleware's counters of every chain step that asked for them
+/// (`-c NAME:…:…:metrics`), to standard error so they never mix with the output.
+pub fn print_metrics() {
+    let Ok(all) = METRICS.lock() else { return };
+    for (name, m) in all.iter() {
+        eprintln!("metrics {name}: {}", m.snapshot());
+    }
 }
 
 /// A chain error: the user's words (unknown plugin, bad arguments, bad order) are usage

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memlens_core::{
-    CpuRegisters, CpuState, MemRange, MemoryMetadata, MemoryView, PhysAddr, PhysicalMemory,
-    PhysicalTarget, ReadOp, TargetInfo,
+    CpuRegisters, CpuState, MemRange, MemoryMap, MemoryMetadata, MemoryView, PhysAddr,
+    PhysicalMemory, PhysicalTarget, ReadOp, TargetInfo,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,9 @@ pub struct DumpOptions {
     pub cache_bytes: u64,
     /// Map a raw image writable (only raw images can be written).
     pub writable: bool,
+    /// Where a raw image's file ranges sit in guest-physical memory (`None`: the identity,
+    /// address = file offset). Only raw images take one: other formats record their own.
+    pub map: Option<MemoryMap>,
 }
 
 impl Default for DumpOptions {
@@ -36,6 +39,7 @@ impl Default for DumpOptions {
             format: FormatChoice::Auto,
             cache_bytes: 64 << 20,
             writable: false,
+            map: None,
         }
     }
 }
@@ -239,13 +243,22 @@ pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, Fil
             ),
         });
     }
+    if opts.map.is_some() && format != Format::Raw {
+        return Err(FileError::BadOption {
+            what: "map".into(),
+            why: format!(
+                "only raw images take a memory map; this file is {format}, which records its own ranges (force raw with format=raw)"
+            ),
+        });
+    }
     let parsed = match format {
         Format::Raw => Parsed {
-            memory: Memory::Mapped(Arc::new(if opts.writable {
-                drop(file);
-                MappedFile::open_with(path, None, true)?
-            } else {
-                file
+            memory: Memory::Mapped(Arc::new(match (&opts.map, opts.writable) {
+                (None, false) => file,
+                (map, writable) => {
+                    drop(file);
+                    MappedFile::open_with(path, map.clone(), writable)?
+                }
             })),
             format,
             version: None,

@@ -1,10 +1,10 @@
-//! The `file` connector plugin (`-c file:PATH[:format=…,cache_size=…,writable]`): dump
+//! The `file` connector plugin (`-c file:PATH[:format=…,cache_size=…,writable,map=…]`): dump
 //! files behind `memlens-plugin`'s [`ConnectorPlugin`] trait, exported from the `cdylib`
 //! as `MEMLENS_CONNECTOR_FILE` and usable statically through the same type.
 
 use std::sync::Arc;
 
-use memlens_core::{Os, PhysicalTarget};
+use memlens_core::{MemoryMap, Os, PhysicalTarget};
 use memlens_plugin::{ArgDecl, ArgSpec, Args, BoxError, ConnectorPlugin};
 
 use crate::{open_dump, DumpOptions, FormatChoice};
@@ -37,6 +37,10 @@ impl ConnectorPlugin for FilePlugin {
                 "writable",
                 "open a raw image writable (only on explicit request)",
             ))
+            .arg(ArgDecl::string(
+                "map",
+                "TOML memory map placing a raw image's file ranges at guest-physical addresses",
+            ))
     }
 
     fn create(args: &Args, _input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget, BoxError> {
@@ -48,6 +52,10 @@ impl ConnectorPlugin for FilePlugin {
             format,
             cache_bytes: args.size("cache_size")?.unwrap_or(64 << 20),
             writable: args.flag("writable"),
+            map: args
+                .get("map")
+                .map(|m| MemoryMap::load(std::path::Path::new(m)))
+                .transpose()?,
         };
         Ok(open_dump(path, &opts)?.target())
     }

@@ -55,12 +55,14 @@ pub enum Piece {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MapFile {
-    #[serde(default, rename = "range")]
+    #[serde(rename = "range")]
     ranges: Vec<MapFileEntry>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MapFileEntry {
     base: TomlNum,
     #[serde(alias = "length", alias = "size")]
@@ -241,9 +243,20 @@ impl MemoryMap {
     /// optional `backing` (or `offset`; default: equal to `base`). Numbers may be integers
     /// or strings with hex and units (`"0x1000"`, `"2MiB"`).
     pub fn from_toml(text: &str) -> Result<Self> {
-        let file: MapFile = toml::from_str(text).map_err(|e| ParseError::Syntax {
-            what: "memory map TOML".into(),
-            message: e.message().to_string(),
+        let file: MapFile = toml::from_str(text).map_err(|e| {
+            // One line, with the place: `line 3: invalid table header, expected ...`.
+            let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            let message = match e.span() {
+                Some(span) => {
+                    let line = 1 + text[..span.start.min(text.len())].matches('\n').count();
+                    format!("line {line}: {message}")
+                }
+                None => message,
+            };
+            ParseError::Syntax {
+                what: "memory map TOML".into(),
+                message,
+            }
         })?;
         let mut entries = Vec::with_capacity(file.ranges.len());
         for r in file.ranges {
@@ -265,6 +278,12 @@ impl MemoryMap {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, 0, e))?;
         Self::from_toml(&text).map_err(|e| e.context(format!("memory map {}", path.display())))
+    }
+
+    /// Writes the map to `path` as TOML ([`MemoryMap::to_toml`]); [`MemoryMap::load`] reads
+    /// it back.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.to_toml()).map_err(|e| Error::io(path, 0, e))
     }
 
     /// Serialises to TOML with hex strings (`base = "0x100000"`).
@@ -347,5 +366,27 @@ mod tests {
         assert!(MemoryMap::from_toml("[[range]]\nbase = -1\nlen = 1").is_err());
         assert!(MemoryMap::from_toml("[[range]]\nbase = 0").is_err());
         assert!(MemoryMap::from_toml("garbage =").is_err());
+    }
+
+    #[test]
+    fn save_and_load_round_trip_and_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("memlens-memmap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = MemoryMap::new(vec![e(0, 0xa0000, 0), e(0x100000, 0x1000, 0xa0000)]).unwrap();
+        let p = dir.join("map.toml");
+        m.save(&p).unwrap();
+        assert_eq!(MemoryMap::load(&p).unwrap(), m);
+        std::fs::write(
+            &p,
+            "[[range]]\nbase = 0\nlen = \"8k\"\n[[range]]\nbase = \"0x1000\"\nlen = \"4k\"\n",
+        )
+        .unwrap();
+        let msg = MemoryMap::load(&p).unwrap_err().to_string();
+        assert!(msg.contains("map.toml") && msg.contains("overlap"), "{msg}");
+        let msg = MemoryMap::load(&dir.join("missing.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("missing.toml"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

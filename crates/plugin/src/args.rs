@@ -17,8 +17,8 @@
 //!   argument* ([`ArgSpec::default_arg`]); later bare tokens are boolean flags.
 //! - Sizes take decimal or hex with binary units (`64MiB`, `0x1000`).
 //! - The fourth section configures host-side middleware around the connector's memory
-//!   ([`MiddlewareSpec`]): `cache`, `cache_size`, `cache_page_size`, `cache_time`, `delay`,
-//!   `metrics`.
+//!   ([`MiddlewareSpec`]): `zero_gaps`, `cache`, `cache_size`, `cache_page_size`,
+//!   `cache_time`, `delay`, `metrics`.
 //!
 //! The host splits the sections; the argument section crosses the ABI as its raw text and
 //! the plugin parses it against its own spec with [`Args::parse`], so a plugin built
@@ -499,6 +499,8 @@ pub struct MiddlewareSpec {
     pub delay: Option<Duration>,
     /// Count reads and latencies.
     pub metrics: bool,
+    /// Read unbacked bytes (gaps, past the end) as zeros instead of failing.
+    pub zero_gaps: bool,
 }
 
 impl MiddlewareSpec {
@@ -532,6 +534,10 @@ impl MiddlewareSpec {
                 .validate(|v| parse_duration(v).map(|_| ())),
             )
             .arg(ArgDecl::flag("metrics", "count reads and latencies"))
+            .arg(ArgDecl::flag(
+                "zero_gaps",
+                "read unbacked bytes (memory-map gaps, past the end) as zeros instead of failing",
+            ))
     }
 
     /// Parses the raw middleware section.
@@ -568,6 +574,7 @@ impl MiddlewareSpec {
             cache_time,
             delay: dur("delay")?,
             metrics: a.flag("metrics"),
+            zero_gaps: a.flag("zero_gaps"),
         })
     }
 

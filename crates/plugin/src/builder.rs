@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use memlens_core::middleware::{CacheConfig, Delay, Metrics, PageCache};
+use memlens_core::middleware::{CacheConfig, Delay, Metrics, PageCache, ZeroFill};
 use memlens_core::{Os, PhysicalMemory, PhysicalTarget};
 
 use crate::args::{MiddlewareSpec, PluginSpec};
@@ -271,6 +271,9 @@ fn wrap(
     name: &str,
     metrics: &mut Vec<StepMetrics>,
 ) -> Arc<dyn PhysicalMemory> {
+    if m.zero_gaps {
+        mem = Arc::new(ZeroFill::new(mem));
+    }
     if let Some(d) = m.delay {
         mem = Arc::new(Delay::new(mem, d, Default::default()));
     }

@@ -233,8 +233,11 @@ fn middleware_table() {
             cache_time: Some(Duration::from_millis(100)),
             delay: Some(Duration::from_micros(50)),
             metrics: true,
+            zero_gaps: false,
         }
     );
+    let m = MiddlewareSpec::parse("zero_gaps,metrics").unwrap();
+    assert!(m.zero_gaps && m.metrics && !m.cache);
     let m = MiddlewareSpec::parse("cache").unwrap();
     assert!(m.cache && !m.metrics && m.cache_size.is_none());
     assert_eq!(

@@ -583,6 +583,36 @@ fn middleware_wraps_loaded_connectors() {
 }
 
 #[test]
+fn zero_gaps_reads_past_the_end_as_zeros_only_when_asked() {
+    let d = plugin_dir(&[TESTCONN]);
+    let inv = inv(&d);
+    let plain = Builder::new()
+        .inventory(&inv)
+        .build_cli(&["-c", "testconn::64k"])
+        .unwrap();
+    let e = plain
+        .target()
+        .unwrap()
+        .memory
+        .read_vec(PhysAddr(0xfffc), 8)
+        .unwrap_err();
+    assert!(e.to_string().contains("past the end"), "{e}");
+    let zero = Builder::new()
+        .inventory(&inv)
+        .build_cli(&["-c", "testconn::64k:zero_gaps"])
+        .unwrap();
+    let got = zero
+        .target()
+        .unwrap()
+        .memory
+        .read_vec(PhysAddr(0xfffc), 8)
+        .unwrap();
+    let mut want: Vec<u8> = (0xfffc..0x10000).map(pattern).collect();
+    want.extend([0; 4]);
+    assert_eq!(got, want);
+}
+
+#[test]
 fn listing_help_and_targets() {
     let d = plugin_dir(&[TESTCONN, TESTOS]);
     let inv = inv(&d);

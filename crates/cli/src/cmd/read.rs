@@ -1,6 +1,8 @@
 //! `memlens read [TARGET] ADDR LEN [-p PID]`: a hexdump of physical memory (or of a
-//! process's virtual memory with `-p`), or the raw bytes with `--out`. Unreadable bytes print as `??` (zeros in `--out`), and the command then fails
-//! with a message naming the first unreadable address.
+//! process's virtual memory with `-p`), the raw bytes with `--out`, or a JSON object with
+//! `--json`. Unreadable bytes print as `??` (zeros in `--out` and `--json`, which also
+//! lists them), and the command then fails with a message naming the first unreadable
+//! address.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,6 +27,28 @@ pub struct Args {
     /// Write the raw bytes to this file instead of printing a hexdump.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Print one JSON object: address, length, the bytes as hex (unreadable bytes as
+    /// zeros) and the unreadable spans. The exit status still reports unreadable bytes.
+    #[arg(long, conflicts_with = "out")]
+    json: bool,
+}
+
+/// The `--json` document of `read`.
+#[derive(serde::Serialize)]
+struct JsonRead {
+    address: String,
+    length: u64,
+    hex: String,
+    unreadable: Vec<JsonSpan>,
+}
+
+/// A run of unreadable bytes.
+#[derive(serde::Serialize)]
+struct JsonSpan {
+    address: String,
+    length: u64,
+    #[serde(skip)]
+    end: u64,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -65,6 +89,12 @@ pub fn run(a: Args) -> Result<(), CliError> {
             Box::new(move |at, buf| t.memory.read_into(PhysAddr(at), buf))
         }
     };
+    let mut json = a.json.then(|| JsonRead {
+        address: format!("{addr:#x}"),
+        length: len,
+        hex: String::new(),
+        unreadable: Vec::new(),
+    });
     let mut sink: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| CliError::target(anyhow::anyhow!("cannot create {}: {e}", p.display())),
@@ -87,7 +117,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 first_error = Some((at + off as u64, e));
             }
         }
-        let w = if a.out.is_some() {
+        let w = if let Some(j) = &mut json {
+            append_json(j, at, &buf, &bad);
+            Ok(())
+        } else if a.out.is_some() {
             sink.write_all(&buf)
         } else {
             crate::output::hexdump(&mut sink, at, &buf, &bad)
@@ -96,12 +129,49 @@ pub fn run(a: Args) -> Result<(), CliError> {
         done += n as u64;
     }
     sink.flush().map_err(crate::output::write_error)?;
+    drop(sink);
+    if let Some(j) = &json {
+        crate::output::print_json(j)?;
+    }
     match first_error {
         None => Ok(()),
         Some((at, e)) => Err(CliError::target(anyhow::anyhow!(
             "{bad_bytes} of {len} bytes could not be read, first at {at:#x}: {}",
             first_cause(&e)
         ))),
+    }
+}
+
+/// Adds `buf` (read at `at`) to the JSON document, merging unreadable runs across chunks.
+fn append_json(j: &mut JsonRead, at: u64, buf: &[u8], bad: &[bool]) {
+    use std::fmt::Write as _;
+    j.hex.reserve(buf.len() * 2);
+    for b in buf {
+        let _ = write!(j.hex, "{b:02x}");
+    }
+    let mut i = 0;
+    while i < bad.len() {
+        if !bad[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bad.len() && bad[i] {
+            i += 1;
+        }
+        let a = at + start as u64;
+        let n = (i - start) as u64;
+        match j.unreadable.last_mut() {
+            Some(last) if last.end == a => {
+                last.length += n;
+                last.end += n;
+            }
+            _ => j.unreadable.push(JsonSpan {
+                address: format!("{a:#x}"),
+                length: n,
+                end: a + n,
+            }),
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 pub mod cache;
 pub mod delay;
 pub mod metrics;
+pub mod zerofill;
 
 pub use cache::{CacheConfig, PageCache};
 pub use delay::Delay;
 pub use metrics::Metrics;
+pub use zerofill::ZeroFill;
