@@ -51,10 +51,12 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The guest did not reach the expected point in time.
-    #[error("guest `{scenario}` {what} within {timeout_s} s; console tail:\n{console_tail}")]
+    #[error("guest `{scenario}` {what} within {timeout_s} s (QEMU pid {qemu_pid} killed); console tail:\n{console_tail}")]
     BootTimeout {
         /// Scenario name.
         scenario: String,
+        /// The QEMU process, killed and reaped before this error is returned.
+        qemu_pid: u32,
         /// What did not happen (e.g. "did not print ===TESTLAB-READY===").
         what: String,
         /// The timeout that elapsed.

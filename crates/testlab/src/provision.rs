@@ -91,6 +91,19 @@ fn install_command(pkgs: &[&str]) -> String {
     )
 }
 
+/// `Ok` when `missing` can be installed here (as root); otherwise the error that names
+/// the packages and the command that installs them.
+fn can_install(missing: &[&str], root: bool) -> Result<()> {
+    if root {
+        return Ok(());
+    }
+    Err(Error::MissingPackage {
+        package: missing.join(" "),
+        why: "not running as root, cannot apt-get install".into(),
+        command: install_command(missing),
+    })
+}
+
 /// Installs (with `apt-get`) whatever the given architecture's scenarios need and the host
 /// lacks. Idempotent and quick when everything is present.
 pub fn ensure_packages(arch: Arch) -> Result<()> {
@@ -114,13 +127,7 @@ pub fn ensure_packages(arch: Arch) -> Result<()> {
     }
     log::info!("installing host packages: {}", missing.join(" "));
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(Error::MissingPackage {
-            package: missing.join(" "),
-            why: "not running as root, cannot apt-get install".into(),
-            command: install_command(&missing),
-        });
-    }
+    can_install(&missing, unsafe { libc::geteuid() } == 0)?;
     let install = |pkgs: &[&str]| {
         util::run(
             Command::new("apt-get")
@@ -549,4 +556,34 @@ pub fn ensure_busybox(arch: Arch) -> Result<PathBuf> {
     fs::rename(x.join("bin/busybox"), &out).map_err(Error::io("move busybox", &x))?;
     util::remove_any(&x)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_architecture_needs_its_qemu_and_the_dump_tools() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let pkgs: Vec<&str> = needs(arch).iter().map(|n| n.package).collect();
+            for p in [arch.qemu_package(), "makedumpfile", "zstd", "dpkg"] {
+                assert!(pkgs.contains(&p), "{arch:?} lacks {p}: {pkgs:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_package_without_root_names_it_and_the_install_command() {
+        assert!(can_install(&["qemu-system-x86"], true).is_ok());
+        let e = can_install(&["qemu-system-x86", "makedumpfile"], false).unwrap_err();
+        assert!(matches!(e, Error::MissingPackage { .. }), "{e}");
+        let text = e.to_string();
+        for needle in [
+            "qemu-system-x86 makedumpfile",
+            "not running as root",
+            "apt-get install -y --no-install-recommends qemu-system-x86 makedumpfile",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in: {text}");
+        }
+    }
 }

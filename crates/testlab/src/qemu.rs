@@ -145,6 +145,7 @@ impl QemuProcess {
                 self.kill();
                 return Err(Error::BootTimeout {
                     scenario: self.scenario.clone(),
+                    qemu_pid: self.pid(),
                     what: format!("did not print `{line}`"),
                     timeout_s: timeout.as_secs(),
                     console_tail: util::file_tail(&self.console_log, 30),

@@ -45,11 +45,36 @@ fn live_guest_runs_answers_qmp_and_dies_on_drop() {
 fn boot_timeout_is_an_error_with_the_console_tail() {
     let started = std::time::Instant::now();
     let e = testlab::boot_live_with_timeout("x86_64-kaslr", Duration::from_secs(2)).unwrap_err();
-    assert!(matches!(e, testlab::Error::BootTimeout { .. }), "{e}");
+    let testlab::Error::BootTimeout { qemu_pid, .. } = e else {
+        panic!("expected a boot timeout, got {e}");
+    };
     let text = e.to_string();
     assert!(
         text.contains("TESTLAB-READY") && text.contains("console tail"),
         "{text}"
     );
     assert!(started.elapsed() < Duration::from_secs(120));
+    // Killed and reaped: no process (not even a zombie) is left behind.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{qemu_pid}")).exists(),
+        "QEMU {qemu_pid} survived the timeout"
+    );
+}
+
+#[test]
+fn a_panicking_test_takes_its_guest_down() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joined = std::thread::spawn(move || {
+        let g = testlab::require_live("x86_64-nokaslr");
+        tx.send(g.pid()).unwrap();
+        panic!("deliberate panic while the guest runs");
+    })
+    .join();
+    assert!(joined.is_err(), "the thread was meant to panic");
+    let pid = rx.recv().expect("the guest booted before the panic");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} survived a panicking test"
+    );
 }
