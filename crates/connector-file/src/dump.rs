@@ -304,6 +304,15 @@ fn open_elf(file: MappedFile) -> Result<Parsed, FileError> {
     if !notes.is_empty() {
         details.push(("notes".into(), notes.join(", ")));
     }
+    if let Some(raw) = layout.notes.undecoded_summary() {
+        details.push((
+            format!(
+                "register notes not decoded (no {} layout)",
+                crate::elf::machine_name(layout.e_machine)
+            ),
+            raw,
+        ));
+    }
     Ok(Parsed {
         memory: Memory::Mapped(Arc::new(file)),
         format: Format::Elf,

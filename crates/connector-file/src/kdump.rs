@@ -431,12 +431,18 @@ fn read_notes(
     )?;
     let notes = notes::parse_notes(Bytes::new(&blob, off, path))?;
     let info = notes::interpret(&notes, Machine::from_uname(&h.utsname[4]));
-    let counts = info
+    let mut counts = info
         .counts
         .iter()
         .map(|(k, n)| format!("{k}×{n}"))
         .collect::<Vec<_>>()
         .join(", ");
+    if let Some(raw) = info.undecoded_summary() {
+        counts.push_str(&format!(
+            "; register notes not decoded (no layout for machine {:?}): {raw}",
+            h.utsname[4]
+        ));
+    }
     Ok((info.cpus, info.vmcoreinfo, counts))
 }
 
