@@ -129,16 +129,20 @@ pub fn parse(data: &[u8], path: &std::path::Path) -> Result<(MemoryMap, MemoryMa
         })?;
         let data_off = off + HEADER_LEN;
         let end = data_off.checked_add(h.len);
+        let fits = end.is_some_and(|e| e <= b.len());
         let normal = end.is_some_and(|e| e == b.len() || is_header(&b, e, LIME_MAGIC));
         all.push((h, off));
-        if normal {
+        let zero_block = data_off == b.len() || is_header(&b, data_off, LIME_MAGIC);
+        // Data that fits but is followed by neither the end nor a whole header: the next
+        // iteration reports that header (cut short, or a wrong magic) at its own offset.
+        if normal || fits && !zero_block {
             backed.push(MapEntry {
                 base: PhysAddr(h.start),
                 len: h.len,
                 backing: data_off,
             });
             off = data_off + h.len;
-        } else if data_off == b.len() || is_header(&b, data_off, LIME_MAGIC) {
+        } else if zero_block {
             if h.len > MAX_ZERO_BLOCK {
                 return Err(missing_data(
                     &b,
