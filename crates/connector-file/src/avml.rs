@@ -1,9 +1,11 @@
 //! AVML images (Microsoft's Acquire Volatile Memory for Linux, compressed format): LiME-like
 //! 32-byte headers with magic 0x4C4D5641 (`AVML` on disk) and version 2; each header's
 //! range (`e_addr` inclusive) is stored as a snappy *framed* stream followed by a u64 (LE)
-//! count of the stream's bytes. AVML splits ranges into blocks of at most 16 MiB, and
-//! writes only the header of a block that is all zeros (no stream, no count): such blocks
-//! read as zeros.
+//! count of the stream's bytes. AVML splits ranges into blocks of at most 16 MiB; some
+//! versions write only the header of a block that is all zeros (no stream, no count): such
+//! blocks read as zeros. A header without a stream that claims more than 16 MiB
+//! ([`MAX_ZERO_BLOCK`](crate::lime::MAX_ZERO_BLOCK)) is an error (the compressed stream
+//! must be present).
 //!
 //! **Key decision: random access through a chunk index.** A framed stream is a sequence of
 //! chunks that each decompress to at most 64 KiB; opening walks the chunk headers once
@@ -23,7 +25,7 @@ use crate::cache::BlockCache;
 use crate::detect::{Format, AVML_MAGIC};
 use crate::dump::{Memory, Parsed};
 use crate::error::FileError;
-use crate::lime::{check_disjoint, header_at, HEADER_LEN};
+use crate::lime::{check_disjoint, header_at, missing_data, HEADER_LEN, MAX_ZERO_BLOCK};
 use crate::mapped::MappedFile;
 
 /// The snappy framing stream identifier chunk.
@@ -162,6 +164,14 @@ fn parse(data: &[u8], path: &Path) -> Result<(Vec<Chunk>, usize), FileError> {
         if b.slice(data_off, 10, "").ok() == Some(&STREAM_ID[..]) {
             off = index_stream(&b, data_off, h.start, h.len, &mut chunks)?;
         } else if data_off == b.len() || is_avml_header(&b, data_off) {
+            if h.len > MAX_ZERO_BLOCK {
+                return Err(missing_data(
+                    &b,
+                    off,
+                    h,
+                    "the AVML compressed stream must be present",
+                ));
+            }
             chunks.push(Chunk {
                 start: h.start,
                 len: h.len,

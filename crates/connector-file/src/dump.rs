@@ -204,7 +204,8 @@ pub(crate) struct Parsed {
 pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, FileError> {
     let path = path.as_ref();
     let file = MappedFile::open_with(path, None, false)?;
-    let head = &file.bytes()[..file.bytes().len().min(64)];
+    let head_copy = file.bytes()[..file.bytes().len().min(64)].to_vec();
+    let head = head_copy.as_slice();
     let format = match opts.format {
         FormatChoice::Raw => Format::Raw,
         FormatChoice::Elf => Format::Elf,
@@ -251,7 +252,59 @@ pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, Fil
             ),
         });
     }
-    let parsed = match format {
+    let parsed = match parse_as(path, file, format, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            // A forced format that the content contradicts: say what the file is.
+            return Err(match detect::detect(head_copy.as_slice()) {
+                Detected::Known(found)
+                    if opts.format != FormatChoice::Auto && family(found) != family(format) =>
+                {
+                    FileError::BadOption {
+                        what: format!("format={}", format_choice_name(opts.format)),
+                        why: format!(
+                            "{} is {} by its content, not {}; drop format= to detect it, or \
+                             pass format={} ({e})",
+                            path.display(),
+                            found,
+                            format_choice_name(opts.format),
+                            family(found).name()
+                        ),
+                    }
+                }
+                _ => e,
+            });
+        }
+    };
+    Ok(Dump::from_parsed(path, parsed))
+}
+
+/// Normal and flattened kdump are one choice (`format=kdump`).
+fn family(f: Format) -> Format {
+    match f {
+        Format::KdumpFlat => Format::Kdump,
+        f => f,
+    }
+}
+
+fn format_choice_name(c: FormatChoice) -> &'static str {
+    match c {
+        FormatChoice::Auto => "auto",
+        FormatChoice::Raw => "raw",
+        FormatChoice::Elf => "elf",
+        FormatChoice::Kdump => "kdump",
+        FormatChoice::Lime => "lime",
+        FormatChoice::Avml => "avml",
+    }
+}
+
+fn parse_as(
+    path: &Path,
+    file: MappedFile,
+    format: Format,
+    opts: &DumpOptions,
+) -> Result<Parsed, FileError> {
+    Ok(match format {
         Format::Raw => Parsed {
             memory: Memory::Mapped(Arc::new(match (&opts.map, opts.writable) {
                 (None, false) => file,
@@ -270,8 +323,7 @@ pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, Fil
         Format::Kdump | Format::KdumpFlat => crate::kdump::open(file, format, opts.cache_bytes)?,
         Format::Lime => crate::lime::open(file)?,
         Format::Avml => crate::avml::open(file, opts.cache_bytes)?,
-    };
-    Ok(Dump::from_parsed(path, parsed))
+    })
 }
 
 fn open_elf(file: MappedFile) -> Result<Parsed, FileError> {
@@ -316,6 +368,15 @@ fn open_elf(file: MappedFile) -> Result<Parsed, FileError> {
         .collect();
     if !notes.is_empty() {
         details.push(("notes".into(), notes.join(", ")));
+    }
+    if let Some(raw) = layout.notes.undecoded_summary() {
+        details.push((
+            format!(
+                "register notes not decoded (no {} layout)",
+                crate::elf::machine_name(layout.e_machine)
+            ),
+            raw,
+        ));
     }
     Ok(Parsed {
         memory: Memory::Mapped(Arc::new(file)),

@@ -1,7 +1,10 @@
 //! Support for fuzz targets and the corpus-replay tests: open a file with every parser and
-//! read what it claims to hold, with bounded work. Not part of the stable API.
+//! read what it claims to hold, with bounded work. Not part of the stable API. **Key
+//! decision: fuzz targets and the replay tests call the same functions here**, so a seed
+//! or crash input replayed by `cargo test` runs exactly what the fuzzer ran.
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 use memlens_core::{MemoryView, PhysAddr, ReadOp};
 
@@ -49,4 +52,60 @@ pub fn exercise(path: &Path, choice: FormatChoice) -> bool {
         .collect();
     dump.read_batch(&mut ops);
     true
+}
+
+/// Writes `data` to a scratch file (in `/dev/shm` when it exists; one per process and
+/// thread) and runs [`exercise`] with each of `choices`. Returns how many opened.
+pub fn exercise_bytes(data: &[u8], choices: &[FormatChoice]) -> usize {
+    let dir = if Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    let path = PathBuf::from(format!(
+        "{dir}/memlens-fuzz-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    if std::fs::write(&path, data).is_err() {
+        return 0;
+    }
+    let opened = choices.iter().filter(|&&c| exercise(&path, c)).count();
+    let _ = std::fs::remove_file(&path);
+    opened
+}
+
+/// The flattened-kdump fuzz input: `data` as is when it starts with the `makedumpfile`
+/// signature, else a valid 4096-byte flattened start header followed by `data` (so that
+/// mutations land in the records and the logical kdump file, not in the signature).
+pub fn flat_input(data: &[u8]) -> Cow<'_, [u8]> {
+    if data.starts_with(crate::detect::FLAT_SIGNATURE) {
+        return Cow::Borrowed(data);
+    }
+    let mut v = vec![0u8; crate::flat::FLAT_HEADER_LEN as usize];
+    v[..crate::detect::FLAT_SIGNATURE.len()].copy_from_slice(crate::detect::FLAT_SIGNATURE);
+    v[16..24].copy_from_slice(&1i64.to_be_bytes()); // type
+    v[24..32].copy_from_slice(&1i64.to_be_bytes()); // version
+    v.extend_from_slice(data);
+    Cow::Owned(v)
+}
+
+/// The LZO1X decompressor on arbitrary bytes, into a 4096-byte page and into a buffer
+/// sized by the first input byte. Returns the page result.
+pub fn lzo(data: &[u8]) -> Result<usize, &'static str> {
+    let mut page = vec![0u8; 4096];
+    let r = crate::lzo::decompress(data, &mut page);
+    if let Ok(n) = r {
+        assert!(n <= page.len(), "lzo wrote {n} bytes into a 4096-byte page");
+    }
+    let mut small = vec![0u8; data.first().map_or(0, |&b| usize::from(b) * 16)];
+    if let Ok(n) = crate::lzo::decompress(data, &mut small) {
+        assert!(n <= small.len());
+    }
+    r
+}
+
+/// The LZO1X decompressor itself (for round-trip fuzzing against a compressor).
+pub fn lzo_decompress(input: &[u8], out: &mut [u8]) -> Result<usize, &'static str> {
+    crate::lzo::decompress(input, out)
 }

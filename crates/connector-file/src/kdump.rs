@@ -231,17 +231,15 @@ pub(crate) fn open(
     let bitmap_off = (1 + h.sub_hdr_size)
         .checked_mul(bs)
         .ok_or_else(|| bad(432, "kdump sub_hdr_size", "bitmap offset overflows".into()))?;
-    let bitmap_len = h
-        .bitmap_blocks
-        .checked_mul(bs)
-        .filter(|l| *l <= source.len(data))
-        .ok_or_else(|| {
-            bad(
-                436,
-                "kdump bitmap_blocks",
-                format!("{} blocks are more than the file holds", h.bitmap_blocks),
-            )
-        })?;
+    // A bitmap past the end of the file is reported by `source.need` below as truncated
+    // at the bitmaps' offset (the structure the cut removed), naming bitmap_blocks.
+    let bitmap_len = h.bitmap_blocks.checked_mul(bs).ok_or_else(|| {
+        bad(
+            436,
+            "kdump bitmap_blocks",
+            format!("{} blocks overflow", h.bitmap_blocks),
+        )
+    })?;
     let half = bitmap_len / 2;
     if h.max_mapnr > half.saturating_mul(8) {
         return Err(bad(
@@ -431,12 +429,18 @@ fn read_notes(
     )?;
     let notes = notes::parse_notes(Bytes::new(&blob, off, path))?;
     let info = notes::interpret(&notes, Machine::from_uname(&h.utsname[4]));
-    let counts = info
+    let mut counts = info
         .counts
         .iter()
         .map(|(k, n)| format!("{k}×{n}"))
         .collect::<Vec<_>>()
         .join(", ");
+    if let Some(raw) = info.undecoded_summary() {
+        counts.push_str(&format!(
+            "; register notes not decoded (no layout for machine {:?}): {raw}",
+            h.utsname[4]
+        ));
+    }
     Ok((info.cpus, info.vmcoreinfo, counts))
 }
 

@@ -3,10 +3,13 @@
 //! by `e_addr - s_addr + 1` bytes of memory. **Key decision: the headers become a memory
 //! map for [`MappedFile`]**, so LiME reads at raw speed.
 //!
-//! AVML writing LiME (`--format lime`) omits the data of an all-zero block and writes the
-//! next header right away. A header whose declared data would not end at a header or the
-//! end of the file, but which is directly followed by a valid header, is such a block: its
-//! range reads as zeros.
+//! Some AVML versions writing LiME (`--format lime`) omit the data of an all-zero block
+//! (blocks are at most [`MAX_ZERO_BLOCK`], 16 MiB) and write the next header right away. A
+//! header whose declared data would not end at a header or the end of the file, but which
+//! is directly followed by a valid header (or the end of the file), is such a block: its
+//! range reads as zeros. A header without data that claims more than [`MAX_ZERO_BLOCK`] is
+//! an error naming the header (range data must follow the header), so a few bytes of
+//! header cannot claim absurd amounts of memory.
 
 use memlens_core::memmap::MapEntry;
 use memlens_core::{MemoryMap, PhysAddr};
@@ -19,6 +22,26 @@ use crate::mapped::MappedFile;
 
 /// Size of a LiME/AVML range header.
 pub const HEADER_LEN: u64 = 32;
+/// Largest range a header without data may claim as an all-zero block: AVML's block size
+/// (`MAX_BLOCK_SIZE`, 4096 pages); larger ranges are always written with their data.
+pub const MAX_ZERO_BLOCK: u64 = 16 << 20;
+
+/// The error for a header that is followed by neither its data nor (for a block of at most
+/// [`MAX_ZERO_BLOCK`]) the next header.
+pub(crate) fn missing_data(b: &Bytes<'_>, off: u64, h: RangeHeader, what: &str) -> FileError {
+    b.bad(
+        off + 16,
+        "range header e_addr",
+        format!(
+            "the range {:#x}+{:#x} has no data in the file: {what} (offset {:#x}); \
+             only an all-zero block of at most {MAX_ZERO_BLOCK:#x} bytes may be written \
+             without it",
+            h.start,
+            h.len,
+            off + HEADER_LEN
+        ),
+    )
+}
 
 /// One parsed range header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,16 +129,28 @@ pub fn parse(data: &[u8], path: &std::path::Path) -> Result<(MemoryMap, MemoryMa
         })?;
         let data_off = off + HEADER_LEN;
         let end = data_off.checked_add(h.len);
+        let fits = end.is_some_and(|e| e <= b.len());
         let normal = end.is_some_and(|e| e == b.len() || is_header(&b, e, LIME_MAGIC));
         all.push((h, off));
-        if normal {
+        let zero_block = data_off == b.len() || is_header(&b, data_off, LIME_MAGIC);
+        // Data that fits but is followed by neither the end nor a whole header: the next
+        // iteration reports that header (cut short, or a wrong magic) at its own offset.
+        if normal || fits && !zero_block {
             backed.push(MapEntry {
                 base: PhysAddr(h.start),
                 len: h.len,
                 backing: data_off,
             });
             off = data_off + h.len;
-        } else if data_off == b.len() || is_header(&b, data_off, LIME_MAGIC) {
+        } else if zero_block {
+            if h.len > MAX_ZERO_BLOCK {
+                return Err(missing_data(
+                    &b,
+                    off,
+                    h,
+                    "LiME range data must follow the header",
+                ));
+            }
             zero.push(MapEntry {
                 base: PhysAddr(h.start),
                 len: h.len,

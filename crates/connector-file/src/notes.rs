@@ -2,8 +2,12 @@
 //! note) and the kernel's `VMCOREINFO`. **Key decision: notes are matched to vCPUs by
 //! their order** (the n-th `NT_PRSTATUS` and the n-th `QEMU` note describe vCPU n), which
 //! is how QEMU and the kernel write them; the register layout is chosen by the machine
-//! (ELF `e_machine`, or the kdump header's `utsname.machine`), falling back to the
-//! `NT_PRSTATUS` size (336 bytes x86-64, 392 aarch64, 144 i386).
+//! (ELF `e_machine`, or the kdump header's `utsname.machine`). **Registers are never
+//! decoded with another machine's layout**: a machine without a decoder here (32-bit ARM,
+//! RISC-V, …) gets no registers, and its register notes are listed undecoded (name, type,
+//! file offset, size) in [`NoteInfo::undecoded`]. Only when the file names no machine at
+//! all (ELF `EM_NONE`, an empty `utsname.machine`) is the layout guessed, and only from an
+//! exact `NT_PRSTATUS` size (336 bytes x86-64, 392 aarch64, 144 i386).
 //!
 //! Layouts (verified against dumps written by QEMU 7.2):
 //! - x86-64 `elf_prstatus` (336 bytes): `pr_reg` (27 × u64, `user_regs_struct`: r15, r14,
@@ -91,7 +95,10 @@ pub enum Machine {
     I386,
     /// aarch64.
     Aarch64,
-    /// Not known: guessed per note from its size.
+    /// A machine named by the file that has no register decoder here (for example
+    /// `EM_ARM`): registers are left undecoded.
+    Other,
+    /// The file names no machine: guessed per note from its exact size, else undecoded.
     Unknown,
 }
 
@@ -102,7 +109,8 @@ impl Machine {
             62 => Machine::X86_64,
             3 => Machine::I386,
             183 => Machine::Aarch64,
-            _ => Machine::Unknown,
+            0 => Machine::Unknown, // EM_NONE
+            _ => Machine::Other,
         }
     }
 
@@ -112,7 +120,8 @@ impl Machine {
             "x86_64" => Machine::X86_64,
             "i386" | "i486" | "i586" | "i686" => Machine::I386,
             "aarch64" | "arm64" => Machine::Aarch64,
-            _ => Machine::Unknown,
+            "" => Machine::Unknown,
+            _ => Machine::Other,
         }
     }
 }
@@ -126,19 +135,56 @@ pub struct NoteInfo {
     pub vmcoreinfo: Option<BTreeMap<String, String>>,
     /// Notes seen, by name and type, for `memlens info` (`CORE/1 × 2`).
     pub counts: BTreeMap<String, usize>,
+    /// Register notes (`CORE`/`NT_PRSTATUS`, `QEMU`) left undecoded because no decoder
+    /// for the machine exists; read them from the file at their offsets.
+    pub undecoded: Vec<RawNote>,
+}
+
+/// Where an undecoded note sits in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawNote {
+    /// Note name (`CORE`, `QEMU`).
+    pub name: String,
+    /// `n_type`.
+    pub kind: u32,
+    /// File offset of the descriptor.
+    pub offset: u64,
+    /// Descriptor size in bytes.
+    pub len: u64,
+}
+
+impl NoteInfo {
+    /// A one-line description of [`NoteInfo::undecoded`] for dump details, or `None`.
+    pub fn undecoded_summary(&self) -> Option<String> {
+        if self.undecoded.is_empty() {
+            return None;
+        }
+        let shown: Vec<String> = self
+            .undecoded
+            .iter()
+            .take(8)
+            .map(|n| format!("{}/{} at {:#x} ({} bytes)", n.name, n.kind, n.offset, n.len))
+            .collect();
+        let more = self.undecoded.len().saturating_sub(shown.len());
+        Some(if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        })
+    }
 }
 
 /// Extracts registers and VMCOREINFO from parsed notes.
 pub(crate) fn interpret(notes: &[Note<'_>], machine: Machine) -> NoteInfo {
     let mut info = NoteInfo::default();
-    let mut prstatus = Vec::new();
-    let mut qemu = Vec::new();
+    let mut prstatus: Vec<&Note<'_>> = Vec::new();
+    let mut qemu: Vec<&Note<'_>> = Vec::new();
     for n in notes {
         let key = format!("{}/{}", String::from_utf8_lossy(n.name), n.kind);
         *info.counts.entry(key).or_default() += 1;
         match (n.name, n.kind) {
-            (b"CORE", NT_PRSTATUS) => prstatus.push(n.desc),
-            (b"QEMU", _) => qemu.push(n.desc),
+            (b"CORE", NT_PRSTATUS) => prstatus.push(n),
+            (b"QEMU", _) => qemu.push(n),
             (b"VMCOREINFO", _) if info.vmcoreinfo.is_none() => {
                 info.vmcoreinfo = Some(parse_vmcoreinfo(n.desc));
             }
@@ -150,25 +196,37 @@ pub(crate) fn interpret(notes: &[Note<'_>], machine: Machine) -> NoteInfo {
         let pr = prstatus.get(i).copied();
         let q = qemu.get(i).copied();
         let m = match machine {
-            Machine::Unknown => match pr.map(<[u8]>::len) {
+            Machine::Unknown => match pr.map(|p| p.desc.len()) {
+                Some(336) => Machine::X86_64,
                 Some(392) => Machine::Aarch64,
                 Some(144) => Machine::I386,
-                _ => Machine::X86_64,
+                _ => Machine::Other,
             },
             m => m,
         };
         let regs = match m {
-            Machine::Aarch64 => pr.map(aarch64_prstatus).map(CpuRegisters::Aarch64),
-            _ => {
+            Machine::Aarch64 => pr.map(|p| CpuRegisters::Aarch64(aarch64_prstatus(p.desc))),
+            Machine::X86_64 | Machine::I386 => {
                 let mut r = match (m, pr) {
-                    (Machine::I386, Some(p)) => i386_prstatus(p),
-                    (_, Some(p)) => x86_64_prstatus(p),
+                    (Machine::I386, Some(p)) => i386_prstatus(p.desc),
+                    (_, Some(p)) => x86_64_prstatus(p.desc),
                     (_, None) => X86Registers::default(),
                 };
                 if let Some(q) = q {
-                    apply_qemu_state(q, &mut r);
+                    apply_qemu_state(q.desc, &mut r);
                 }
                 Some(CpuRegisters::X86(r))
+            }
+            Machine::Other | Machine::Unknown => {
+                for note in pr.into_iter().chain(q) {
+                    info.undecoded.push(RawNote {
+                        name: String::from_utf8_lossy(note.name).into_owned(),
+                        kind: note.kind,
+                        offset: note.offset,
+                        len: note.desc.len() as u64,
+                    });
+                }
+                None
             }
         };
         if let Some(r) = regs {

@@ -173,6 +173,93 @@ fn elf32_i386_and_prstatus_only() {
     assert_eq!(d.info().roots[0].root, None);
 }
 
+/// 32-bit ARM `elf_prstatus` (148 bytes): 72 bytes of signal/pid/time fields, then
+/// `pr_reg` = r0..r15, cpsr, orig_r0 (18 × u32), then pr_fpvalid.
+fn prstatus_arm() -> Vec<u8> {
+    let mut p = vec![0u8; 148];
+    for i in 0..16u32 {
+        let at = 72 + 4 * i as usize;
+        p[at..at + 4].copy_from_slice(&(0xA000_0000 | i).to_le_bytes());
+    }
+    p[72 + 64..72 + 68].copy_from_slice(&0x6000_01d3u32.to_le_bytes()); // cpsr (SVC)
+    p
+}
+
+/// An ELF32 core of a 32-bit ARM guest (`e_machine` 40, `EM_ARM`). No decoder exists for
+/// its registers, so none are decoded (no x86 or aarch64 layout applied to ARM bytes);
+/// the raw notes are reported with their file offsets and memory still reads.
+#[test]
+fn elf32_arm_registers_are_not_decoded_with_another_layout() {
+    for pr in [prstatus_arm(), vec![0x41u8; 336], vec![0x42u8; 144]] {
+        // The 336- and 144-byte variants have exactly the x86-64 and i386 sizes: the
+        // machine, not the size, must decide.
+        let mut notes = note("CORE", 1, &pr);
+        notes.extend(note("CORE", 1, &pr)); // a second vCPU
+        let body_off = 52 + 32 * 2;
+        let mut body = notes.clone();
+        body.extend([0x3C; 0x1000]);
+        let ph = [
+            (4, body_off, 0, notes.len() as u64, 0),
+            (
+                1,
+                body_off + notes.len() as u64,
+                0x8000_0000,
+                0x1000,
+                0x1000,
+            ),
+        ];
+        let (f, d) = open(&elf32(40, &ph, &body));
+        let d = d.unwrap();
+        assert!(d.registers().is_empty(), "{:?}", d.registers());
+        assert_eq!(d.info().vcpus, 0);
+        assert!(d.target().cpu.is_none());
+        assert_eq!(d.read_u32(PhysAddr(0x8000_0ffc)).unwrap(), 0x3C3C_3C3C);
+        // The first descriptor sits after the note header (12 bytes) and "CORE\0" padded to 8.
+        let first = body_off + 20;
+        let second = first + pr.len().next_multiple_of(4) as u64 + 20;
+        let (k, v) = d
+            .info()
+            .details
+            .iter()
+            .find(|(k, _)| k.contains("not decoded"))
+            .unwrap_or_else(|| panic!("{:?}", d.info().details));
+        assert!(k.contains("arm"), "{k}");
+        let want = format!(
+            "CORE/1 at {first:#x} ({n} bytes), CORE/1 at {second:#x} ({n} bytes)",
+            n = pr.len()
+        );
+        assert_eq!(v, &want);
+        // The offsets point at the raw register bytes.
+        let raw = std::fs::read(f.path()).unwrap();
+        assert_eq!(&raw[first as usize..first as usize + pr.len()], &pr[..]);
+    }
+}
+
+/// `EM_NONE` (the file names no machine): only an exact known `NT_PRSTATUS` size picks a
+/// layout; any other size leaves the registers undecoded.
+#[test]
+fn elf_without_machine_guesses_only_exact_sizes() {
+    for (pr, decoded) in [
+        (prstatus_x86_64(0x401000, 0x7ffc_0000, 7), true),
+        (prstatus_arm(), false),
+    ] {
+        let notes = note("CORE", 1, &pr);
+        let off = 64 + 56 * 2;
+        let mut body = notes.clone();
+        body.extend([0u8; 0x1000]);
+        let ph = [
+            (4, off, 0, notes.len() as u64, 0),
+            (1, off + notes.len() as u64, 0, 0x1000, 0x1000),
+        ];
+        let (_f, d) = open(&elf64(0, &ph, &body));
+        let d = d.unwrap();
+        assert_eq!(d.registers().len(), usize::from(decoded));
+        if let Some(CpuRegisters::X86(x)) = d.registers().first() {
+            assert_eq!((x.rip, x.gpr[0]), (0x401000, 7));
+        }
+    }
+}
+
 #[test]
 fn elf_pn_xnum_and_lying_counts() {
     // e_phnum = 0xffff: the count is sh_info of section header 0 (at e_shoff).
@@ -289,6 +376,69 @@ fn avml_golden() {
         e.contains("AVML compressed size") && e.contains("0x3a"),
         "{e}"
     );
+}
+
+/// LiME and AVML headers whose data is not in the file. AVML's block size is 16 MiB
+/// (4096 pages), and an all-zero block of at most that size may be written as a header
+/// alone; anything larger without data is an error naming the header's `e_addr` field and
+/// the offset where the data should be.
+#[test]
+fn lime_and_avml_ranges_need_their_data() {
+    const BLOCK: u64 = 16 << 20;
+    for avml_format in [false, true] {
+        let tail = if avml_format {
+            "the AVML compressed stream must be present"
+        } else {
+            "LiME range data must follow the header"
+        };
+        let data = [0x5Au8; 64];
+        let first = if avml_format {
+            avml(&[(0x1000, &data)])
+        } else {
+            lime(&[(0x1000, &data)])
+        };
+        let at = first.len() as u64;
+        // (start, end) of a header with nothing behind it; either last in the file or
+        // followed by a good range.
+        for (start, end, ok) in [
+            (0x10_0000u64, 0x10_0000 + BLOCK, true),
+            (0x10_0000, 0x10_0000 + BLOCK + 0x1000, false),
+            (0x10_0000, 1 << 40, false),
+            (0, u64::MAX, false),
+        ] {
+            for followed in [false, true] {
+                let mut bytes = first.clone();
+                bytes.extend(range_header(avml_format, start, end));
+                if followed {
+                    let next = if avml_format {
+                        avml(&[(0x2_0000_0000, &data)])
+                    } else {
+                        lime(&[(0x2_0000_0000, &data)])
+                    };
+                    bytes.extend(next);
+                }
+                let (_f, d) = open(&bytes);
+                let what = format!("avml={avml_format} {start:#x}..{end:#x} followed={followed}");
+                if ok {
+                    let d = d.unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(d.read_vec(PhysAddr(end - 16), 16).unwrap(), [0; 16]);
+                    assert_eq!(d.read_vec(PhysAddr(0x1000), 64).unwrap(), data);
+                    continue;
+                }
+                let e = d
+                    .err()
+                    .unwrap_or_else(|| panic!("{what} opened"))
+                    .to_string();
+                assert!(
+                    e.contains("range header e_addr")
+                        && e.contains(&format!("offset {:#x}", at + 16))
+                        && e.contains(tail)
+                        && e.contains(&format!("(offset {:#x})", at + 32)),
+                    "{what}: {e}"
+                );
+            }
+        }
+    }
 }
 
 fn sample_page(seed: u8, block: usize) -> Vec<u8> {

@@ -15,6 +15,23 @@ pub fn le64(v: &mut Vec<u8>, x: u64) {
     v.extend_from_slice(&x.to_le_bytes());
 }
 
+/// A structure of a test file and where the writer put it (`start..end`, file offsets), so
+/// that tests can cut files exactly at structure boundaries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub name: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+pub fn part(name: impl Into<String>, start: u64, end: u64) -> Part {
+    Part {
+        name: name.into(),
+        start,
+        end,
+    }
+}
+
 pub fn file_with(bytes: &[u8]) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(bytes).unwrap();
@@ -128,26 +145,35 @@ pub fn range_header(avml: bool, start: u64, end_exclusive: u64) -> Vec<u8> {
 
 /// LiME image of `ranges` (start, bytes).
 pub fn lime(ranges: &[(u64, &[u8])]) -> Vec<u8> {
+    lime_or_avml_with_parts(false, ranges).0
+}
+
+/// LiME (`avml` false) or AVML image of `ranges`, plus where each range header and each
+/// range's data (AVML: stream and its u64 length) went.
+pub fn lime_or_avml_with_parts(avml: bool, ranges: &[(u64, &[u8])]) -> (Vec<u8>, Vec<Part>) {
     let mut v = Vec::new();
-    for (start, data) in ranges {
-        v.extend(range_header(false, *start, start + data.len() as u64));
-        v.extend_from_slice(data);
+    let mut parts = Vec::new();
+    for (i, (start, data)) in ranges.iter().enumerate() {
+        let at = v.len() as u64;
+        v.extend(range_header(avml, *start, start + data.len() as u64));
+        parts.push(part(format!("range header {i}"), at, at + 32));
+        if avml {
+            let mut enc = snap::write::FrameEncoder::new(Vec::new());
+            enc.write_all(data).unwrap();
+            let stream = enc.into_inner().unwrap();
+            v.extend_from_slice(&stream);
+            le64(&mut v, stream.len() as u64);
+        } else {
+            v.extend_from_slice(data);
+        }
+        parts.push(part(format!("range data {i}"), at + 32, v.len() as u64));
     }
-    v
+    (v, parts)
 }
 
 /// AVML image: each range as a snappy frame stream (snap's own encoder) + u64 length.
 pub fn avml(ranges: &[(u64, &[u8])]) -> Vec<u8> {
-    let mut v = Vec::new();
-    for (start, data) in ranges {
-        v.extend(range_header(true, *start, start + data.len() as u64));
-        let mut enc = snap::write::FrameEncoder::new(Vec::new());
-        enc.write_all(data).unwrap();
-        let stream = enc.into_inner().unwrap();
-        v.extend_from_slice(&stream);
-        le64(&mut v, stream.len() as u64);
-    }
-    v
+    lime_or_avml_with_parts(true, ranges).0
 }
 
 /// How a test kdump stores one page.
@@ -187,6 +213,28 @@ pub fn kdump(
     notes: &[u8],
     vmcoreinfo: &[u8],
 ) -> Vec<u8> {
+    kdump_with_parts(
+        block, max_mapnr, pages, excluded, dump_level, notes, vmcoreinfo,
+    )
+    .0
+}
+
+/// [`kdump`], plus where each structure went: the disk header, the sub-header (its 104
+/// bytes of v6 fields), notes, VMCOREINFO, each bitmap, the descriptor table and each
+/// page's data (`page data pfn N`, in file order).
+pub fn kdump_with_parts(
+    block: u64,
+    max_mapnr: u64,
+    pages: &[(u64, Vec<u8>, Codec)],
+    excluded: &[u64],
+    dump_level: u32,
+    notes: &[u8],
+    vmcoreinfo: &[u8],
+) -> (Vec<u8>, Vec<Part>) {
+    let mut parts = vec![
+        part("disk_dump_header", 0, 464),
+        part("kdump_sub_header", block, block + 104),
+    ];
     let bitmap_bytes = max_mapnr.div_ceil(8).next_multiple_of(block);
     let bitmap_blocks = 2 * bitmap_bytes / block;
     let sub_hdr_size = 2u64; // sub-header block + one block of notes/vmcoreinfo
@@ -233,6 +281,12 @@ pub fn kdump(
     v.resize(2 * block as usize, 0);
     v.extend_from_slice(notes);
     v.extend_from_slice(vmcoreinfo);
+    if !notes.is_empty() {
+        parts.push(part("notes", notes_off, vmci_off));
+    }
+    if !vmcoreinfo.is_empty() {
+        parts.push(part("vmcoreinfo", vmci_off, v.len() as u64));
+    }
     v.resize(3 * block as usize, 0);
     let mut b1 = vec![0u8; bitmap_bytes as usize];
     let mut b2 = vec![0u8; bitmap_bytes as usize];
@@ -245,22 +299,35 @@ pub fn kdump(
     for pfn in excluded {
         b1[(*pfn / 8) as usize] |= 1 << (pfn % 8);
     }
+    let b1_off = v.len() as u64;
     v.extend_from_slice(&b1);
     v.extend_from_slice(&b2);
+    // One structure: `bitmap_blocks` covers both bitmaps.
+    parts.push(part("bitmaps (1st and 2nd)", b1_off, v.len() as u64));
     let desc_off = v.len() as u64;
+    parts.push(part(
+        "page descriptors",
+        desc_off,
+        desc_off + 24 * sorted.len() as u64,
+    ));
     let mut data_off = desc_off + 24 * sorted.len() as u64;
     let mut data = Vec::new();
-    for (_, page, codec) in &sorted {
+    for (pfn, page, codec) in &sorted {
         let (c, flags) = compress(*codec, page);
         le64(&mut v, data_off);
         le32(&mut v, c.len() as u32);
         le32(&mut v, flags);
         le64(&mut v, 0); // page_flags
+        parts.push(part(
+            format!("page data pfn {pfn}"),
+            data_off,
+            data_off + c.len() as u64,
+        ));
         data_off += c.len() as u64;
         data.extend_from_slice(&c);
     }
     v.extend_from_slice(&data);
-    v
+    (v, parts)
 }
 
 /// Flattens a normal file into makedumpfile's flattened stream: a 4096-byte header
@@ -268,6 +335,28 @@ pub fn kdump(
 /// of `chunk` bytes in the given `order` of chunk indices, then the (-1, -1) end marker.
 /// `rewrite` first writes junk over chunk 0 so that the later, real record must win.
 pub fn flatten(normal: &[u8], chunk: usize, reverse: bool, rewrite: bool) -> Vec<u8> {
+    flatten_with_parts(normal, chunk, reverse, rewrite).0
+}
+
+/// [`flatten`], plus where each structure went: the start header, each record header and
+/// its data, and the end marker.
+pub fn flatten_with_parts(
+    normal: &[u8],
+    chunk: usize,
+    reverse: bool,
+    rewrite: bool,
+) -> (Vec<u8>, Vec<Part>) {
+    let mut parts = vec![part("flattened start header", 0, 4096)];
+    let mut record = |v: &Vec<u8>, size: usize| {
+        let at = v.len() as u64;
+        let n = parts.len();
+        parts.push(part(format!("record header {n}"), at, at + 16));
+        parts.push(part(
+            format!("record data {n}"),
+            at + 16,
+            at + 16 + size as u64,
+        ));
+    };
     let mut v = b"makedumpfile".to_vec();
     v.resize(16, 0);
     v.extend_from_slice(&1i64.to_be_bytes());
@@ -279,6 +368,7 @@ pub fn flatten(normal: &[u8], chunk: usize, reverse: bool, rewrite: bool) -> Vec
     }
     if rewrite {
         let n = chunk.min(normal.len());
+        record(&v, n);
         v.extend_from_slice(&0i64.to_be_bytes());
         v.extend_from_slice(&(n as i64).to_be_bytes());
         v.extend(std::iter::repeat_n(0xEEu8, n));
@@ -290,13 +380,16 @@ pub fn flatten(normal: &[u8], chunk: usize, reverse: bool, rewrite: bool) -> Vec
         if normal[s..e].iter().all(|&b| b == 0) && s != 0 && e != normal.len() {
             continue;
         }
+        record(&v, e - s);
         v.extend_from_slice(&(s as i64).to_be_bytes());
         v.extend_from_slice(&((e - s) as i64).to_be_bytes());
         v.extend_from_slice(&normal[s..e]);
     }
+    let at = v.len() as u64;
     v.extend_from_slice(&(-1i64).to_be_bytes());
     v.extend_from_slice(&(-1i64).to_be_bytes());
-    v
+    parts.push(part("end marker", at, at + 16));
+    (v, parts)
 }
 
 /// AVML as the tool writes it: ranges split into blocks of at most 16 MiB; a block that is
