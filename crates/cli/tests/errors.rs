@@ -229,3 +229,43 @@ fn colour_only_when_asked_or_on_a_terminal() {
     ]);
     assert!(!out.stdout.contains(&0x1b));
 }
+
+/// An unknown `--arch` is a usage error that lists every accepted name, and `--help` of
+/// every command taking `--arch` lists them too.
+#[test]
+fn arch_names_in_errors_and_help() {
+    let f = image(&[0u8; 8192]);
+    let p = f.path().to_str().unwrap();
+    for args in [
+        vec!["translate", p, "--dtb", "0", "--arch", "bogus", "0x1"],
+        vec!["pagemap", p, "--dtb", "0", "--arch", "bogus"],
+    ] {
+        let out = memlens(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("unknown architecture 'bogus'"), "{err}");
+        for name in memlens_arch::ARCH_NAMES {
+            assert!(err.contains(name), "{args:?}: {name} not listed: {err}");
+        }
+    }
+    for cmd in [
+        &["translate"][..],
+        &["pagemap"],
+        &["bench", "walk"],
+        &["bench", "virt"],
+    ] {
+        let out = memlens(&[cmd, &["--help"]].concat());
+        let help = String::from_utf8_lossy(&out.stdout);
+        let arch = help
+            .split("--arch")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{cmd:?} --help has no --arch"));
+        let arch = arch.split("\n      -").next().unwrap();
+        for name in memlens_arch::ARCH_NAMES {
+            assert!(
+                arch.contains(&format!("{name},")) || arch.contains(&format!("{name}.")),
+                "{cmd:?} --help: --arch does not list {name}: {arch}"
+            );
+        }
+    }
+}

@@ -334,3 +334,71 @@ fn search_max_returns_the_first_matches_every_time() {
         assert_eq!(some.as_array().unwrap()[..], all[..37]);
     }
 }
+
+/// `translate` with the root from the dump's own registers gives the physical addresses
+/// QEMU's `gva2gpa` gave (user and kernel addresses, and the unmapped ones fail), and
+/// `pagemap` lists sorted ranges that map the kernel text where QEMU says it is.
+#[test]
+fn translate_and_pagemap_with_the_dumps_registers() {
+    let s = testlab::require("x86_64-kaslr");
+    let elf = p(&s.elf);
+    let pairs = &s.truth.monitor.translations;
+    assert!(pairs.len() > 10, "truth has too few gva2gpa pairs");
+    let vas: Vec<String> = pairs.iter().map(|t| format!("{:#x}", t.va)).collect();
+    let mut args = vec!["translate", elf];
+    args.extend(vas.iter().map(String::as_str));
+    let rows = json(&args);
+    let rows = rows.as_array().expect("translate --json is an array");
+    assert_eq!(rows.len(), pairs.len());
+    for (t, r) in pairs.iter().zip(rows) {
+        assert_eq!(r["va"].as_u64(), Some(t.va), "{}", t.label);
+        match t.pa {
+            Some(pa) => assert_eq!(r["pa"].as_u64(), Some(pa), "{} {:#x}: {r}", t.label, t.va),
+            None => assert!(r["error"].is_string(), "{} {:#x}: {r}", t.label, t.va),
+        }
+    }
+
+    let pm = json(&["pagemap", elf]);
+    let ranges = pm["ranges"].as_array().expect("pagemap --json has ranges");
+    assert!(ranges.len() > 10, "pagemap lists {} ranges", ranges.len());
+    let span = |r: &serde_json::Value| (r["va"].as_u64().unwrap(), r["len"].as_u64().unwrap());
+    for w in ranges.windows(2) {
+        let ((a, alen), (b, _)) = (span(&w[0]), span(&w[1]));
+        assert!(a + alen <= b, "ranges not sorted: {} then {}", w[0], w[1]);
+    }
+    let text = s.truth.guest.kallsyms["_text"];
+    let text_pa = pairs
+        .iter()
+        .find(|t| t.label == "kallsyms _text")
+        .and_then(|t| t.pa)
+        .expect("truth translates _text");
+    let r = ranges
+        .iter()
+        .find(|r| {
+            let (va, len) = span(r);
+            (va..va + len).contains(&text)
+        })
+        .unwrap_or_else(|| panic!("no range maps the kernel text {text:#x}"));
+    assert_eq!(r["pa"].as_u64().unwrap() + (text - span(r).0), text_pa);
+    assert_eq!(r["flags"]["user"], false, "kernel text is not user: {r}");
+}
+
+/// An arm64 ELF dump from QEMU carries no TTBRs: translate refuses to guess an
+/// architecture and says how to give one.
+#[test]
+fn undecodable_registers_are_an_error_not_x86_64() {
+    let s = testlab::require("arm64");
+    let elf = p(&s.elf);
+    for args in [
+        vec!["pagemap", elf],
+        vec!["translate", elf, "0xffff800008000000"],
+        vec!["translate", elf, "--arch", "aarch64", "0xffff800008000000"],
+    ] {
+        let out = memlens(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cpu 0's registers"), "{args:?}: {err}");
+        assert!(err.contains("--dtb"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -1,6 +1,6 @@
 //! End-to-end on a live guest: the real `memlens` binary reads a running QEMU guest of the
 //! test lab through the `qemu` connector and the Linux plugin (`-c qemu:NAME -o linux`,
-//! and `-o auto`), and must agree with what the guest itself recorded at boot: its process
+//! `-o auto`, and the explicit chain `-o native -c qemu:NAME -o linux`), and must agree with what the guest itself recorded at boot: its process
 //! list, the marker process's maps and the marker strings at their virtual addresses.
 //! Fails with a set-up hint when the lab is missing.
 
@@ -28,6 +28,14 @@ fn check_live(scenario: &str) {
         let ps = json(&["ps", "-c", &conn, "-o", os]);
         common::check_ps(&format!("{scenario} live -o {os}"), &ps, &truth.processes);
     }
+    // The explicit chain: QEMU's RAM read through the native plugin's view of the QEMU
+    // process (the plain form above implies `-o native`).
+    let ps = json(&["ps", "-o", "native", "-c", &conn, "-o", "linux"]);
+    common::check_ps(
+        &format!("{scenario} live -o native -c {conn} -o linux"),
+        &ps,
+        &truth.processes,
+    );
 
     // The marker's maps equal its /proc/PID/maps (start, end, path).
     let marker = &truth.marker;

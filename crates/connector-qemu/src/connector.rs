@@ -223,10 +223,10 @@ impl QemuConnector {
                     qmp_ok = Some(q.clone());
                 }
                 Err(e) if args.qmp.is_some() => return Err(e),
-                Err(e) => {
-                    log::warn!("{e}; using the machine type's layout");
-                    details.push(("qmp error".into(), e.to_string()));
-                }
+                // A socket on QEMU's command line that does not answer is an error, not a
+                // quiet fallback: the machine-type layout has no registers and may not be
+                // QEMU's real one. The user can opt out explicitly.
+                Err(e) => return Err(Self::command_line_qmp_error(q, pid, e)),
             }
         }
         let map = match layout_map {
@@ -330,6 +330,24 @@ impl QemuConnector {
             details,
             cpu,
         })
+    }
+
+    /// The error for a QMP socket from QEMU's command line that could not be used: the
+    /// socket, the reason, and how to go on without it.
+    fn command_line_qmp_error(q: &QmpSocket, pid: u32, e: QemuError) -> QemuError {
+        let why = match e {
+            QemuError::Qmp { what, .. } => what,
+            other => other.to_string(),
+        };
+        QemuError::Qmp {
+            socket: q.path().to_path_buf(),
+            what: format!(
+                "{why}\nthe socket is on QEMU process {pid}'s command line; to use the machine \
+                 type's layout without QMP (no registers, no pause) instead, add `no-qmp` to the \
+                 connector's arguments (qemu:NAME,no-qmp; on the memlens command line \
+                 -c qemu:NAME:no_qmp)"
+            ),
+        }
     }
 
     fn qmp_layout(q: &QmpSocket, ram: u64) -> Result<(MemoryMap, u64, Option<u64>), QemuError> {

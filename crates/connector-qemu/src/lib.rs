@@ -25,7 +25,9 @@
 //!   `rw-p` mapping whose size equals the RAM size (the ~1 GiB `rwxp` TCG code buffer and
 //!   other anonymous maps never match), or the one shared `rw-s` mapping of that size
 //!   (memfd / file backends, which are then mapped directly: see [`memory`]).
-//! - Layout ([`layout`]): from QMP `info mtree -f`, else from the machine type.
+//! - Layout ([`layout`]): from QMP `info mtree -f`, else from the machine type. A QMP socket
+//!   on the command line that cannot be used is an error naming it (never a silent fallback
+//!   without registers); the `no-qmp` argument asks for the machine-type layout instead.
 //! - Registers ([`regs`]): QMP `info registers -a` (x86 CR0/2/3/4, EFER, RIP, GPRs;
 //!   aarch64 X0–X30/SP/PC/PSTATE — the monitor does not print TTBRs).
 //! - Pause/resume through QMP on request; writes only with the `writable` argument *and*

@@ -187,6 +187,37 @@ fn unreadable_qmp_socket_is_named() {
     );
 }
 
+/// A QMP socket found on QEMU's command line that cannot be connected to is an error
+/// naming it and the way out (`no-qmp`), not a silent fallback without registers.
+#[test]
+fn dead_qmp_socket_from_the_command_line_is_an_error() {
+    let vm = BareQemu::start("pc", "256M", true, &[]);
+    // QEMU keeps listening on the unlinked inode; the path no longer leads there.
+    std::fs::remove_file(&vm.qmp).expect("remove the QMP socket");
+    let e = QemuConnector::open(native(false), &args(&vm.name))
+        .unwrap_err()
+        .to_string();
+    let sock = vm.qmp.display().to_string();
+    assert!(e.contains(&sock) && e.contains("cannot connect"), "{e}");
+    assert!(e.contains("command line") && e.contains("no-qmp"), "{e}");
+    // The opt-out works, in both spellings.
+    let c = QemuConnector::open(native(false), &args(&format!("{},no-qmp", vm.name))).unwrap();
+    assert!(c.physical_target().cpu.is_none());
+    let layout = c.details().iter().find(|(k, _)| k == "layout").unwrap();
+    assert!(layout.1.contains("machine type"), "{layout:?}");
+    use memlens_connector_qemu::QemuPlugin;
+    use memlens_plugin::{Args, ConnectorPlugin};
+    let spec = QemuPlugin::args();
+    let a = Args::parse("qemu", &spec, Some(&vm.name), "no_qmp").unwrap();
+    assert!(QemuPlugin::create(&a, Some(native(false))).is_ok());
+    let a = Args::parse("qemu", &spec, Some(&vm.name), "").unwrap();
+    let e = QemuPlugin::create(&a, Some(native(false)))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains(&sock) && e.contains("no_qmp"), "{e}");
+}
+
 #[test]
 fn several_guests_with_one_name_are_listed_not_guessed() {
     let a = BareQemu::start("pc", "128M", false, &[]);

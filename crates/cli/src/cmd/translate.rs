@@ -17,30 +17,51 @@ pub struct WalkArgs {
     /// Page-table root (CR3 / TTBR; for aarch64 `TTBR0[,TTBR1]`). Default: the target's registers.
     #[arg(long, value_name = "ROOT")]
     pub dtb: Option<String>,
-    /// Architecture: x86_64, x86_64-la57, x86, x86-pae, aarch64, aarch64-16k, aarch64-64k.
-    /// Default: from the target's registers, else x86_64.
-    #[arg(long)]
+    /// Architecture (the list is generated from `memlens_arch::ARCH_NAMES`).
+    #[arg(long, help = arch_help())]
     pub arch: Option<String>,
     /// The vCPU whose registers give the defaults.
     #[arg(long, default_value_t = 0)]
     pub cpu: usize,
 }
 
-/// Resolves the MMU and roots for `t`.
+/// The `--arch` help: every name `Mmu::from_name` accepts, so the list cannot drift.
+fn arch_help() -> String {
+    format!(
+        "Architecture: {}. Default: from the target's registers; x86_64 when the target \
+         records none",
+        memlens_arch::ARCH_NAMES.join(", ")
+    )
+}
+
+/// Resolves the MMU and roots for `t`. Registers that exist but cannot be decoded (an
+/// aarch64 dump without TTBRs, an unknown register set) are an error unless `--arch` and
+/// `--dtb` replace what they would have given: guessing x86_64 there would walk the
+/// tables of another architecture and print nonsense.
 pub fn mmu_and_roots(
     t: &memlens::core::PhysicalTarget,
     w: &WalkArgs,
 ) -> Result<(Mmu, Roots), CliError> {
-    let from_regs = t
-        .cpu
-        .as_ref()
-        .and_then(|c| c.registers(w.cpu).ok())
-        .and_then(|r| Mmu::from_registers(&r).ok());
+    let regs = t.cpu.as_ref().and_then(|c| c.registers(w.cpu).ok());
+    let from_regs = regs.as_ref().map(Mmu::from_registers);
+    let undecodable = |e: &memlens_arch::ArchError, what: &str, hint: &'static str| {
+        CliError::target_hint(
+            anyhow::anyhow!("cannot take the {what} from cpu {}'s registers: {e}", w.cpu),
+            hint,
+        )
+    };
     let mmu = match (&w.arch, &from_regs) {
         (Some(name), _) => {
             Mmu::from_name(name).map_err(|e| CliError::usage(e.to_string(), None))?
         }
-        (None, Some((m, _))) => *m,
+        (None, Some(Ok((m, _)))) => *m,
+        (None, Some(Err(e))) => {
+            return Err(undecodable(
+                e,
+                "architecture",
+                "give --arch NAME (see --help) and --dtb ROOT",
+            ))
+        }
         (None, None) => {
             Mmu::from_name("x86_64").map_err(|e| CliError::usage(e.to_string(), None))?
         }
@@ -64,7 +85,14 @@ pub fn mmu_and_roots(
                 _ => return Err(CliError::usage("--dtb takes ROOT or TTBR0,TTBR1", None)),
             }
         }
-        (None, Some((_, roots))) => roots,
+        (None, Some(Ok((_, roots)))) => roots,
+        (None, Some(Err(e))) => {
+            return Err(undecodable(
+                &e,
+                "page-table root",
+                "give --dtb ROOT (a CR3 value, or TTBR0,TTBR1 for aarch64)",
+            ))
+        }
         (None, None) => {
             return Err(CliError::usage(
                 "no page-table root: the target records no CPU registers",
