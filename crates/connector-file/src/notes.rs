@@ -120,7 +120,9 @@ impl Machine {
             "x86_64" => Machine::X86_64,
             "i386" | "i486" | "i586" | "i686" => Machine::I386,
             "aarch64" | "arm64" => Machine::Aarch64,
-            "" => Machine::Unknown,
+            // QEMU writes "Unknown" for targets without a uname machine name (arm64 in
+            // QEMU 7.2): infer the machine from the notes, as for an empty field.
+            "" | "Unknown" => Machine::Unknown,
             _ => Machine::Other,
         }
     }
