@@ -494,6 +494,22 @@ impl Mmu {
                             _ => Granule::K4,
                         };
                         let t1sz = ((tcr >> 16) & 0x3f) as u8;
+                        // One description serves both halves, as Linux configures them
+                        // (TG0/T0SZ equal to TG1/T1SZ); say so when they differ.
+                        let g0 = match (tcr >> 14) & 3 {
+                            1 => Granule::K64,
+                            2 => Granule::K16,
+                            _ => Granule::K4,
+                        };
+                        let t0sz = (tcr & 0x3f) as u8;
+                        if g0 != g || t0sz != t1sz {
+                            return Err(ArchError::InvalidConfig {
+                                arch: "aarch64",
+                                what: format!(
+                                    "TCR_EL1 {tcr:#x}: the TTBR0 half ({g0:?}, T0SZ {t0sz}) differs from the TTBR1 half ({g:?}, T1SZ {t1sz}); halves with different settings are not supported"
+                                ),
+                            });
+                        }
                         (g, 64u8.saturating_sub(t1sz))
                     }
                     None => (Granule::K4, 48),

@@ -540,6 +540,31 @@ fn from_registers() {
     let (m, r) = Mmu::from_registers(&regs).unwrap();
     assert_eq!(m.name(), "aarch64");
     assert_eq!(m.mask_root(r.lower.0), 0x4000_0000);
+    // 64 KiB granule in both halves (TG1 = 3, TG0 = 1), 48-bit.
+    let regs = CpuRegisters::Aarch64(Aarch64Registers {
+        ttbr0: Some(0x4000_0000),
+        ttbr1: Some(0x4100_0000),
+        tcr: Some((16 << 16) | (3 << 30) | (1 << 14) | 16),
+        ..Default::default()
+    });
+    assert_eq!(Mmu::from_registers(&regs).unwrap().0.name(), "aarch64-64k");
+    // Halves with different settings cannot share one description: an error, not a guess.
+    for tcr in [
+        (16 << 16) | (2 << 30) | 25,             // T0SZ 25 vs T1SZ 16
+        (16 << 16) | (2 << 30) | (2 << 14) | 16, // TG0 16 KiB vs TG1 4 KiB
+    ] {
+        let regs = CpuRegisters::Aarch64(Aarch64Registers {
+            ttbr0: Some(0x4000_0000),
+            ttbr1: Some(0x4100_0000),
+            tcr: Some(tcr),
+            ..Default::default()
+        });
+        let e = Mmu::from_registers(&regs).unwrap_err().to_string();
+        assert!(
+            e.contains("TTBR0 half") && e.contains("not supported"),
+            "{e}"
+        );
+    }
     let _ = Fmt::X64;
 }
 
