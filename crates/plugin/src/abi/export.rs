@@ -312,9 +312,24 @@ unsafe extern "C" fn mem_read_native<M: MemoryView + ?Sized>(
         let m = arc_ref::<M>(this);
         m.read_batch(ops);
     }));
-    // Take every failure out of the caller's ops (it is dropped here, with our allocator),
-    // also after a panic so no value of ours is left behind; report after the last use
-    // of `ops`, since the caller writes its own outcomes into them.
+    // The hot path is this one test; anything to report goes out of line.
+    if r.is_ok() && ops.iter().all(|op| op.result.is_ok()) {
+        return STATUS_OK;
+    }
+    native_failures(ops, r, report)
+}
+
+/// The slow end of [`mem_read_native`]: takes every failure out of the caller's ops (it is
+/// dropped here, with our allocator), also after a panic so no value of ours is left
+/// behind, and reports them after the last use of `ops` (the caller writes its own
+/// outcomes into them).
+#[cold]
+#[inline(never)]
+fn native_failures<A: Address>(
+    ops: &mut [ReadOp<'_, A>],
+    r: std::thread::Result<()>,
+    report: ErrReport,
+) -> i32 {
     let failed: Vec<(usize, Result<(), Error>)> = ops
         .iter_mut()
         .enumerate()
