@@ -182,14 +182,7 @@ pub fn help(
         if let Some(e) = errs.into_iter().next() {
             return Err(e);
         }
-        let mut all: Vec<String> = registry
-            .map(|r| r.metas().into_iter().map(|m| m.name).collect())
-            .unwrap_or_default();
-        all.extend(inventory.names(PluginKind::Connector));
-        all.extend(inventory.names(PluginKind::Os));
-        all.sort();
-        all.dedup();
-        return Err(not_found(PluginKind::Connector, name, &all));
+        return Err(not_found_any(name, registry, inventory));
     }
     Ok(parts.join("\n"))
 }
@@ -197,8 +190,10 @@ pub fn help(
 /// `plugins targets NAME`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetList {
-    /// The connector.
+    /// The plugin.
     pub plugin: String,
+    /// Its kind.
+    pub kind: PluginKind,
     /// What it can open.
     pub targets: Vec<TargetListing>,
 }
@@ -207,7 +202,10 @@ impl TargetList {
     /// The human form.
     pub fn to_text(&self) -> String {
         if self.targets.is_empty() {
-            return format!("{}: no targets found\n", self.plugin);
+            return format!(
+                "{} ({}): no targets found (the plugin lists none now)\n",
+                self.plugin, self.kind
+            );
         }
         let mut s = String::new();
         for t in &self.targets {
@@ -217,18 +215,67 @@ impl TargetList {
     }
 }
 
-/// Lists the targets of connector `name`; `args` is a raw argument section.
+/// Lists the targets of plugin `name` (the connector of that name if there is one, else
+/// the OS plugin); `args` is a raw argument section.
 pub fn targets(
     registry: Option<&StaticRegistry>,
     inventory: &Inventory,
     name: &str,
     args: &str,
 ) -> Result<TargetList> {
-    let f = builder(registry, inventory).connector(name)?;
-    Ok(TargetList {
-        plugin: name.to_string(),
-        targets: f.targets(args)?,
-    })
+    let b = builder(registry, inventory);
+    let conn_err = match b.connector(name) {
+        Ok(f) => {
+            return Ok(TargetList {
+                plugin: name.to_string(),
+                kind: PluginKind::Connector,
+                targets: f.targets(args)?,
+            })
+        }
+        Err(e) => e,
+    };
+    match b.os(name) {
+        Ok(f) => Ok(TargetList {
+            plugin: name.to_string(),
+            kind: PluginKind::Os,
+            targets: f.targets(args)?,
+        }),
+        Err(e @ (Error::Rejected { .. } | Error::Load { .. })) => Err(e),
+        Err(_) => match conn_err {
+            e @ (Error::Rejected { .. } | Error::Load { .. }) => Err(e),
+            _ => Err(not_found_any(name, registry, inventory)),
+        },
+    }
+}
+
+/// "No plugin of either kind named `name`", with a suggestion among both kinds' names.
+fn not_found_any(name: &str, registry: Option<&StaticRegistry>, inventory: &Inventory) -> Error {
+    match not_found(PluginKind::Connector, name, &all_names(registry, inventory)) {
+        Error::NotFound {
+            name,
+            suggestion,
+            available,
+            ..
+        } => Error::NotFound {
+            kind: "connector or OS",
+            name,
+            suggestion,
+            available,
+        },
+        e => e,
+    }
+}
+
+/// Every plugin name, both kinds, sorted (for "did you mean").
+fn all_names(registry: Option<&StaticRegistry>, inventory: &Inventory) -> Vec<String> {
+    let mut all: Vec<String> = registry
+        .map(|r| r.metas().into_iter().map(|m| m.name).collect())
+        .unwrap_or_default();
+    all.extend(inventory.names(PluginKind::Connector));
+    all.extend(inventory.names(PluginKind::Os));
+    all.sort();
+    all.dedup();
+    all
 }
 
 fn builder<'a>(registry: Option<&'a StaticRegistry>, inventory: &'a Inventory) -> Builder<'a> {

@@ -284,7 +284,7 @@ fn bad_files_are_rejected_with_file_and_reason() {
     assert!(trunc.is_some(), "truncated.so must be rejected: {inv:#?}");
     assert!(!inv.rejected.iter().any(|r| r.path.ends_with("ignored.txt")));
 
-    // The bad-ABI library: three descriptors, each rejected for its own reason.
+    // The bad-ABI library: four descriptors, each rejected for its own reason.
     let bad: Vec<(String, String)> = inv
         .entries
         .iter()
@@ -294,13 +294,23 @@ fn bad_files_are_rejected_with_file_and_reason() {
             s => panic!("{} should be rejected, is {s:?}", e.name),
         })
         .collect();
-    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert_eq!(bad.len(), 4, "{bad:?}");
     let r = |n: &str| bad.iter().find(|(name, _)| name == n).unwrap().1.clone();
     assert!(r("badabi").contains(&format!(
         "built for plugin ABI version {}, this host supports version {}",
         memlens_plugin::abi::ABI_VERSION + 1,
         memlens_plugin::abi::ABI_VERSION
     )));
+    // A plugin built before OS descriptors had `targets` (a shorter descriptor): rejected
+    // by version, before anything reads past its end.
+    assert!(
+        r("oldabi").contains(&format!(
+            "built for plugin ABI version 1, this host supports version {}",
+            memlens_plugin::abi::ABI_VERSION
+        )),
+        "{}",
+        r("oldabi")
+    );
     assert!(r("badfp").contains("layout fingerprint"), "{}", r("badfp"));
     assert!(r("badkind").contains("exported as os but its descriptor declares kind 1"));
     // Asking for them names the file and the reason; their functions (which abort the
@@ -618,6 +628,53 @@ fn listing_help_and_targets() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown argument 'bogus'"), "{e}");
+
+    // OS plugins have a target list too: testos echoes its `table` argument, so the
+    // arguments demonstrably crossed the ABI.
+    let t = listing::targets(None, &inv, "testos", "table=0x2000").unwrap();
+    assert_eq!(t.kind, memlens_plugin::PluginKind::Os);
+    assert_eq!(t.targets.len(), 1, "{t:?}");
+    assert_eq!(t.targets[0].name, "table=0x2000");
+    let e = listing::targets(None, &inv, "testos", "nope=1")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown argument 'nope'"), "{e}");
+    let e = listing::targets(None, &inv, "testo", "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no connector or OS plugin named 'testo'") && e.contains("did you mean"),
+        "{e}"
+    );
+}
+
+/// An OS plugin that keeps the default (empty) target list.
+struct Quiet;
+
+impl memlens_plugin::OsPlugin for Quiet {
+    const NAME: &'static str = "quiet";
+    const VERSION: &'static str = "1.0.0";
+    const DESCRIPTION: &'static str = "lists no targets";
+    fn args() -> memlens_plugin::ArgSpec {
+        memlens_plugin::ArgSpec::new()
+    }
+    fn create(
+        _: &memlens_plugin::Args,
+        _: Option<memlens_core::PhysicalTarget>,
+    ) -> Result<std::sync::Arc<dyn memlens_core::Os>, memlens_plugin::BoxError> {
+        Err("not used".into())
+    }
+}
+
+#[test]
+fn os_plugins_without_targets_list_none() {
+    let reg = memlens_plugin::StaticRegistry::new().with_os::<Quiet>();
+    let t = listing::targets(Some(&reg), &Inventory::scan_paths(&[]), "quiet", "").unwrap();
+    assert!(t.targets.is_empty());
+    assert_eq!(
+        t.to_text(),
+        "quiet (os): no targets found (the plugin lists none now)\n"
+    );
 }
 
 #[test]

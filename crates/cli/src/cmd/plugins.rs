@@ -25,10 +25,11 @@ pub enum PluginsCommand {
         /// Plugin name.
         name: String,
     },
-    /// List what a connector can open now (e.g. running QEMU guests).
+    /// List what a plugin can open now (a connector's running QEMU guests; an OS plugin's
+    /// targets, if it lists any).
     #[command(after_help = "Example:\n  memlens plugins targets qemu")]
     Targets {
-        /// Connector name.
+        /// Plugin name (connector or OS).
         name: String,
         /// Arguments for the listing (plugin syntax).
         #[arg(default_value = "")]

@@ -710,6 +710,32 @@ pub unsafe extern "C" fn connector_help<T: ConnectorPlugin>(out: StrSink) -> i32
     })
 }
 
+/// The body of both descriptors' `targets`: parses `args` against `spec` (the target
+/// argument made optional: listing is what one does before knowing the target) and
+/// writes what `list` returns as JSON.
+///
+/// # Safety
+/// `args` must be valid for the call, `out`/`err` valid sinks.
+unsafe fn targets_json(
+    name: &str,
+    spec: fn() -> crate::args::ArgSpec,
+    list: fn(&Args) -> Result<Vec<crate::traits::TargetListing>, crate::error::BoxError>,
+    args: StrRef,
+    out: StrSink,
+    err: StrSink,
+) -> i32 {
+    guard(Some(err), || {
+        // SAFETY: valid for the call.
+        let raw = unsafe { args.get() }.unwrap_or_default();
+        let mut spec = spec();
+        if let Some(t) = spec.target.as_mut() {
+            t.required = false;
+        }
+        let a = Args::parse(name, &spec, None, &raw).map_err(|e| e.to_string())?;
+        put_json(out, &list(&a).map_err(|e| e.to_string())?)
+    })
+}
+
 /// The `targets` function of connector `T`'s descriptor.
 ///
 /// # Safety
@@ -719,16 +745,17 @@ pub unsafe extern "C" fn connector_targets<T: ConnectorPlugin>(
     out: StrSink,
     err: StrSink,
 ) -> i32 {
-    guard(Some(err), || {
-        // SAFETY: valid for the call.
-        let raw = unsafe { args.get() }.unwrap_or_default();
-        let mut spec = T::args();
-        if let Some(t) = spec.target.as_mut() {
-            t.required = false;
-        }
-        let a = Args::parse(T::NAME, &spec, None, &raw).map_err(|e| e.to_string())?;
-        put_json(out, &T::targets(&a).map_err(|e| e.to_string())?)
-    })
+    // SAFETY: forwarded from our caller.
+    unsafe { targets_json(T::NAME, T::args, T::targets, args, out, err) }
+}
+
+/// The `targets` function of OS plugin `T`'s descriptor.
+///
+/// # Safety
+/// `args` must be valid for the call, `out`/`err` valid sinks.
+pub unsafe extern "C" fn os_targets<T: OsPlugin>(args: StrRef, out: StrSink, err: StrSink) -> i32 {
+    // SAFETY: forwarded from our caller.
+    unsafe { targets_json(T::NAME, T::args, T::targets, args, out, err) }
 }
 
 /// The `create` function of connector `T`'s descriptor.
@@ -849,6 +876,7 @@ pub const fn os_descriptor<T: OsPlugin>(symbol_suffix: &str) -> OsDescriptor {
             symbol_suffix,
         ),
         help: os_help::<T>,
+        targets: os_targets::<T>,
         create: os_create::<T>,
     }
 }
