@@ -18,7 +18,11 @@
 //! - [`logger`]: plugin log records reach the host's logger and level filter.
 //! - [`listing`]: the data behind `memlens plugins list/help/targets`.
 //! - [`capi`]: the C API (`include/memlens.h`, checked for drift by `tests/capi.rs`,
-//!   regenerated with `MEMLENS_BLESS=1 cargo test -p memlens-plugin --test capi`).
+//!   regenerated with `MEMLENS_BLESS=1 cargo test -p memlens-plugin --test capi`). The
+//!   ABI types of [`abi`] are in `include/memlens_plugin.h` (`Ml`-prefixed structs,
+//!   `MEMLENS_`-prefixed constants), checked for drift and compiled by the system C
+//!   compiler to compare every size, alignment and field offset with Rust's
+//!   (`tests/abi_header.rs`, same `MEMLENS_BLESS=1` to regenerate).
 //! - [`registry`]: factories for statically linked plugins ([`StaticRegistry`]).
 //!
 //! # For the CLI

@@ -5,8 +5,9 @@
 //! back of variable size (JSON, messages, range lists) is pushed through a sink callback
 //! that the caller owns, so no allocation is ever freed by another allocator.
 //!
-//! Status codes ([`STATUS_OK`] …) are the only integer error codes; messages travel
-//! through an error sink.
+//! The C view of these types is `include/memlens_plugin.h` (generated; `tests/abi_header.rs`
+//! proves its layout equals this one). Status codes ([`STATUS_OK`] …) are the only integer
+//! error codes; messages travel through an error sink.
 
 use std::ffi::c_void;
 
