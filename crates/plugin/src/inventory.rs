@@ -11,7 +11,9 @@
 //! a warning: anyone could plant code there.
 //!
 //! Duplicates (same kind and name): the highest version wins; between equal versions the
-//! one found first in search order wins. The others are listed as shadowed.
+//! one found first in search order wins. The others are listed as shadowed. Against a
+//! plugin linked into the binary the same rule holds, with the tie going to the linked one
+//! ([`file_replaces_static`](crate::builder::file_replaces_static)).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -600,6 +602,9 @@ impl ConnectorFactory for LoadedConnector {
     fn targets(&self, args: &str) -> Result<Vec<TargetListing>> {
         loaded_targets(&self.meta.name, self.desc().targets, args)
     }
+    fn path(&self) -> Option<PathBuf> {
+        self.origin.path.clone()
+    }
     fn create(&self, spec: &PluginSpec, input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget> {
         check_input(&self.meta.name, self.meta.input, input.is_some(), "an OS")?;
         let host = crate::logger::host_context();
@@ -672,6 +677,9 @@ impl OsFactory for LoadedOs {
     }
     fn targets(&self, args: &str) -> Result<Vec<TargetListing>> {
         loaded_targets(&self.meta.name, self.desc().targets, args)
+    }
+    fn path(&self) -> Option<PathBuf> {
+        self.origin.path.clone()
     }
     fn create(&self, spec: &PluginSpec, input: Option<PhysicalTarget>) -> Result<Arc<dyn Os>> {
         check_input(

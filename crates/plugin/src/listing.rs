@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::abi::ABI_VERSION;
-use crate::builder::Builder;
+use crate::builder::{file_replaces_static, Builder};
 use crate::error::{Error, Result};
 use crate::inventory::{not_found, EntryStatus, Inventory, RejectedFile};
 use crate::registry::StaticRegistry;
@@ -54,11 +54,21 @@ pub struct PluginList {
 
 /// Builds the `plugins list` data.
 pub fn list(registry: Option<&StaticRegistry>, inventory: &Inventory) -> PluginList {
+    // The usable file that replaces a linked plugin (strictly higher version), if any.
+    let newer_file = |m: &crate::registry::PluginMeta| {
+        inventory
+            .find(m.kind, &m.name)
+            .filter(|e| file_replaces_static(&e.version, &m.version))
+    };
     let mut plugins: Vec<ListedPlugin> = registry
         .map(|r| r.metas())
         .unwrap_or_default()
         .into_iter()
         .map(|m| ListedPlugin {
+            status: match newer_file(&m) {
+                Some(e) => EntryStatus::Shadowed { by: e.path.clone() },
+                None => EntryStatus::Ok,
+            },
             kind: m.kind,
             name: m.name,
             version: m.version,
@@ -66,14 +76,16 @@ pub fn list(registry: Option<&StaticRegistry>, inventory: &Inventory) -> PluginL
             input: m.input,
             path: None,
             description: m.description,
-            status: EntryStatus::Ok,
         })
         .collect();
     for e in &inventory.entries {
-        let shadowed_by_static = registry.is_some_and(|r| match e.kind {
-            PluginKind::Connector => r.connector(&e.name).is_some(),
-            PluginKind::Os => r.os(&e.name).is_some(),
-        });
+        let shadowed_by_static = registry
+            .and_then(|r| {
+                r.metas()
+                    .into_iter()
+                    .find(|m| m.kind == e.kind && m.name == e.name)
+            })
+            .is_some_and(|m| !file_replaces_static(&e.version, &m.version));
         plugins.push(ListedPlugin {
             kind: e.kind,
             name: e.name.clone(),

@@ -37,6 +37,10 @@ pub trait ConnectorFactory: Send + Sync {
     fn help(&self) -> Result<String>;
     /// Targets it can open now; `args` is a raw argument section.
     fn targets(&self, args: &str) -> Result<Vec<TargetListing>>;
+    /// The file it was loaded from; `None` when linked into the binary.
+    fn path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Creates a connector from a parsed step and the previous step's OS.
     fn create(&self, spec: &PluginSpec, input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget>;
 }
@@ -49,6 +53,10 @@ pub trait OsFactory: Send + Sync {
     fn help(&self) -> Result<String>;
     /// What it can open now; `args` is a raw argument section.
     fn targets(&self, args: &str) -> Result<Vec<TargetListing>>;
+    /// The file it was loaded from; `None` when linked into the binary.
+    fn path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Creates an OS from a parsed step and the previous step's target.
     fn create(&self, spec: &PluginSpec, input: Option<PhysicalTarget>) -> Result<Arc<dyn Os>>;
 }
@@ -223,8 +231,9 @@ impl OsFactory for StaticOs {
     }
 }
 
-/// Plugins linked into the binary. The builder looks here before the inventory, so a
-/// binary's own plugins cannot be shadowed by files.
+/// Plugins linked into the binary. The builder prefers them to files of the same kind and
+/// name unless the file's version is strictly higher
+/// ([`file_replaces_static`](crate::builder::file_replaces_static)).
 #[derive(Clone, Default)]
 pub struct StaticRegistry {
     connectors: Vec<StaticConnector>,

@@ -769,3 +769,84 @@ fn libraries_of_other_formats_are_rejected_by_format() {
         "{mo}"
     );
 }
+
+/// A statically linked connector named like the `testconn` file.
+struct LinkedTestconn;
+
+impl memlens_plugin::ConnectorPlugin for LinkedTestconn {
+    const NAME: &'static str = "testconn";
+    const VERSION: &'static str = "1.2.3";
+    const DESCRIPTION: &'static str = "linked stand-in";
+    fn args() -> memlens_plugin::ArgSpec {
+        memlens_plugin::ArgSpec::new()
+    }
+    fn create(
+        _: &memlens_plugin::Args,
+        _: Option<Arc<dyn memlens_core::Os>>,
+    ) -> Result<memlens_core::PhysicalTarget, memlens_plugin::BoxError> {
+        Err("not used".into())
+    }
+}
+
+/// A plugin linked into the binary against files of the same name: the highest version
+/// wins, a tie goes to the linked one; `plugins list` marks the loser as shadowed.
+#[test]
+fn static_and_file_duplicates_highest_version_wins_tie_to_static() {
+    let reg = memlens_plugin::StaticRegistry::new().with_connector::<LinkedTestconn>();
+    let linked = <LinkedTestconn as memlens_plugin::ConnectorPlugin>::VERSION;
+    let root = tempfile::tempdir().unwrap();
+    set_mode(root.path(), 0o755);
+    let chosen = |version: &str| {
+        let dir = root.path().join(version);
+        let file = with_version(&dir, version);
+        let inv = Inventory::scan_paths(&[dir]);
+        let f = Builder::new()
+            .registry(&reg)
+            .inventory(&inv)
+            .connector("testconn")
+            .unwrap();
+        let listed = listing::list(Some(&reg), &inv).plugins;
+        let status = |path: Option<&PathBuf>| {
+            listed
+                .iter()
+                .find(|p| p.name == "testconn" && p.path.as_ref() == path)
+                .unwrap()
+                .status
+                .clone()
+        };
+        (
+            f.path(),
+            f.meta().version,
+            status(None),
+            status(Some(&file)),
+            file,
+        )
+    };
+
+    // Higher version in a file: the file wins, the linked plugin is listed as shadowed.
+    let (path, version, st_static, st_file, file) = chosen("1.10.0");
+    assert_eq!(path.as_ref(), Some(&file));
+    assert_eq!(version, "1.10.0");
+    assert_eq!(st_static, EntryStatus::Shadowed { by: file.clone() });
+    assert_eq!(st_file, EntryStatus::Ok);
+
+    // Same version: the linked one.
+    let (path, version, st_static, st_file, _) = chosen(linked);
+    assert_eq!(path, None);
+    assert_eq!(version, linked);
+    assert_eq!(st_static, EntryStatus::Ok);
+    assert!(
+        matches!(st_file, EntryStatus::Shadowed { .. }),
+        "{st_file:?}"
+    );
+
+    // Lower version: the linked one.
+    let (path, version, st_static, st_file, _) = chosen("1.2.0");
+    assert_eq!(path, None);
+    assert_eq!(version, linked);
+    assert_eq!(st_static, EntryStatus::Ok);
+    assert!(
+        matches!(st_file, EntryStatus::Shadowed { .. }),
+        "{st_file:?}"
+    );
+}
