@@ -10,9 +10,10 @@ use crate::exit::CliError;
 pub enum PluginsCommand {
     /// List plugins: built in, and found on the search paths ($MEMLENS_PLUGIN_PATH,
     /// ~/.local/lib/memlens, /usr/local/lib/memlens, /usr/lib/memlens, the executable's
-    /// directory), with files that were rejected and why. Of several plugins with the same
-    /// kind and name the highest version is used; on a tie a built-in one, then the file
-    /// found first. The others are listed as shadowed.
+    /// directory), with files that were rejected and why.
+    ///
+    /// Of several plugins with the same kind and name the highest version is used; on a
+    /// tie a built-in one, then the file found first. The others are listed as shadowed.
     #[command(
         after_help = "Example:\n  MEMLENS_PLUGIN_PATH=./plugins memlens plugins list --json"
     )]
