@@ -112,15 +112,21 @@
 //! - **in place** (the usual case): when host and plugin were built by the same rustc from
 //!   the same core types (equal [`abi::native_fingerprint`]), the host passes its own
 //!   `&mut [ReadOp]` and the plugin's backend fills it directly — one indirect call per
-//!   batch and nothing else; failed ops are taken out in the plugin and re-created on the
-//!   host side (flattened core errors), so no heap value crosses allocators.
-//! - **portable**: otherwise, an array of `#[repr(C)]` `(addr, buf, len)` ops (reused
-//!   per thread, no allocation in the steady state); the plugin rebuilds `ReadOp`s around
-//!   the same buffers (no copy of the data) and reports failures the same way.
+//!   batch and one pass over the ops on each side; failed ops are taken out in the plugin
+//!   and re-created on the host side (flattened core errors), so no heap value crosses
+//!   allocators.
+//! - **portable**: otherwise, an array of `#[repr(C)]` `(addr, buf, len)` ops (on the
+//!   stack up to 32 ops, else reused per thread: no allocation in the steady state); the
+//!   plugin rebuilds `ReadOp`s around the same buffers (no copy of the data) and reports
+//!   failures the same way.
 //!
-//! Measured with `cargo bench -p memlens-plugin-testconn --bench abi` (the same connector
-//! statically linked and loaded from its `.so`, 256 × 8-byte reads and 4 KiB reads): the
-//! loaded path is within measurement noise of the static one.
+//! Measured with `cargo bench -p memlens-plugin-testconn --bench abi -- paired` (the same
+//! connector statically linked and loaded from its `.so`, alternating blocks, a control
+//! pair showing the method's bias within ±1.3 %) on a shared 2-core AMD EPYC VM: a loaded
+//! plugin costs ~9–13 ns more per call (+8 to +13 % on single 4 KiB reads, two extra
+//! indirect calls) and ~0.4 ns more per op in a batch (+5 to +11 % on 256 × 8-byte reads:
+//! the two passes over the ops that keep every error on its own allocator's side). See
+//! `docs/performance.md` for the figures and what was removed from the hot path.
 //!
 //! Listings (processes, maps, modules, info) cross as **JSON** of the core types: no Rust
 //! layout crosses the boundary, and the schema is pinned by the layout fingerprint (it
