@@ -313,10 +313,18 @@ unsafe extern "C" fn mem_read_native<M: MemoryView + ?Sized>(
         m.read_batch(ops);
     }));
     // The hot path is this one test; anything to report goes out of line.
-    if r.is_ok() && ops.iter().all(|op| op.result.is_ok()) {
+    if r.is_ok() && !any_failed(ops) {
         return STATUS_OK;
     }
     native_failures(ops, r, report)
+}
+
+/// Whether any op failed: a branch-free OR over the outcomes (no early exit), which the
+/// compiler unrolls — a batch is scanned at a fraction of a cycle per op instead of one
+/// compare-and-branch per op.
+#[inline]
+pub(crate) fn any_failed<A>(ops: &[ReadOp<'_, A>]) -> bool {
+    ops.iter().fold(false, |acc, op| acc | op.result.is_err())
 }
 
 /// The slow end of [`mem_read_native`]: takes every failure out of the caller's ops (it is

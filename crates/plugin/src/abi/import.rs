@@ -289,8 +289,8 @@ impl<A: Address> ImportedMemory<A> {
     /// portable-path state in its frame): per call it adds one indirect call and one test
     /// of the status to the backend's own cost.
     fn read_native(&self, native: NativeRead, ops: &mut [ReadOp<'_, A>]) {
-        for op in ops.iter_mut() {
-            if op.result.is_err() {
+        if super::export::any_failed(ops) {
+            for op in ops.iter_mut() {
                 op.result = Ok(());
             }
         }
