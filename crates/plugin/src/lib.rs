@@ -122,10 +122,9 @@
 //!
 //! Measured with `cargo bench -p memlens-plugin-testconn --bench abi -- paired` (the same
 //! connector statically linked and loaded from its `.so`, alternating blocks, a control
-//! pair showing the method's bias within ±1.3 %) on a shared 2-core AMD EPYC VM: a loaded
-//! plugin costs ~9–13 ns more per call (+8 to +13 % on single 4 KiB reads, two extra
-//! indirect calls) and ~0.4 ns more per op in a batch (+5 to +11 % on 256 × 8-byte reads:
-//! the two passes over the ops that keep every error on its own allocator's side). See
+//! pair showing the method's bias within ±1.3 %) on a shared 2-core AMD EPYC VM: 256 ×
+//! 8-byte reads in one batch cost the same through a loaded plugin (+0.2 to +1.0 %), a
+//! single 4 KiB read ~10 ns more (+8 to +18 %: two extra indirect calls per read). See
 //! `docs/performance.md` for the figures and what was removed from the hot path.
 //!
 //! Listings (processes, maps, modules, info) cross as **JSON** of the core types: no Rust
