@@ -1,5 +1,6 @@
-//! The plugins this binary knows: the statically linked ones (always available, never
-//! shadowed by files) plus the inventory of shared libraries found on the search paths.
+//! The plugins this binary knows: the statically linked ones plus the inventory of shared
+//! libraries found on the search paths (a file replaces a linked plugin of the same name
+//! only with a strictly higher version).
 //! Also the two defaults: the host OS when no target is given, and OS detection (`-o auto`)
 //! on a dump.
 

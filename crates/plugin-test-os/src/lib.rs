@@ -17,7 +17,7 @@ use memlens_core::{
     Error, MapInfo, MemoryViewExt, ModuleInfo, Os, OsInfo, Perms, PhysAddr, PhysicalMemory,
     PhysicalTarget, Process, ProcessInfo, VirtAddr, VirtualMemory,
 };
-use memlens_plugin::{ArgDecl, ArgSpec, Args, BoxError, OsPlugin};
+use memlens_plugin::{ArgDecl, ArgSpec, Args, BoxError, OsPlugin, TargetListing};
 
 /// Virtual base of every test process.
 pub const VBASE: u64 = 0x40_0000;
@@ -199,6 +199,16 @@ impl OsPlugin for TestOsPlugin {
         ArgSpec::new()
             .arg(ArgDecl::number("table", "physical address of the table").default("0"))
             .arg(ArgDecl::flag("panic", "panic in create (tests)"))
+    }
+
+    /// One entry naming the table address it was given, so tests see the arguments
+    /// reach an OS plugin's `targets` through the ABI.
+    fn targets(args: &Args) -> Result<Vec<TargetListing>, BoxError> {
+        let table = args.number("table")?.unwrap_or(0);
+        Ok(vec![TargetListing {
+            name: format!("table={table:#x}"),
+            description: "a TESTOS01 process table (testos lists the one it was given)".into(),
+        }])
     }
 
     fn create(args: &Args, input: Option<PhysicalTarget>) -> Result<Arc<dyn Os>, BoxError> {

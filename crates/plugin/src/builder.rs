@@ -5,9 +5,14 @@
 //! process: `-o native -c qemu:vm -o linux`). Two steps of the same kind in a row are an
 //! error, because there is nothing sensible to hand from one to the other.
 //!
-//! Plugins are looked up in the [`StaticRegistry`] first (the binary's own, which files
-//! cannot shadow), then in the [`Inventory`]. A missing plugin is an error listing the
-//! available ones with a "did you mean" suggestion.
+//! Plugins are looked up in the [`StaticRegistry`] (the binary's own) and in the
+//! [`Inventory`] (files). **Between the two, the highest version wins, and on a tie the
+//! statically linked one** ([`file_replaces_static`]): one rule for files and the binary
+//! alike, so a newer plugin can be dropped in without rebuilding the binary, while a file
+//! of the same version never silently replaces what was linked in (and should a chosen
+//! file fail to load, the linked one is used with a warning). Among files the inventory
+//! decides (highest version, then search order). A missing plugin is an error listing
+//! the available ones with a "did you mean" suggestion.
 //!
 //! Middleware from a connector step's fourth section wraps its memory, innermost first:
 //! `delay` (a slow target), `cache`, `metrics` (what the user sees).
@@ -19,9 +24,15 @@ use memlens_core::{Os, PhysicalMemory, PhysicalTarget};
 
 use crate::args::{MiddlewareSpec, PluginSpec};
 use crate::error::{Error, Result};
-use crate::inventory::{not_found, Inventory};
+use crate::inventory::{compare_versions, not_found, Inventory};
 use crate::registry::{ConnectorFactory, OsFactory, StaticRegistry};
 use crate::traits::PluginKind;
+
+/// Whether a plugin file of `file_version` replaces a statically linked plugin of the same
+/// kind and name of `static_version`: only when its version is strictly higher.
+pub fn file_replaces_static(file_version: &str, static_version: &str) -> bool {
+    compare_versions(file_version, static_version).is_gt()
+}
 
 /// One step of a chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -167,9 +178,25 @@ impl<'a> Builder<'a> {
         v
     }
 
-    /// The factory of connector `name`.
+    /// The factory of connector `name`: the statically linked one unless a usable file
+    /// has a strictly higher version ([`file_replaces_static`]).
     pub fn connector(&self, name: &str) -> Result<Box<dyn ConnectorFactory + 'a>> {
         if let Some(c) = self.registry.and_then(|r| r.connector(name)) {
+            let newer = self
+                .inventory
+                .and_then(|i| i.find(PluginKind::Connector, name).map(|e| (i, e)))
+                .filter(|(_, e)| file_replaces_static(&e.version, &c.meta().version));
+            if let Some((i, e)) = newer {
+                match i.load_connector(name) {
+                    Ok(f) => return Ok(Box::new(f)),
+                    Err(err) => log::warn!(
+                        "{} (version {} of '{name}'): {err}; using the built-in version {}",
+                        e.path.display(),
+                        e.version,
+                        c.meta().version
+                    ),
+                }
+            }
             return Ok(Box::new(*c));
         }
         match self.inventory {
@@ -195,9 +222,24 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The factory of OS plugin `name`.
+    /// The factory of OS plugin `name`, chosen like [`connector`](Self::connector)'s.
     pub fn os(&self, name: &str) -> Result<Box<dyn OsFactory + 'a>> {
         if let Some(c) = self.registry.and_then(|r| r.os(name)) {
+            let newer = self
+                .inventory
+                .and_then(|i| i.find(PluginKind::Os, name).map(|e| (i, e)))
+                .filter(|(_, e)| file_replaces_static(&e.version, &c.meta().version));
+            if let Some((i, e)) = newer {
+                match i.load_os(name) {
+                    Ok(f) => return Ok(Box::new(f)),
+                    Err(err) => log::warn!(
+                        "{} (version {} of '{name}'): {err}; using the built-in version {}",
+                        e.path.display(),
+                        e.version,
+                        c.meta().version
+                    ),
+                }
+            }
             return Ok(Box::new(*c));
         }
         match self.inventory {

@@ -11,7 +11,9 @@
 //! a warning: anyone could plant code there.
 //!
 //! Duplicates (same kind and name): the highest version wins; between equal versions the
-//! one found first in search order wins. The others are listed as shadowed.
+//! one found first in search order wins. The others are listed as shadowed. Against a
+//! plugin linked into the binary the same rule holds, with the tie going to the linked one
+//! ([`file_replaces_static`](crate::builder::file_replaces_static)).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -540,6 +542,27 @@ fn status_err(plugin: &str, during: &str, status: i32, err: &[u8]) -> Error {
     }
 }
 
+/// Calls a loaded descriptor's `targets` (same signature for both kinds).
+fn loaded_targets(name: &str, f: TargetsFn, args: &str) -> Result<Vec<TargetListing>> {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    // SAFETY: a checked descriptor's function of a library kept loaded by the caller;
+    // valid string and sinks.
+    let st = unsafe {
+        f(
+            StrRef::new(args),
+            StrSink::to_vec(&mut out),
+            StrSink::to_vec(&mut err),
+        )
+    };
+    if st != STATUS_OK {
+        return Err(status_err(name, "targets", st, &err));
+    }
+    serde_json::from_slice(&out).map_err(|e| Error::Plugin {
+        plugin: name.to_string(),
+        message: format!("bad target list JSON: {e}"),
+    })
+}
+
 /// A connector loaded from a file.
 pub struct LoadedConnector {
     origin: Arc<Origin>,
@@ -577,22 +600,10 @@ impl ConnectorFactory for LoadedConnector {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
     fn targets(&self, args: &str) -> Result<Vec<TargetListing>> {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        // SAFETY: valid descriptor, string and sinks.
-        let st = unsafe {
-            (self.desc().targets)(
-                StrRef::new(args),
-                StrSink::to_vec(&mut out),
-                StrSink::to_vec(&mut err),
-            )
-        };
-        if st != STATUS_OK {
-            return Err(status_err(&self.meta.name, "targets", st, &err));
-        }
-        serde_json::from_slice(&out).map_err(|e| Error::Plugin {
-            plugin: self.meta.name.clone(),
-            message: format!("bad target list JSON: {e}"),
-        })
+        loaded_targets(&self.meta.name, self.desc().targets, args)
+    }
+    fn path(&self) -> Option<PathBuf> {
+        self.origin.path.clone()
     }
     fn create(&self, spec: &PluginSpec, input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget> {
         check_input(&self.meta.name, self.meta.input, input.is_some(), "an OS")?;
@@ -663,6 +674,12 @@ impl OsFactory for LoadedOs {
             return Err(status_err(&self.meta.name, "help", st, &out));
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+    fn targets(&self, args: &str) -> Result<Vec<TargetListing>> {
+        loaded_targets(&self.meta.name, self.desc().targets, args)
+    }
+    fn path(&self) -> Option<PathBuf> {
+        self.origin.path.clone()
     }
     fn create(&self, spec: &PluginSpec, input: Option<PhysicalTarget>) -> Result<Arc<dyn Os>> {
         check_input(

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::abi::ABI_VERSION;
-use crate::builder::Builder;
+use crate::builder::{file_replaces_static, Builder};
 use crate::error::{Error, Result};
 use crate::inventory::{not_found, EntryStatus, Inventory, RejectedFile};
 use crate::registry::StaticRegistry;
@@ -54,11 +54,21 @@ pub struct PluginList {
 
 /// Builds the `plugins list` data.
 pub fn list(registry: Option<&StaticRegistry>, inventory: &Inventory) -> PluginList {
+    // The usable file that replaces a linked plugin (strictly higher version), if any.
+    let newer_file = |m: &crate::registry::PluginMeta| {
+        inventory
+            .find(m.kind, &m.name)
+            .filter(|e| file_replaces_static(&e.version, &m.version))
+    };
     let mut plugins: Vec<ListedPlugin> = registry
         .map(|r| r.metas())
         .unwrap_or_default()
         .into_iter()
         .map(|m| ListedPlugin {
+            status: match newer_file(&m) {
+                Some(e) => EntryStatus::Shadowed { by: e.path.clone() },
+                None => EntryStatus::Ok,
+            },
             kind: m.kind,
             name: m.name,
             version: m.version,
@@ -66,14 +76,16 @@ pub fn list(registry: Option<&StaticRegistry>, inventory: &Inventory) -> PluginL
             input: m.input,
             path: None,
             description: m.description,
-            status: EntryStatus::Ok,
         })
         .collect();
     for e in &inventory.entries {
-        let shadowed_by_static = registry.is_some_and(|r| match e.kind {
-            PluginKind::Connector => r.connector(&e.name).is_some(),
-            PluginKind::Os => r.os(&e.name).is_some(),
-        });
+        let shadowed_by_static = registry
+            .and_then(|r| {
+                r.metas()
+                    .into_iter()
+                    .find(|m| m.kind == e.kind && m.name == e.name)
+            })
+            .is_some_and(|m| !file_replaces_static(&e.version, &m.version));
         plugins.push(ListedPlugin {
             kind: e.kind,
             name: e.name.clone(),
@@ -182,14 +194,7 @@ pub fn help(
         if let Some(e) = errs.into_iter().next() {
             return Err(e);
         }
-        let mut all: Vec<String> = registry
-            .map(|r| r.metas().into_iter().map(|m| m.name).collect())
-            .unwrap_or_default();
-        all.extend(inventory.names(PluginKind::Connector));
-        all.extend(inventory.names(PluginKind::Os));
-        all.sort();
-        all.dedup();
-        return Err(not_found(PluginKind::Connector, name, &all));
+        return Err(not_found_any(name, registry, inventory));
     }
     Ok(parts.join("\n"))
 }
@@ -197,8 +202,10 @@ pub fn help(
 /// `plugins targets NAME`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetList {
-    /// The connector.
+    /// The plugin.
     pub plugin: String,
+    /// Its kind.
+    pub kind: PluginKind,
     /// What it can open.
     pub targets: Vec<TargetListing>,
 }
@@ -207,7 +214,10 @@ impl TargetList {
     /// The human form.
     pub fn to_text(&self) -> String {
         if self.targets.is_empty() {
-            return format!("{}: no targets found\n", self.plugin);
+            return format!(
+                "{} ({}): no targets found (the plugin lists none now)\n",
+                self.plugin, self.kind
+            );
         }
         let mut s = String::new();
         for t in &self.targets {
@@ -217,18 +227,67 @@ impl TargetList {
     }
 }
 
-/// Lists the targets of connector `name`; `args` is a raw argument section.
+/// Lists the targets of plugin `name` (the connector of that name if there is one, else
+/// the OS plugin); `args` is a raw argument section.
 pub fn targets(
     registry: Option<&StaticRegistry>,
     inventory: &Inventory,
     name: &str,
     args: &str,
 ) -> Result<TargetList> {
-    let f = builder(registry, inventory).connector(name)?;
-    Ok(TargetList {
-        plugin: name.to_string(),
-        targets: f.targets(args)?,
-    })
+    let b = builder(registry, inventory);
+    let conn_err = match b.connector(name) {
+        Ok(f) => {
+            return Ok(TargetList {
+                plugin: name.to_string(),
+                kind: PluginKind::Connector,
+                targets: f.targets(args)?,
+            })
+        }
+        Err(e) => e,
+    };
+    match b.os(name) {
+        Ok(f) => Ok(TargetList {
+            plugin: name.to_string(),
+            kind: PluginKind::Os,
+            targets: f.targets(args)?,
+        }),
+        Err(e @ (Error::Rejected { .. } | Error::Load { .. })) => Err(e),
+        Err(_) => match conn_err {
+            e @ (Error::Rejected { .. } | Error::Load { .. }) => Err(e),
+            _ => Err(not_found_any(name, registry, inventory)),
+        },
+    }
+}
+
+/// "No plugin of either kind named `name`", with a suggestion among both kinds' names.
+fn not_found_any(name: &str, registry: Option<&StaticRegistry>, inventory: &Inventory) -> Error {
+    match not_found(PluginKind::Connector, name, &all_names(registry, inventory)) {
+        Error::NotFound {
+            name,
+            suggestion,
+            available,
+            ..
+        } => Error::NotFound {
+            kind: "connector or OS",
+            name,
+            suggestion,
+            available,
+        },
+        e => e,
+    }
+}
+
+/// Every plugin name, both kinds, sorted (for "did you mean").
+fn all_names(registry: Option<&StaticRegistry>, inventory: &Inventory) -> Vec<String> {
+    let mut all: Vec<String> = registry
+        .map(|r| r.metas().into_iter().map(|m| m.name).collect())
+        .unwrap_or_default();
+    all.extend(inventory.names(PluginKind::Connector));
+    all.extend(inventory.names(PluginKind::Os));
+    all.sort();
+    all.dedup();
+    all
 }
 
 fn builder<'a>(registry: Option<&'a StaticRegistry>, inventory: &'a Inventory) -> Builder<'a> {

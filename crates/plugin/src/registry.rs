@@ -37,6 +37,10 @@ pub trait ConnectorFactory: Send + Sync {
     fn help(&self) -> Result<String>;
     /// Targets it can open now; `args` is a raw argument section.
     fn targets(&self, args: &str) -> Result<Vec<TargetListing>>;
+    /// The file it was loaded from; `None` when linked into the binary.
+    fn path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Creates a connector from a parsed step and the previous step's OS.
     fn create(&self, spec: &PluginSpec, input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget>;
 }
@@ -47,6 +51,12 @@ pub trait OsFactory: Send + Sync {
     fn meta(&self) -> PluginMeta;
     /// Help text.
     fn help(&self) -> Result<String>;
+    /// What it can open now; `args` is a raw argument section.
+    fn targets(&self, args: &str) -> Result<Vec<TargetListing>>;
+    /// The file it was loaded from; `None` when linked into the binary.
+    fn path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Creates an OS from a parsed step and the previous step's target.
     fn create(&self, spec: &PluginSpec, input: Option<PhysicalTarget>) -> Result<Arc<dyn Os>>;
 }
@@ -80,6 +90,26 @@ pub(crate) fn check_input(name: &str, kind: InputKind, given: bool, what: &str) 
     }
 }
 
+type TargetsFn = fn(&Args) -> std::result::Result<Vec<TargetListing>, BoxError>;
+
+/// Both kinds' `targets`: the target argument made optional (listing comes before
+/// choosing one), then the plugin's list.
+fn static_targets(
+    name: &'static str,
+    args: fn() -> ArgSpec,
+    list: TargetsFn,
+    raw: &str,
+) -> Result<Vec<TargetListing>> {
+    caught(name, "targets", || {
+        let mut spec = args();
+        if let Some(t) = spec.target.as_mut() {
+            t.required = false;
+        }
+        let a = Args::parse(name, &spec, None, raw)?;
+        list(&a).map_err(|e| plugin_err(name, e))
+    })
+}
+
 type ConnCreate = fn(&Args, Option<Arc<dyn Os>>) -> std::result::Result<PhysicalTarget, BoxError>;
 type OsCreate = fn(&Args, Option<PhysicalTarget>) -> std::result::Result<Arc<dyn Os>, BoxError>;
 
@@ -92,7 +122,7 @@ pub struct StaticConnector {
     input: InputKind,
     args: fn() -> ArgSpec,
     help: fn() -> String,
-    targets: fn(&Args) -> std::result::Result<Vec<TargetListing>, BoxError>,
+    targets: TargetsFn,
     create: ConnCreate,
 }
 
@@ -126,14 +156,7 @@ impl ConnectorFactory for StaticConnector {
         caught(self.name, "help", || Ok((self.help)()))
     }
     fn targets(&self, args: &str) -> Result<Vec<TargetListing>> {
-        caught(self.name, "targets", || {
-            let mut spec = (self.args)();
-            if let Some(t) = spec.target.as_mut() {
-                t.required = false;
-            }
-            let a = Args::parse(self.name, &spec, None, args)?;
-            (self.targets)(&a).map_err(|e| plugin_err(self.name, e))
-        })
+        static_targets(self.name, self.args, self.targets, args)
     }
     fn create(&self, spec: &PluginSpec, input: Option<Arc<dyn Os>>) -> Result<PhysicalTarget> {
         check_input(self.name, self.input, input.is_some(), "an OS")?;
@@ -158,6 +181,7 @@ pub struct StaticOs {
     input: InputKind,
     args: fn() -> ArgSpec,
     help: fn() -> String,
+    targets: TargetsFn,
     create: OsCreate,
 }
 
@@ -171,6 +195,7 @@ impl StaticOs {
             input: T::INPUT,
             args: T::args,
             help: T::help,
+            targets: T::targets,
             create: T::create,
         }
     }
@@ -189,6 +214,9 @@ impl OsFactory for StaticOs {
     fn help(&self) -> Result<String> {
         caught(self.name, "help", || Ok((self.help)()))
     }
+    fn targets(&self, args: &str) -> Result<Vec<TargetListing>> {
+        static_targets(self.name, self.args, self.targets, args)
+    }
     fn create(&self, spec: &PluginSpec, input: Option<PhysicalTarget>) -> Result<Arc<dyn Os>> {
         check_input(self.name, self.input, input.is_some(), "a physical target")?;
         caught(self.name, "create", || {
@@ -203,8 +231,9 @@ impl OsFactory for StaticOs {
     }
 }
 
-/// Plugins linked into the binary. The builder looks here before the inventory, so a
-/// binary's own plugins cannot be shadowed by files.
+/// Plugins linked into the binary. The builder prefers them to files of the same kind and
+/// name unless the file's version is strictly higher
+/// ([`file_replaces_static`](crate::builder::file_replaces_static)).
 #[derive(Clone, Default)]
 pub struct StaticRegistry {
     connectors: Vec<StaticConnector>,

@@ -135,6 +135,12 @@ pub trait OsPlugin: 'static {
         )
     }
 
+    /// What it can open now (`plugins targets NAME`), e.g. the kernels or snapshots a
+    /// target section may name. The default lists none.
+    fn targets(_args: &Args) -> Result<Vec<TargetListing>, BoxError> {
+        Ok(Vec::new())
+    }
+
     /// Creates the OS. `input` is the previous step's physical target.
     fn create(args: &Args, input: Option<PhysicalTarget>) -> Result<Arc<dyn Os>, BoxError>;
 }

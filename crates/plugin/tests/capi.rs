@@ -94,6 +94,9 @@ fn c_example_lists_and_reads_through_a_plugin() {
         Command::new(&exe)
             .args([spec, "0x1234"])
             .env("MEMLENS_PLUGIN_PATH", plugins.path())
+            // cargo puts its own target/*/deps first on LD_LIBRARY_PATH, which outranks
+            // the RUNPATH above and could load a stale libmemlens_plugin.so from there.
+            .env_remove("LD_LIBRARY_PATH")
             .env("HOME", out_dir.path())
             .output()
             .unwrap()

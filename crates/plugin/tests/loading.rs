@@ -284,7 +284,7 @@ fn bad_files_are_rejected_with_file_and_reason() {
     assert!(trunc.is_some(), "truncated.so must be rejected: {inv:#?}");
     assert!(!inv.rejected.iter().any(|r| r.path.ends_with("ignored.txt")));
 
-    // The bad-ABI library: three descriptors, each rejected for its own reason.
+    // The bad-ABI library: four descriptors, each rejected for its own reason.
     let bad: Vec<(String, String)> = inv
         .entries
         .iter()
@@ -294,13 +294,23 @@ fn bad_files_are_rejected_with_file_and_reason() {
             s => panic!("{} should be rejected, is {s:?}", e.name),
         })
         .collect();
-    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert_eq!(bad.len(), 4, "{bad:?}");
     let r = |n: &str| bad.iter().find(|(name, _)| name == n).unwrap().1.clone();
     assert!(r("badabi").contains(&format!(
         "built for plugin ABI version {}, this host supports version {}",
         memlens_plugin::abi::ABI_VERSION + 1,
         memlens_plugin::abi::ABI_VERSION
     )));
+    // A plugin built before OS descriptors had `targets` (a shorter descriptor): rejected
+    // by version, before anything reads past its end.
+    assert!(
+        r("oldabi").contains(&format!(
+            "built for plugin ABI version 1, this host supports version {}",
+            memlens_plugin::abi::ABI_VERSION
+        )),
+        "{}",
+        r("oldabi")
+    );
     assert!(r("badfp").contains("layout fingerprint"), "{}", r("badfp"));
     assert!(r("badkind").contains("exported as os but its descriptor declares kind 1"));
     // Asking for them names the file and the reason; their functions (which abort the
@@ -648,6 +658,53 @@ fn listing_help_and_targets() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown argument 'bogus'"), "{e}");
+
+    // OS plugins have a target list too: testos echoes its `table` argument, so the
+    // arguments demonstrably crossed the ABI.
+    let t = listing::targets(None, &inv, "testos", "table=0x2000").unwrap();
+    assert_eq!(t.kind, memlens_plugin::PluginKind::Os);
+    assert_eq!(t.targets.len(), 1, "{t:?}");
+    assert_eq!(t.targets[0].name, "table=0x2000");
+    let e = listing::targets(None, &inv, "testos", "nope=1")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown argument 'nope'"), "{e}");
+    let e = listing::targets(None, &inv, "testo", "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no connector or OS plugin named 'testo'") && e.contains("did you mean"),
+        "{e}"
+    );
+}
+
+/// An OS plugin that keeps the default (empty) target list.
+struct Quiet;
+
+impl memlens_plugin::OsPlugin for Quiet {
+    const NAME: &'static str = "quiet";
+    const VERSION: &'static str = "1.0.0";
+    const DESCRIPTION: &'static str = "lists no targets";
+    fn args() -> memlens_plugin::ArgSpec {
+        memlens_plugin::ArgSpec::new()
+    }
+    fn create(
+        _: &memlens_plugin::Args,
+        _: Option<memlens_core::PhysicalTarget>,
+    ) -> Result<std::sync::Arc<dyn memlens_core::Os>, memlens_plugin::BoxError> {
+        Err("not used".into())
+    }
+}
+
+#[test]
+fn os_plugins_without_targets_list_none() {
+    let reg = memlens_plugin::StaticRegistry::new().with_os::<Quiet>();
+    let t = listing::targets(Some(&reg), &Inventory::scan_paths(&[]), "quiet", "").unwrap();
+    assert!(t.targets.is_empty());
+    assert_eq!(
+        t.to_text(),
+        "quiet (os): no targets found (the plugin lists none now)\n"
+    );
 }
 
 #[test]
@@ -740,5 +797,86 @@ fn libraries_of_other_formats_are_rejected_by_format() {
     assert!(
         mo.contains("Mach-O library for aarch64") && mo.contains("this host loads ELF"),
         "{mo}"
+    );
+}
+
+/// A statically linked connector named like the `testconn` file.
+struct LinkedTestconn;
+
+impl memlens_plugin::ConnectorPlugin for LinkedTestconn {
+    const NAME: &'static str = "testconn";
+    const VERSION: &'static str = "1.2.3";
+    const DESCRIPTION: &'static str = "linked stand-in";
+    fn args() -> memlens_plugin::ArgSpec {
+        memlens_plugin::ArgSpec::new()
+    }
+    fn create(
+        _: &memlens_plugin::Args,
+        _: Option<Arc<dyn memlens_core::Os>>,
+    ) -> Result<memlens_core::PhysicalTarget, memlens_plugin::BoxError> {
+        Err("not used".into())
+    }
+}
+
+/// A plugin linked into the binary against files of the same name: the highest version
+/// wins, a tie goes to the linked one; `plugins list` marks the loser as shadowed.
+#[test]
+fn static_and_file_duplicates_highest_version_wins_tie_to_static() {
+    let reg = memlens_plugin::StaticRegistry::new().with_connector::<LinkedTestconn>();
+    let linked = <LinkedTestconn as memlens_plugin::ConnectorPlugin>::VERSION;
+    let root = tempfile::tempdir().unwrap();
+    set_mode(root.path(), 0o755);
+    let chosen = |version: &str| {
+        let dir = root.path().join(version);
+        let file = with_version(&dir, version);
+        let inv = Inventory::scan_paths(&[dir]);
+        let f = Builder::new()
+            .registry(&reg)
+            .inventory(&inv)
+            .connector("testconn")
+            .unwrap();
+        let listed = listing::list(Some(&reg), &inv).plugins;
+        let status = |path: Option<&PathBuf>| {
+            listed
+                .iter()
+                .find(|p| p.name == "testconn" && p.path.as_ref() == path)
+                .unwrap()
+                .status
+                .clone()
+        };
+        (
+            f.path(),
+            f.meta().version,
+            status(None),
+            status(Some(&file)),
+            file,
+        )
+    };
+
+    // Higher version in a file: the file wins, the linked plugin is listed as shadowed.
+    let (path, version, st_static, st_file, file) = chosen("1.10.0");
+    assert_eq!(path.as_ref(), Some(&file));
+    assert_eq!(version, "1.10.0");
+    assert_eq!(st_static, EntryStatus::Shadowed { by: file.clone() });
+    assert_eq!(st_file, EntryStatus::Ok);
+
+    // Same version: the linked one.
+    let (path, version, st_static, st_file, _) = chosen(linked);
+    assert_eq!(path, None);
+    assert_eq!(version, linked);
+    assert_eq!(st_static, EntryStatus::Ok);
+    assert!(
+        matches!(st_file, EntryStatus::Shadowed { .. }),
+        "{st_file:?}"
+    );
+
+    // Lower version: the linked one.
+    let (path, version, st_static, st_file, _) = chosen("1.2.0");
+    assert_eq!(path, None);
+    assert_eq!(version, linked);
+    assert_eq!(st_static, EntryStatus::Ok);
+    assert!(
+        matches!(st_file, EntryStatus::Shadowed { .. }),
+        "{st_file:?}"
     );
 }

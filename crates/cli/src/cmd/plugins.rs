@@ -11,6 +11,9 @@ pub enum PluginsCommand {
     /// List plugins: built in, and found on the search paths ($MEMLENS_PLUGIN_PATH,
     /// ~/.local/lib/memlens, /usr/local/lib/memlens, /usr/lib/memlens, the executable's
     /// directory), with files that were rejected and why.
+    ///
+    /// Of several plugins with the same kind and name the highest version is used; on a
+    /// tie a built-in one, then the file found first. The others are listed as shadowed.
     #[command(
         after_help = "Example:\n  MEMLENS_PLUGIN_PATH=./plugins memlens plugins list --json"
     )]
@@ -25,10 +28,11 @@ pub enum PluginsCommand {
         /// Plugin name.
         name: String,
     },
-    /// List what a connector can open now (e.g. running QEMU guests).
+    /// List what a plugin can open now (a connector's running QEMU guests; an OS plugin's
+    /// targets, if it lists any).
     #[command(after_help = "Example:\n  memlens plugins targets qemu")]
     Targets {
-        /// Connector name.
+        /// Plugin name (connector or OS).
         name: String,
         /// Arguments for the listing (plugin syntax).
         #[arg(default_value = "")]

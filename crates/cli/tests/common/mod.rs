@@ -12,6 +12,19 @@ pub fn memlens(args: &[&str]) -> Output {
         .expect("run memlens")
 }
 
+/// Runs `memlens ARGS` without colour, with extra environment variables.
+#[allow(dead_code, reason = "not every test binary sets variables")]
+pub fn memlens_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_memlens"));
+    c.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run memlens")
+}
+
 /// Runs `memlens ARGS --json`, checks it succeeded without a panic, and parses stdout.
 #[allow(dead_code, reason = "not every test binary parses JSON")]
 pub fn json(args: &[&str]) -> serde_json::Value {

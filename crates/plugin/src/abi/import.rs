@@ -240,6 +240,12 @@ unsafe extern "C" fn on_report(
     }
 }
 
+/// Batches up to this many ops cross the portable path from a stack array.
+const STACK_OPS: usize = 32;
+
+/// The type of [`MemVtable::read_batch_native`].
+type NativeRead = unsafe extern "C" fn(*const c_void, *mut c_void, usize, ErrReport) -> i32;
+
 thread_local! {
     /// Reused op arrays (taken for a call and put back, so re-entrant calls just allocate).
     static SCRATCH: std::cell::Cell<Vec<CReadOp>> = const { std::cell::Cell::new(Vec::new()) };
@@ -279,6 +285,70 @@ impl<A: Address> ImportedMemory<A> {
         }
     }
 
+    /// The in-place path: the plugin reads the caller's own `ReadOp`s. Kept small (no
+    /// portable-path state in its frame): per call it adds one indirect call and one test
+    /// of the status to the backend's own cost.
+    fn read_native(&self, native: NativeRead, ops: &mut [ReadOp<'_, A>]) {
+        if super::export::any_failed(ops) {
+            for op in ops.iter_mut() {
+                op.result = Ok(());
+            }
+        }
+        let mut rep = Reports::for_reads(ops);
+        // SAFETY: same Rust layout of `ReadOp<A>` on both sides (fingerprint); all outcomes
+        // are `Ok`; failures come back through `rep` only.
+        let st = unsafe { native(self.obj.this, rep.base, rep.n, rep.report()) };
+        if st != STATUS_OK || rep.panic.is_some() {
+            self.finish(st, &rep, "read_batch");
+        }
+    }
+
+    /// The portable path: `#[repr(C)]` ops describing the same buffers. Up to
+    /// [`STACK_OPS`] ops are converted on the stack, larger batches in a per-thread
+    /// scratch vector, so no call allocates in the steady state.
+    #[inline(never)]
+    fn read_portable(&self, ops: &mut [ReadOp<'_, A>]) {
+        let conv = |o: &mut ReadOp<'_, A>| {
+            o.result = Ok(());
+            CReadOp {
+                addr: o.addr.to_u64(),
+                buf: o.buf.as_mut_ptr(),
+                len: o.buf.len(),
+            }
+        };
+        let mut stack = [CReadOp {
+            addr: 0,
+            buf: std::ptr::null_mut(),
+            len: 0,
+        }; STACK_OPS];
+        let mut many = Vec::new();
+        let cops: &mut [CReadOp] = if ops.len() <= STACK_OPS {
+            for (c, o) in stack.iter_mut().zip(ops.iter_mut()) {
+                *c = conv(o);
+            }
+            &mut stack[..ops.len()]
+        } else {
+            many = SCRATCH.take();
+            many.clear();
+            many.extend(ops.iter_mut().map(conv));
+            &mut many
+        };
+        let mut rep = Reports::for_reads(ops);
+        // SAFETY: valid object; `cops` describes the ops' disjoint live buffers; `rep`
+        // writes outcomes into `ops`, which outlive the call.
+        let st = unsafe {
+            (self.obj.vt.read_batch)(self.obj.this, cops.as_mut_ptr(), cops.len(), rep.report())
+        };
+        if st != STATUS_OK || rep.panic.is_some() {
+            self.finish(st, &rep, "read_batch");
+        }
+        if many.capacity() > 0 && many.capacity() <= 1 << 16 {
+            SCRATCH.set(many);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
     fn finish(&self, status: i32, reports: &Reports, during: &str) {
         if status == STATUS_OK && reports.panic.is_none() {
             return;
@@ -298,50 +368,13 @@ impl<A: Address> ImportedMemory<A> {
 impl<A: Address> MemoryView for ImportedMemory<A> {
     type Addr = A;
 
+    #[inline]
     fn read_batch(&self, ops: &mut [ReadOp<'_, A>]) {
-        if let Some(native) = self.obj.vt.read_batch_native {
-            if self.obj.vt.native_fingerprint == NATIVE_FINGERPRINT {
-                for op in ops.iter_mut() {
-                    if op.result.is_err() {
-                        op.result = Ok(());
-                    }
-                }
-                let mut rep = Reports::for_reads(ops);
-                // SAFETY: same Rust layout of `ReadOp<A>` on both sides (fingerprint); all
-                // outcomes are `Ok`; failures come back through `rep` only.
-                let st = unsafe { native(self.obj.this, rep.base, rep.n, rep.report()) };
-                self.finish(st, &rep, "read_batch");
-                return;
+        match self.obj.vt.read_batch_native {
+            Some(native) if self.obj.vt.native_fingerprint == NATIVE_FINGERPRINT => {
+                self.read_native(native, ops)
             }
-        }
-        let conv = |o: &mut ReadOp<'_, A>| {
-            o.result = Ok(());
-            CReadOp {
-                addr: o.addr.to_u64(),
-                buf: o.buf.as_mut_ptr(),
-                len: o.buf.len(),
-            }
-        };
-        let mut one;
-        let mut many = Vec::new();
-        let cops: &mut [CReadOp] = if let [op] = ops {
-            one = [conv(op)];
-            &mut one
-        } else {
-            many = SCRATCH.take();
-            many.clear();
-            many.extend(ops.iter_mut().map(conv));
-            &mut many
-        };
-        let mut rep = Reports::for_reads(ops);
-        // SAFETY: valid object; `cops` describes the ops' disjoint live buffers; `rep`
-        // writes outcomes into `ops`, which outlive the call.
-        let st = unsafe {
-            (self.obj.vt.read_batch)(self.obj.this, cops.as_mut_ptr(), cops.len(), rep.report())
-        };
-        self.finish(st, &rep, "read_batch");
-        if many.capacity() > 0 && many.capacity() <= 1 << 16 {
-            SCRATCH.set(many);
+            _ => self.read_portable(ops),
         }
     }
 

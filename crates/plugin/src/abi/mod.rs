@@ -137,7 +137,7 @@ pub const fn layout_fingerprint(kind: u32) -> u64 {
     );
     layout!(h, OsObj, this, vt);
     layout!(h, ConnectorDescriptor, header, help, targets, create);
-    layout!(h, OsDescriptor, header, help, create);
+    layout!(h, OsDescriptor, header, help, targets, create);
     h
 }
 

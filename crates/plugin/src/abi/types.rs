@@ -5,13 +5,17 @@
 //! back of variable size (JSON, messages, range lists) is pushed through a sink callback
 //! that the caller owns, so no allocation is ever freed by another allocator.
 //!
-//! Status codes ([`STATUS_OK`] …) are the only integer error codes; messages travel
-//! through an error sink.
+//! The C view of these types is `include/memlens_plugin.h` (generated; `tests/abi_header.rs`
+//! proves its layout equals this one). Status codes ([`STATUS_OK`] …) are the only integer
+//! error codes; messages travel through an error sink.
 
 use std::ffi::c_void;
 
 /// Version of this ABI. Bump on any change to a type in this module.
-pub const ABI_VERSION: u32 = 1;
+///
+/// History: 1 = first version; 2 = [`OsDescriptor`] gained `targets` (at the same offset
+/// as in [`ConnectorDescriptor`]).
+pub const ABI_VERSION: u32 = 2;
 /// First bytes of every descriptor.
 pub const MAGIC: [u8; 8] = *b"MLPLUGIN";
 /// Symbol-name prefix of connector descriptors.
@@ -367,16 +371,24 @@ pub struct OsObj {
     pub vt: OsVtable,
 }
 
-/// The exported descriptor of a connector (`MEMLENS_CONNECTOR_<NAME>`).
+/// The signature of the `help` function of both descriptors.
+pub type HelpFn = unsafe extern "C" fn(out: StrSink) -> i32;
+
+/// The signature of the `targets` function of both descriptors: writes
+/// `Vec<TargetListing>` as JSON for the argument section `args` to `out`.
+pub type TargetsFn = unsafe extern "C" fn(args: StrRef, out: StrSink, err: StrSink) -> i32;
+
+/// The exported descriptor of a connector (`MEMLENS_CONNECTOR_<NAME>`). `header`, `help`
+/// and `targets` have the same offsets in both descriptors.
 #[repr(C)]
 #[derive(Debug)]
 pub struct ConnectorDescriptor {
     /// Pointer-free header, readable from the file.
     pub header: PluginHeader,
     /// Writes the help text to `out`.
-    pub help: unsafe extern "C" fn(out: StrSink) -> i32,
+    pub help: HelpFn,
     /// Writes `Vec<TargetListing>` as JSON for the argument section `args` to `out`.
-    pub targets: unsafe extern "C" fn(args: StrRef, out: StrSink, err: StrSink) -> i32,
+    pub targets: TargetsFn,
     /// Creates a connector. `input` (nullable) is an OS that the plugin takes ownership of
     /// in every case; on OK `out` holds the target and its `TargetInfo` JSON went to `info`.
     pub create: unsafe extern "C" fn(
@@ -397,7 +409,10 @@ pub struct OsDescriptor {
     /// Pointer-free header, readable from the file.
     pub header: PluginHeader,
     /// Writes the help text to `out`.
-    pub help: unsafe extern "C" fn(out: StrSink) -> i32,
+    pub help: HelpFn,
+    /// Writes `Vec<TargetListing>` as JSON for the argument section `args` to `out` (what
+    /// the OS plugin can open now; an empty list for most).
+    pub targets: TargetsFn,
     /// Creates an OS. `input` (nullable) is a physical target that the plugin takes
     /// ownership of in every case; `input_info` is its `TargetInfo` JSON.
     pub create: unsafe extern "C" fn(
