@@ -6,8 +6,9 @@
 //! decoded with another machine's layout**: a machine without a decoder here (32-bit ARM,
 //! RISC-V, …) gets no registers, and its register notes are listed undecoded (name, type,
 //! file offset, size) in [`NoteInfo::undecoded`]. Only when the file names no machine at
-//! all (ELF `EM_NONE`, an empty `utsname.machine`) is the layout guessed, and only from an
-//! exact `NT_PRSTATUS` size (336 bytes x86-64, 392 aarch64, 144 i386).
+//! all (ELF `EM_NONE`; an empty `utsname.machine`, or QEMU's `Unknown` placeholder in
+//! kdump files of aarch64 guests) is the layout guessed, and only from an exact
+//! `NT_PRSTATUS` size (336 bytes x86-64, 392 aarch64, 144 i386).
 //!
 //! Layouts (verified against dumps written by QEMU 7.2):
 //! - x86-64 `elf_prstatus` (336 bytes): `pr_reg` (27 × u64, `user_regs_struct`: r15, r14,
@@ -120,9 +121,9 @@ impl Machine {
             "x86_64" => Machine::X86_64,
             "i386" | "i486" | "i586" | "i686" => Machine::I386,
             "aarch64" | "arm64" => Machine::Aarch64,
-            // QEMU writes "Unknown" for targets without a uname machine name (arm64 in
-            // QEMU 7.2): infer the machine from the notes, as for an empty field.
-            "" | "Unknown" => Machine::Unknown,
+            // QEMU's kdump writer puts "Unknown" here for guests other than x86 (seen on
+            // aarch64 dumps): the file names no machine.
+            "" | "Unknown" | "unknown" => Machine::Unknown,
             _ => Machine::Other,
         }
     }

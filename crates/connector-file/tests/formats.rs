@@ -472,6 +472,35 @@ fn sample_kdump(dump_level: u32) -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
     (bytes, pages.into_iter().map(|(p, d, _)| (p, d)).collect())
 }
 
+/// A kdump whose `utsname.machine` (disk header offset 12 + 4 × 65) names a machine
+/// without a register decoder: its x86-64-sized `NT_PRSTATUS` is not decoded as x86-64.
+#[test]
+fn kdump_of_an_unknown_machine_leaves_registers_undecoded() {
+    let (mut bytes, pages) = sample_kdump(1);
+    let (_f, d) = open(&bytes);
+    assert_eq!(d.unwrap().registers().len(), 1, "x86_64 decodes");
+    let machine = 12 + 4 * 65;
+    bytes[machine..machine + 65].fill(0);
+    bytes[machine..machine + 6].copy_from_slice(b"armv7l");
+    let (_f, d) = open(&bytes);
+    let d = d.unwrap();
+    assert!(d.registers().is_empty(), "{:?}", d.registers());
+    let notes = &d
+        .info()
+        .details
+        .iter()
+        .find(|(k, _)| k == "notes")
+        .unwrap()
+        .1;
+    assert!(
+        notes.contains("not decoded") && notes.contains("armv7l") && notes.contains("CORE/1 at"),
+        "{notes}"
+    );
+    // Memory is unaffected.
+    let (pfn, page) = &pages[0];
+    assert_eq!(&d.read_vec(PhysAddr(pfn * 4096), 4096).unwrap(), page);
+}
+
 #[test]
 fn kdump_all_codecs_normal_and_flattened() {
     let (normal, pages) = sample_kdump(1);

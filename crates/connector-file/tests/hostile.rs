@@ -399,4 +399,8 @@ fn lzo_corpus_replays_cleanly() {
         }
     }
     assert!(seeds >= 3, "{} has {seeds} seeds", dir.display());
+    // The first crash of `file_lzo` (a harness bug: lzokay-native compresses an empty page
+    // to no bytes at all): an empty input is an error, not an empty page.
+    assert!(memlens_connector_file::fuzzing::lzo(&[]).is_err());
+    assert!(entries.iter().any(|p| p.ends_with("crash-empty-input")));
 }
