@@ -4,7 +4,7 @@
 //! count of the stream's bytes. AVML splits ranges into blocks of at most 16 MiB; some
 //! versions write only the header of a block that is all zeros (no stream, no count): such
 //! blocks read as zeros. A header without a stream that claims more than 16 MiB
-//! ([`MAX_ZERO_BLOCK`](crate::lime::MAX_ZERO_BLOCK)) is an error (the compressed stream
+//! ([`MAX_ZERO_BLOCK`]) is an error (the compressed stream
 //! must be present).
 //!
 //! **Key decision: random access through a chunk index.** A framed stream is a sequence of
