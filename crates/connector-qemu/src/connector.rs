@@ -303,7 +303,10 @@ impl QemuConnector {
                     aarch64: target.cmdline.target == "aarch64",
                 })),
                 Err(e) => {
+                    // Memory works without registers (OS plugins find their roots), so
+                    // this degrades instead of failing; `info` shows why they are missing.
                     log::warn!("{e}");
+                    details.push(("registers".into(), format!("unavailable: {e}")));
                     None
                 }
             },
