@@ -7,8 +7,9 @@
 //!   which levels may end in a large page), entry size, VA layout (flat 32-bit,
 //!   sign-extended, or split TTBR0/TTBR1 halves) and [`mmu::BitRule`]s for valid, large,
 //!   read-only, kernel-only and no-execute. x86 (2 levels, 4-byte entries), PAE, x86-64
-//!   with 4 and 5 levels, and aarch64 with 4/16/64 KiB granules (48-bit halves, 52-bit
-//!   with 64 KiB) are rows of data for one walker; adding an MMU adds no walking code.
+//!   with 4 and 5 levels, and aarch64 with 4/16/64 KiB granules (48-bit halves; 52-bit
+//!   with 64 KiB, and with 4/16 KiB through FEAT_LPA2) are rows of data for one walker;
+//!   adding an MMU adds no walking code.
 //! - **Batched** ([`walker`]): N addresses are sorted once and walked level by level;
 //!   each distinct table page is read once per level, and all reads of a level go to the
 //!   connector as one `read_batch`. Connectors that pay per call (a socket, a syscall,
@@ -42,8 +43,9 @@
 //!
 //! Known simplifications: x86 NX is assumed enabled (EFER.NXE, as every 64-bit OS sets);
 //! Linux `PROT_NONE` pages (present bit clear) are reported unmapped, like the hardware
-//! does; aarch64 tagged pointers (TBI) must be stripped by the caller; aarch64 52-bit
-//! addresses are supported with the 64 KiB granule only (no LPA2).
+//! does; aarch64 tagged pointers (TBI) must be stripped by the caller; the aarch64 LPA2
+//! descriptor format (`TCR_EL1.DS` = 1) is read with 52-bit halves only (Linux's pairing),
+//! and both halves must share one granule and size.
 
 pub mod bench;
 pub mod error;

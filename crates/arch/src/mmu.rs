@@ -28,6 +28,8 @@ pub const ARCH_NAMES: &[&str] = &[
     "aarch64-16k",
     "aarch64-64k",
     "aarch64-64k-52",
+    "aarch64-52",
+    "aarch64-16k-52",
 ];
 
 /// A test on an entry: it matches when `entry & mask == value`. [`BitRule::NEVER`] never
@@ -97,6 +99,21 @@ pub enum PaHigh {
     Pse36,
     /// aarch64 64 KiB granule with 52-bit PA: PA\[51:48\] is in descriptor bits 15:12.
     Aarch64Bits15To12,
+    /// aarch64 4/16 KiB granules with FEAT_LPA2 (`TCR_EL1.DS` = 1): PA\[51:50\] is in
+    /// descriptor bits 9:8 (the shareability field of the older format).
+    Aarch64Bits9To8,
+}
+
+impl PaHigh {
+    /// The high physical-address bits that entry `e` carries in this format.
+    #[inline(always)]
+    fn aarch64_bits(self, e: u64) -> u64 {
+        match self {
+            PaHigh::Aarch64Bits15To12 => ((e >> 12) & 0xf) << 48,
+            PaHigh::Aarch64Bits9To8 => ((e >> 8) & 0x3) << 50,
+            PaHigh::None | PaHigh::Pse36 => 0,
+        }
+    }
 }
 
 /// The decoding rules of one MMU's entries.
@@ -358,7 +375,9 @@ impl Mmu {
 
     /// aarch64 (VMSAv8-64 stage 1, EL1&0) with a granule and a virtual-address size (the
     /// same for both halves: 64 - TnSZ). 25..=48 bits for every granule; 52 bits with the
-    /// 64 KiB granule (FEAT_LVA, with 52-bit output addresses, FEAT_LPA).
+    /// 64 KiB granule (FEAT_LVA, with 52-bit output addresses, FEAT_LPA), and with the 4 and
+    /// 16 KiB granules in the FEAT_LPA2 format (`TCR_EL1.DS` = 1: one more level with
+    /// 4 KiB, PA\[51:50\] in descriptor bits 9:8, blocks one level higher).
     ///
     /// Descriptors: bit 0 valid; bit 1 table (above the last level) or page (at the last
     /// level; 0 there is reserved); AP\[2\] (bit 7) read-only, AP\[1\] (bit 6) EL0 access;
@@ -369,18 +388,17 @@ impl Mmu {
     pub fn aarch64(granule: Granule, va_bits: u8) -> Result<Self, ArchError> {
         let g = granule.shift();
         let b = g - 3;
-        let max = if granule == Granule::K64 { 52 } else { 48 };
-        let ok = (25..=48).contains(&va_bits) || va_bits == max;
-        if !ok {
+        // 52 bits: FEAT_LVA with 64 KiB pages, FEAT_LPA2 (TCR_EL1.DS = 1) with 4/16 KiB.
+        if !((25..=48).contains(&va_bits) || va_bits == 52) {
             return Err(ArchError::InvalidConfig {
                 arch: "aarch64",
                 what: format!(
-                    "{va_bits}-bit virtual addresses with a {} KiB granule (valid: 25..=48{})",
+                    "{va_bits}-bit virtual addresses with a {} KiB granule (valid: 25..=48 or 52)",
                     1u32 << (g - 10),
-                    if max == 52 { " or 52" } else { "" }
                 ),
             });
         }
+        let lpa2 = va_bits == 52 && granule != Granule::K64;
         let n = (va_bits - g).div_ceil(b);
         let mut levels = [Level::new(0, 0, 0, false); MAX_LEVELS];
         for i in 0..n {
@@ -388,15 +406,26 @@ impl Mmu {
             let number = n - i;
             let shift = g + (number - 1) * b;
             let bits = if i == 0 { va_bits - shift } else { b };
+            // Blocks: 2 MiB/1 GiB (4 KiB), 32 MiB (16 KiB), 512 MiB (64 KiB); LPA2 adds
+            // 512 GiB (4 KiB, level 0) and 64 GiB (16 KiB, level 1) blocks.
             let large = match granule {
-                Granule::K4 => number == 2 || number == 3,
-                Granule::K16 | Granule::K64 => number == 2,
+                Granule::K4 => number == 2 || number == 3 || (lpa2 && number == 4),
+                Granule::K16 => number == 2 || (lpa2 && number == 3),
+                Granule::K64 => number == 2,
             };
             levels[usize::from(i)] = Level::new(number, shift, bits, large);
         }
-        let addr = 0x0000_ffff_ffff_ffff & !((1u64 << g) - 1);
+        // With LPA2 the output address field ends at bit 49 (bits 51:50 sit in 9:8).
+        let addr_top: u64 = if lpa2 {
+            0x0003_ffff_ffff_ffff
+        } else {
+            0x0000_ffff_ffff_ffff
+        };
+        let addr = addr_top & !((1u64 << g) - 1);
         let (name, pa_high) = match (granule, va_bits) {
+            (Granule::K4, 52) => ("aarch64-52", PaHigh::Aarch64Bits9To8),
             (Granule::K4, _) => ("aarch64", PaHigh::None),
+            (Granule::K16, 52) => ("aarch64-16k-52", PaHigh::Aarch64Bits9To8),
             (Granule::K16, _) => ("aarch64-16k", PaHigh::None),
             (Granule::K64, 52) => ("aarch64-64k-52", PaHigh::Aarch64Bits15To12),
             (Granule::K64, _) => ("aarch64-64k", PaHigh::None),
@@ -442,7 +471,7 @@ impl Mmu {
     }
 
     /// The MMU for a name of [`ARCH_NAMES`] (`aarch64*` names use 48-bit halves, or 52 for
-    /// `aarch64-64k-52`).
+    /// the `-52` ones).
     pub fn from_name(name: &str) -> Result<Self, ArchError> {
         Ok(match name {
             "x86_64" | "x86-64" | "amd64" => Self::x86_64(),
@@ -453,6 +482,8 @@ impl Mmu {
             "aarch64-16k" => Self::aarch64(Granule::K16, 48)?,
             "aarch64-64k" => Self::aarch64(Granule::K64, 48)?,
             "aarch64-64k-52" => Self::aarch64(Granule::K64, 52)?,
+            "aarch64-52" => Self::aarch64(Granule::K4, 52)?,
+            "aarch64-16k-52" => Self::aarch64(Granule::K16, 52)?,
             _ => {
                 return Err(ArchError::UnknownArch {
                     name: name.to_string(),
@@ -510,7 +541,20 @@ impl Mmu {
                                 ),
                             });
                         }
-                        (g, 64u8.saturating_sub(t1sz))
+                        let va = 64u8.saturating_sub(t1sz);
+                        // TCR_EL1.DS selects the LPA2 descriptor format (4/16 KiB only),
+                        // which memlens pairs with 52-bit halves.
+                        let ds = (tcr >> 59) & 1 == 1;
+                        if g != Granule::K64 && ds != (va == 52) {
+                            return Err(ArchError::InvalidConfig {
+                                arch: "aarch64",
+                                what: format!(
+                                    "TCR_EL1 {tcr:#x}: DS = {} with {va}-bit halves ({g:?}); memlens reads the LPA2 format with 52-bit halves only",
+                                    u8::from(ds)
+                                ),
+                            });
+                        }
+                        (g, va)
                     }
                     None => (Granule::K4, 48),
                 };
@@ -622,7 +666,12 @@ impl Mmu {
     pub fn mask_root(&self, raw: u64) -> u64 {
         let top = self.levels[0];
         let table_bytes = (1u64 << top.bits) * u64::from(self.entry_bytes);
-        raw & self.root_mask & !(table_bytes - 1)
+        let base = raw & self.root_mask & !(table_bytes - 1);
+        match self.rules.pa_high {
+            // 52-bit physical roots: TTBR bits 5:2 hold BADDR[51:48].
+            PaHigh::Aarch64Bits15To12 | PaHigh::Aarch64Bits9To8 => base | ((raw >> 2) & 0xf) << 48,
+            PaHigh::None | PaHigh::Pse36 => base,
+        }
     }
 
     /// Decodes the entry `e` found at level index `li` (0 = top).
@@ -652,11 +701,7 @@ impl Mmu {
                 shift: lv.shift,
             };
         }
-        let mut t = e & r.table_addr_mask;
-        if r.pa_high == PaHigh::Aarch64Bits15To12 {
-            t |= ((e >> 12) & 0xf) << 48;
-        }
-        Step::Table(t)
+        Step::Table((e & r.table_addr_mask) | r.pa_high.aarch64_bits(e))
     }
 
     #[inline(always)]
@@ -670,7 +715,7 @@ impl Mmu {
                     b |= ((e >> 13) & 0xff) << 32;
                 }
             }
-            PaHigh::Aarch64Bits15To12 => b |= ((e >> 12) & 0xf) << 48,
+            PaHigh::Aarch64Bits15To12 | PaHigh::Aarch64Bits9To8 => b |= r.pa_high.aarch64_bits(e),
         }
         b
     }

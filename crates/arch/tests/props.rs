@@ -61,6 +61,9 @@ fn build(f: Fmt, specs: &[MapSpec]) -> Builder {
         if f == (Fmt::A64 { g: 16, va: 52 }) && pa_seed & 1 == 1 {
             pa |= 1 << 49; // exercise PA[51:48] in descriptor bits 15:12
         }
+        if matches!(f, Fmt::A64 { g: 12 | 14, va: 52 }) && pa_seed & 1 == 1 {
+            pa |= (1 << 51) | (1 << 48); // PA[51:50] in bits 9:8, PA[49:48] in place (LPA2)
+        }
         if f == Fmt::X86 && size > 4096 && pa_seed & 1 == 1 {
             pa |= 1 << 33; // PSE-36
         }

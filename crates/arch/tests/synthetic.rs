@@ -510,7 +510,19 @@ fn arch_names() {
     assert!(matches!(err, ArchError::UnknownArch { .. }));
     let msg = err.to_string();
     assert!(msg.contains("sparc") && msg.contains("x86_64-la57") && msg.contains("aarch64-64k"));
-    assert!(Mmu::aarch64(memlens_arch::Granule::K4, 52).is_err());
+    assert_eq!(
+        Mmu::aarch64(memlens_arch::Granule::K4, 52).unwrap().name(),
+        "aarch64-52"
+    );
+    assert!(Mmu::aarch64(memlens_arch::Granule::K4, 50).is_err());
+    assert_eq!(
+        mmu(Fmt::A64 { g: 12, va: 52 }).page_sizes(),
+        vec![4096, 2 << 20, 1 << 30, 512 << 30]
+    );
+    assert_eq!(
+        mmu(Fmt::A64 { g: 14, va: 52 }).page_sizes(),
+        vec![16 << 10, 32 << 20, 64 << 30]
+    );
     assert!(Mmu::aarch64(memlens_arch::Granule::K16, 20).is_err());
     assert_eq!(Mmu::x86_64().page_sizes(), vec![4096, 2 << 20, 1 << 30]);
     assert_eq!(
@@ -548,6 +560,31 @@ fn from_registers() {
         ..Default::default()
     });
     assert_eq!(Mmu::from_registers(&regs).unwrap().0.name(), "aarch64-64k");
+    // LPA2: TCR_EL1.DS = 1 with 52-bit halves (T1SZ = T0SZ = 12), 4 KiB granule; TTBR
+    // bits 5:2 carry the root's PA[51:48].
+    let ds = 1u64 << 59;
+    let regs = CpuRegisters::Aarch64(Aarch64Registers {
+        ttbr0: Some(0x4000_0000 | (0x3 << 2)),
+        ttbr1: Some(0x4100_0000),
+        tcr: Some(ds | (12 << 16) | (2 << 30) | 12),
+        ..Default::default()
+    });
+    let (m, r) = Mmu::from_registers(&regs).unwrap();
+    assert_eq!(m.name(), "aarch64-52");
+    assert_eq!(m.mask_root(r.lower.0), 0x0003_0000_4000_0000);
+    for tcr in [
+        ds | (16 << 16) | (2 << 30) | 16, // DS with 48-bit halves
+        (12 << 16) | (2 << 30) | 12,      // 52-bit 4 KiB halves without DS
+    ] {
+        let regs = CpuRegisters::Aarch64(Aarch64Registers {
+            ttbr0: Some(0x4000_0000),
+            ttbr1: Some(0x4100_0000),
+            tcr: Some(tcr),
+            ..Default::default()
+        });
+        let e = Mmu::from_registers(&regs).unwrap_err().to_string();
+        assert!(e.contains("DS = ") && e.contains("LPA2"), "{e}");
+    }
     // Halves with different settings cannot share one description: an error, not a guess.
     for tcr in [
         (16 << 16) | (2 << 30) | 25,             // T0SZ 25 vs T1SZ 16

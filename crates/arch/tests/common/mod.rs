@@ -119,6 +119,20 @@ pub fn geometry(f: Fmt) -> Vec<(u32, u32, bool)> {
         }
         Fmt::A64 { g: 16, va: 48 } => vec![(42, 6, false), (29, 13, true), (16, 13, false)],
         Fmt::A64 { g: 16, va: 52 } => vec![(42, 10, false), (29, 13, true), (16, 13, false)],
+        // FEAT_LPA2: a level above the 48-bit top, and blocks one level higher.
+        Fmt::A64 { g: 12, va: 52 } => vec![
+            (48, 4, false),
+            (39, 9, true),
+            (30, 9, true),
+            (21, 9, true),
+            (12, 9, false),
+        ],
+        Fmt::A64 { g: 14, va: 52 } => vec![
+            (47, 5, false),
+            (36, 11, true),
+            (25, 11, true),
+            (14, 11, false),
+        ],
         other => panic!("no geometry for {other:?}"),
     }
 }
@@ -130,6 +144,8 @@ pub fn arch_name(f: Fmt) -> &'static str {
         Fmt::X64 => "x86_64",
         Fmt::X64La57 => "x86_64-la57",
         Fmt::A64 { g: 12, va: 48 } => "aarch64",
+        Fmt::A64 { g: 12, va: 52 } => "aarch64-52",
+        Fmt::A64 { g: 14, va: 52 } => "aarch64-16k-52",
         Fmt::A64 { g: 14, .. } => "aarch64-16k",
         Fmt::A64 { g: 16, va: 48 } => "aarch64-64k",
         Fmt::A64 { g: 16, va: 52 } => "aarch64-64k-52",
@@ -272,7 +288,7 @@ impl Builder {
 
     fn table_entry(&self, level: usize, next: u64) -> u64 {
         if self.is_a64() {
-            next | VALID | TABLE
+            a64_high_pa(self.fmt, next | VALID | TABLE, next)
         } else if self.fmt == Fmt::Pae && level == 0 {
             next | P
         } else {
@@ -300,10 +316,7 @@ impl Builder {
             } else {
                 e |= UXN;
             }
-            if let Fmt::A64 { g: 16, va: 52 } = self.fmt {
-                // PA[51:48] in bits 15:12.
-                e = (e & !(0xfu64 << 48)) | (((pa >> 48) & 0xf) << 12);
-            }
+            e = a64_high_pa(self.fmt, e, pa);
             e
         } else {
             let mut e = pa | P;
@@ -382,13 +395,7 @@ impl Builder {
     pub fn table_addr(&self, e: u64) -> u64 {
         match self.fmt {
             Fmt::X86 => e & 0xffff_f000,
-            Fmt::A64 { g, va } => {
-                let mut a = e & 0x0000_ffff_ffff_ffff & !((1u64 << g) - 1);
-                if g == 16 && va == 52 {
-                    a |= ((e >> 12) & 0xf) << 48;
-                }
-                a
-            }
+            Fmt::A64 { g, va } => a64_out_addr(g, va, e) & !((1u64 << g) - 1),
             _ => e & 0x000f_ffff_ffff_f000,
         }
     }
@@ -400,6 +407,25 @@ impl Builder {
 
     pub fn phys(&self) -> Phys {
         Phys::new(self.mem.clone())
+    }
+}
+
+/// Puts the bits of `pa` above the descriptor's address field where the format keeps
+/// them: PA[51:48] in bits 15:12 (64 KiB, 52-bit), PA[51:50] in bits 9:8 (LPA2).
+fn a64_high_pa(f: Fmt, e: u64, pa: u64) -> u64 {
+    match f {
+        Fmt::A64 { g: 16, va: 52 } => (e & !(0xfu64 << 48)) | (((pa >> 48) & 0xf) << 12),
+        Fmt::A64 { va: 52, .. } => (e & !(0x3u64 << 50)) | (((pa >> 50) & 0x3) << 8),
+        _ => e,
+    }
+}
+
+/// The output address a descriptor holds (before clearing the offset bits).
+fn a64_out_addr(g: u32, va: u32, e: u64) -> u64 {
+    match (g, va) {
+        (16, 52) => (e & 0x0000_ffff_ffff_ffff) | (((e >> 12) & 0xf) << 48),
+        (_, 52) => (e & 0x0003_ffff_ffff_ffff) | (((e >> 8) & 0x3) << 50),
+        _ => e & 0x0000_ffff_ffff_ffff,
     }
 }
 
@@ -459,6 +485,9 @@ pub fn ref_translate(f: Fmt, phys: &Phys, root_lo: u64, root_hi: u64, va: u64) -
     let mut table = match f {
         Fmt::X86 => raw_root & 0xffff_f000,
         Fmt::Pae => raw_root & 0xffff_ffe0,
+        Fmt::A64 { va: 52, .. } => {
+            (raw_root & 0x0000_ffff_ffff_fffe & !(top_bytes - 1)) | ((raw_root >> 2) & 0xf) << 48
+        }
         Fmt::A64 { .. } => raw_root & 0x0000_ffff_ffff_fffe & !(top_bytes - 1),
         _ => raw_root & 0x000f_ffff_ffff_f000,
     };
@@ -541,11 +570,7 @@ pub fn ref_translate(f: Fmt, phys: &Phys, root_lo: u64, root_hi: u64, va: u64) -
                     }
                 }
                 Fmt::A64 { g, va: vbits } => {
-                    let mut b = e & 0x0000_ffff_ffff_ffff & !(size - 1) & !((1u64 << g) - 1);
-                    if g == 16 && vbits == 52 {
-                        b |= ((e >> 12) & 0xf) << 48;
-                    }
-                    b
+                    a64_out_addr(g, vbits, e) & !(size - 1) & !((1u64 << g) - 1)
                 }
                 _ => e & 0x000f_ffff_ffff_f000 & !(size - 1),
             };
@@ -562,13 +587,7 @@ pub fn ref_translate(f: Fmt, phys: &Phys, root_lo: u64, root_hi: u64, va: u64) -
         }
         table = match f {
             Fmt::X86 => e & 0xffff_f000,
-            Fmt::A64 { g, va: vbits } => {
-                let mut a = e & 0x0000_ffff_ffff_ffff & !((1u64 << g) - 1);
-                if g == 16 && vbits == 52 {
-                    a |= ((e >> 12) & 0xf) << 48;
-                }
-                a
-            }
+            Fmt::A64 { g, va: vbits } => a64_out_addr(g, vbits, e) & !((1u64 << g) - 1),
             _ => e & 0x000f_ffff_ffff_f000,
         };
     }
@@ -609,7 +628,7 @@ pub fn mmu(f: Fmt) -> memlens_arch::Mmu {
 
 /// Every format the synthetic tests cover.
 #[allow(dead_code, reason = "not every test binary iterates all formats")]
-pub const ALL: [Fmt; 9] = [
+pub const ALL: [Fmt; 11] = [
     Fmt::X86,
     Fmt::Pae,
     Fmt::X64,
@@ -619,6 +638,8 @@ pub const ALL: [Fmt; 9] = [
     Fmt::A64 { g: 16, va: 48 },
     Fmt::A64 { g: 16, va: 52 },
     Fmt::A64 { g: 12, va: 39 },
+    Fmt::A64 { g: 12, va: 52 },
+    Fmt::A64 { g: 14, va: 52 },
 ];
 
 /// The crate's MMU for a format, including the 39-bit aarch64 one that has no name.
