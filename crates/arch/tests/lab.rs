@@ -218,15 +218,17 @@ fn arm64_kernel_half_from_vmcoreinfo() {
     let me = memlens_arch::translate(&*mem, &mmu, &roots, VirtAddr(swapper)).expect("swapper");
     assert_eq!(me.pa, root);
 
-    // QEMU's kernel-half pairs.
+    // QEMU's kernel-half pairs. QEMU translates with the stopped vCPU's current tables:
+    // stopped in EL0, arm64's KPTI has TTBR1 on the trampoline tables, which map no kernel
+    // text, and QEMU records no address. Pairs QEMU did translate must match; the kallsyms
+    // checks below test the kernel half either way.
     let pairs: Vec<_> = s
         .truth
         .monitor
         .translations
         .iter()
-        .filter(|t| t.va >> 63 == 1)
+        .filter(|t| t.va >> 63 == 1 && t.pa.is_some())
         .collect();
-    assert!(!pairs.is_empty(), "arm64 truth has no kernel gva2gpa pair");
     let vas: Vec<VirtAddr> = pairs.iter().map(|t| VirtAddr(t.va)).collect();
     for (t, g) in pairs.iter().zip(translate_vec(&*mem, &mmu, &roots, &vas)) {
         assert_eq!(g.map(|x| x.pa.0).ok(), t.pa, "{} {:#x}", t.label, t.va);
