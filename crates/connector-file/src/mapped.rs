@@ -225,27 +225,20 @@ impl MappedFile {
     }
 }
 
-/// Copies `dst.len()` bytes from `src`: one `memcpy`, or pieces of at most
-/// [`COPY_CHUNK`] bytes when source and destination sit at nearby offsets within a page.
+/// Copies `dst.len()` bytes from `src` in pieces of at most [`COPY_CHUNK`] bytes.
 ///
 /// Large `memcpy` calls use `rep movsb`, which on some CPUs (AMD EPYC measured here) runs
-/// at a quarter of its speed in that case — the common one of a page-aligned mapping
-/// copied into a heap buffer whose allocation header puts it 16 bytes into a page. Pieces
-/// below glibc's `rep movsb` threshold take the vector loop, which has no such cliff
-/// (64 KiB reads: 2.3 → 9 GB/s). Elsewhere the single call keeps `rep movsb`'s streaming
-/// stores, which matter when the destination is larger than the cache (see
-/// docs/performance.md).
+/// at a quarter of its speed when source and destination sit at nearby offsets within a
+/// page — the common case of a page-aligned mapping copied into a heap buffer whose
+/// allocation header puts it 16 bytes into a page. Pieces below glibc's `rep movsb`
+/// threshold take the vector loop, which has no such cliff (64 KiB reads: 2.3 → 9 GB/s).
+/// Choosing per copy by the page-offset distance measured no better than always chunking
+/// (docs/performance.md), so the code stays this simple.
 ///
 /// # Safety
 /// `src..src + dst.len()` must be readable and not overlap `dst`.
 #[inline]
 unsafe fn copy_chunked(src: *const u8, dst: &mut [u8]) {
-    let skew = (dst.as_ptr() as usize).wrapping_sub(src as usize) & 4095;
-    if dst.len() <= COPY_CHUNK || (SKEW_MIN..=4096 - SKEW_MIN).contains(&skew) {
-        // SAFETY: the caller guarantees the source range; `dst` is a valid slice.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
-        return;
-    }
     let mut done = 0;
     while done < dst.len() {
         let n = (dst.len() - done).min(COPY_CHUNK);
@@ -258,10 +251,6 @@ unsafe fn copy_chunked(src: *const u8, dst: &mut [u8]) {
 /// Ops larger than this are not prefetched: a copy of several lines streams by itself,
 /// and prefetching a whole batch of large ops only evicts what the copies need.
 const PREFETCH_MAX: usize = 4096;
-
-/// Page-offset distances between source and destination below this (either way) take
-/// the chunked copy.
-const SKEW_MIN: usize = 64;
 
 /// Largest single copy: below glibc's default `rep movsb` threshold for AVX2 machines.
 const COPY_CHUNK: usize = 2048;
