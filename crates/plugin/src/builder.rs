@@ -181,79 +181,59 @@ impl<'a> Builder<'a> {
     /// The factory of connector `name`: the statically linked one unless a usable file
     /// has a strictly higher version ([`file_replaces_static`]).
     pub fn connector(&self, name: &str) -> Result<Box<dyn ConnectorFactory + 'a>> {
-        if let Some(c) = self.registry.and_then(|r| r.connector(name)) {
-            let newer = self
-                .inventory
-                .and_then(|i| i.find(PluginKind::Connector, name).map(|e| (i, e)))
-                .filter(|(_, e)| file_replaces_static(&e.version, &c.meta().version));
-            if let Some((i, e)) = newer {
-                match i.load_connector(name) {
-                    Ok(f) => return Ok(Box::new(f)),
-                    Err(err) => log::warn!(
-                        "{} (version {} of '{name}'): {err}; using the built-in version {}",
-                        e.path.display(),
-                        e.version,
-                        c.meta().version
-                    ),
-                }
-            }
-            return Ok(Box::new(*c));
-        }
-        match self.inventory {
-            Some(i) if i.find(PluginKind::Connector, name).is_some() => {
-                Ok(Box::new(i.load_connector(name)?))
-            }
-            Some(i) => i
-                .load_connector(name)
-                .map(|c| Box::new(c) as _)
-                .map_err(|e| match e {
-                    Error::NotFound { .. } => not_found(
-                        PluginKind::Connector,
-                        name,
-                        &self.names(PluginKind::Connector),
-                    ),
-                    e => e,
-                }),
-            None => Err(not_found(
-                PluginKind::Connector,
-                name,
-                &self.names(PluginKind::Connector),
-            )),
-        }
+        let linked = self.registry.and_then(|r| r.connector(name)).map(|c| {
+            let version = c.meta().version;
+            (Box::new(*c) as Box<dyn ConnectorFactory + 'a>, version)
+        });
+        self.choose(PluginKind::Connector, name, linked, |i| {
+            Ok(Box::new(i.load_connector(name)?))
+        })
     }
 
     /// The factory of OS plugin `name`, chosen like [`connector`](Self::connector)'s.
     pub fn os(&self, name: &str) -> Result<Box<dyn OsFactory + 'a>> {
-        if let Some(c) = self.registry.and_then(|r| r.os(name)) {
+        let linked = self.registry.and_then(|r| r.os(name)).map(|c| {
+            let version = c.meta().version;
+            (Box::new(*c) as Box<dyn OsFactory + 'a>, version)
+        });
+        self.choose(PluginKind::Os, name, linked, |i| {
+            Ok(Box::new(i.load_os(name)?))
+        })
+    }
+
+    /// The rule behind [`connector`](Self::connector) and [`os`](Self::os): the linked
+    /// factory (with its version), replaced by a file of a strictly higher version that
+    /// loads; without a linked one, the file; else "not found" with the known names.
+    fn choose<F: ?Sized>(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        linked: Option<(Box<F>, String)>,
+        load: impl Fn(&Inventory) -> Result<Box<F>>,
+    ) -> Result<Box<F>> {
+        if let Some((linked, version)) = linked {
             let newer = self
                 .inventory
-                .and_then(|i| i.find(PluginKind::Os, name).map(|e| (i, e)))
-                .filter(|(_, e)| file_replaces_static(&e.version, &c.meta().version));
+                .and_then(|i| i.find(kind, name).map(|e| (i, e)))
+                .filter(|(_, e)| file_replaces_static(&e.version, &version));
             if let Some((i, e)) = newer {
-                match i.load_os(name) {
-                    Ok(f) => return Ok(Box::new(f)),
+                match load(i) {
+                    Ok(f) => return Ok(f),
                     Err(err) => log::warn!(
-                        "{} (version {} of '{name}'): {err}; using the built-in version {}",
+                        "{} (version {} of '{name}'): {err}; using the built-in version {version}",
                         e.path.display(),
                         e.version,
-                        c.meta().version
                     ),
                 }
             }
-            return Ok(Box::new(*c));
+            return Ok(linked);
         }
         match self.inventory {
-            Some(i) if i.find(PluginKind::Os, name).is_some() => Ok(Box::new(i.load_os(name)?)),
-            Some(i) => i
-                .load_os(name)
-                .map(|c| Box::new(c) as _)
-                .map_err(|e| match e {
-                    Error::NotFound { .. } => {
-                        not_found(PluginKind::Os, name, &self.names(PluginKind::Os))
-                    }
-                    e => e,
-                }),
-            None => Err(not_found(PluginKind::Os, name, &self.names(PluginKind::Os))),
+            Some(i) => load(i).map_err(|e| match e {
+                Error::NotFound { .. } => not_found(kind, name, &self.names(kind)),
+                e => e,
+            }),
+            None => Err(not_found(kind, name, &self.names(kind))),
         }
     }
 
