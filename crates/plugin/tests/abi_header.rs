@@ -8,14 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::mem::{align_of, offset_of, size_of};
-use std::path::Path;
 use std::process::Command;
 
 use memlens_plugin::abi::*;
 
-fn workspace() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+mod common;
+use common::{cbindgen_header, check_header, workspace};
 
 /// Struct and type-alias names of `types.rs`, exported with an `Ml` prefix.
 const TYPES: &[&str] = &[
@@ -96,29 +94,16 @@ fn generate() -> String {
             .insert(c.to_string(), format!("MEMLENS_{c}"));
     }
     cfg.export.include = TYPES.iter().map(|t| t.to_string()).collect();
-    let mut out = Vec::new();
-    cbindgen::Builder::new()
-        .with_config(cfg)
-        .with_src(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/abi/types.rs"))
-        .generate()
-        .expect("cbindgen parses src/abi/types.rs")
-        .write(&mut out);
-    String::from_utf8(out).expect("utf-8 header")
+    cbindgen_header(cfg, "src/abi/types.rs")
 }
 
 #[test]
 fn abi_header_has_not_drifted() {
-    let path = workspace().join("include/memlens_plugin.h");
-    let fresh = generate();
-    if std::env::var_os("MEMLENS_BLESS").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (generate it with MEMLENS_BLESS=1)", path.display()));
-    assert!(
-        committed == fresh,
-        "include/memlens_plugin.h is out of date with src/abi/types.rs; \
-         run MEMLENS_BLESS=1 cargo test -p memlens-plugin --test abi_header"
+    let committed = check_header(
+        "include/memlens_plugin.h",
+        &generate(),
+        "src/abi/types.rs",
+        "abi_header",
     );
     for t in TYPES {
         assert!(committed.contains(&format!(" Ml{t}")), "header lacks Ml{t}");

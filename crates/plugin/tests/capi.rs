@@ -4,14 +4,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
-
-fn workspace() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
 
 fn generate() -> String {
     let cfg = cbindgen::Config {
@@ -28,30 +23,12 @@ fn generate() -> String {
         no_includes: true,
         ..Default::default()
     };
-    let mut out = Vec::new();
-    cbindgen::Builder::new()
-        .with_config(cfg)
-        .with_src(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/capi.rs"))
-        .generate()
-        .expect("cbindgen parses src/capi.rs")
-        .write(&mut out);
-    String::from_utf8(out).expect("utf-8 header")
+    cbindgen_header(cfg, "src/capi.rs")
 }
 
 #[test]
 fn header_has_not_drifted() {
-    let path = workspace().join("include/memlens.h");
-    let fresh = generate();
-    if std::env::var_os("MEMLENS_BLESS").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (generate it with MEMLENS_BLESS=1)", path.display()));
-    assert!(
-        committed == fresh,
-        "include/memlens.h is out of date with src/capi.rs; \
-         run MEMLENS_BLESS=1 cargo test -p memlens-plugin --test capi"
-    );
+    let committed = check_header("include/memlens.h", &generate(), "src/capi.rs", "capi");
     for f in [
         "memlens_inventory_scan",
         "memlens_connector_open",

@@ -65,3 +65,36 @@ pub fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
+
+/// The workspace root.
+pub fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The header cbindgen writes for `src` (a path inside this crate) with `cfg`.
+pub fn cbindgen_header(cfg: cbindgen::Config, src: &str) -> String {
+    let mut out = Vec::new();
+    cbindgen::Builder::new()
+        .with_config(cfg)
+        .with_src(Path::new(env!("CARGO_MANIFEST_DIR")).join(src))
+        .generate()
+        .unwrap_or_else(|e| panic!("cbindgen cannot parse {src}: {e}"))
+        .write(&mut out);
+    String::from_utf8(out).expect("utf-8 header")
+}
+
+/// Checks that the committed header `rel` (inside the workspace) equals `fresh`, the
+/// header generated from `src`; `MEMLENS_BLESS=1` rewrites it first. Returns its text.
+pub fn check_header(rel: &str, fresh: &str, src: &str, test: &str) -> String {
+    let path = workspace().join(rel);
+    if std::env::var_os("MEMLENS_BLESS").is_some() {
+        std::fs::write(&path, fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (generate it with MEMLENS_BLESS=1)", path.display()));
+    assert!(
+        committed == fresh,
+        "{rel} is out of date with {src}; run MEMLENS_BLESS=1 cargo test -p memlens-plugin --test {test}"
+    );
+    committed
+}
