@@ -8,8 +8,10 @@
 //!
 //! Shared by the OS plugins (they are leaves and do not depend on each other). Only
 //! 64-bit little-endian ELF is parsed (x86-64 and aarch64). Every count and size read
-//! from the target is bounded before it is used; errors are messages naming the address.
+//! from the target is bounded before it is used (see [`bounded`] and the `MAX_*` caps);
+//! errors are messages naming the address.
 
+use crate::bounded;
 use crate::os::SymbolInfo;
 use crate::{Address, MemoryView, MemoryViewExt, ReadOp, VirtAddr};
 
@@ -20,10 +22,20 @@ const SYM_SIZE: usize = 24;
 const RELA_SIZE: usize = 24;
 const MAX_PHDRS: usize = 1024;
 const MAX_DYN: usize = 4096;
-const MAX_SYMS: usize = 1 << 20;
-const MAX_STRTAB: usize = 64 << 20;
+/// Most dynamic symbols read from one module (262 144; the largest on a Debian 12 host,
+/// `node`, has 74 985). More is an error, not a truncation.
+pub const MAX_SYMS: usize = 1 << 18;
+/// Largest dynamic string table read (16 MiB).
+pub const MAX_STRTAB: usize = 16 << 20;
+/// Longest symbol name kept (8 KiB; longer names are cut there).
+pub const MAX_NAME: usize = 8 << 10;
+/// Most bytes of symbol names kept for one module (32 MiB): names may share bytes of the
+/// string table, so the table's size alone does not bound them.
+pub const MAX_NAME_BYTES: usize = 32 << 20;
+/// Most relocations scanned per table.
 const MAX_RELAS: usize = 1 << 20;
-const MAX_BUCKETS: usize = 1 << 22;
+/// Most `DT_GNU_HASH` buckets or bloom words.
+const MAX_BUCKETS: usize = MAX_SYMS;
 
 /// `PT_LOAD`.
 pub const PT_LOAD: u32 = 1;
@@ -207,11 +219,15 @@ fn span(img: &ElfImage) -> (u64, u64) {
 }
 
 /// Number of dynamic symbols, from `DT_GNU_HASH` (highest symbol reachable from a bucket,
-/// then to the end of its chain) or `DT_HASH` (`nchain`).
+/// then to the end of its chain) or `DT_HASH` (`nchain`). A count above [`MAX_SYMS`] is
+/// an error, not a truncation: a partial symbol list would look complete.
 fn symbol_count<M: MemoryView<Addr = VirtAddr> + ?Sized>(
     mem: &M,
     d: &Dynamic,
 ) -> Result<usize, String> {
+    let too_many = |n: u64, table: &str, at: u64| {
+        format!("{table} at {at:#x} claims {n} dynamic symbols (more than the {MAX_SYMS} read)")
+    };
     if let Some(h) = d.gnu_hash {
         let hdr = mem
             .read_vec(VirtAddr(h), 16)
@@ -221,46 +237,64 @@ fn symbol_count<M: MemoryView<Addr = VirtAddr> + ?Sized>(
         let bloom = u32_at(&hdr, 8).unwrap_or(0) as usize;
         if nbuckets > MAX_BUCKETS || bloom > MAX_BUCKETS {
             return Err(format!(
-                "DT_GNU_HASH too large ({nbuckets} buckets, {bloom} bloom words)"
+                "DT_GNU_HASH at {h:#x} too large ({nbuckets} buckets, {bloom} bloom words; at most {MAX_BUCKETS} each are read)"
             ));
         }
+        if symoffset > MAX_SYMS {
+            return Err(too_many(symoffset as u64, "DT_GNU_HASH", h));
+        }
+        // The highest symbol index any bucket starts at, scanned chunk by chunk.
         let buckets_at = h.wrapping_add(16).wrapping_add(bloom as u64 * 8);
-        let raw = mem
-            .read_vec(VirtAddr(buckets_at), nbuckets * 4)
-            .map_err(|e| format!("cannot read DT_GNU_HASH buckets at {buckets_at:#x}: {e}"))?;
-        let max = raw
-            .chunks_exact(4)
-            .filter_map(|c| u32_at(c, 0))
-            .max()
-            .unwrap_or(0) as usize;
+        let mut max = 0usize;
+        bounded::for_each_chunk(mem, VirtAddr(buckets_at), nbuckets * 4, |c| {
+            let m = c.chunks_exact(4).filter_map(|b| u32_at(b, 0)).max();
+            max = max.max(m.unwrap_or(0) as usize);
+            Ok(())
+        })
+        .map_err(|e| format!("cannot read DT_GNU_HASH buckets at {buckets_at:#x}: {e}"))?;
         if max < symoffset {
             return Ok(symoffset);
         }
-        // Walk the chain of the highest bucket until its end bit.
+        if max >= MAX_SYMS {
+            return Err(too_many(max as u64 + 1, "DT_GNU_HASH", h));
+        }
+        // Walk the chain of the highest bucket until its end bit, a page at a time (a
+        // read never crosses into a page the chain does not reach).
         let chain_at = buckets_at.wrapping_add(nbuckets as u64 * 4);
         let mut i = max;
+        let mut page = [0u8; 4096];
         while i < MAX_SYMS {
             let a = chain_at.wrapping_add((i - symoffset) as u64 * 4);
-            let v = mem
-                .read_u32(VirtAddr(a))
+            let n = ((4096 - (a & 0xfff) as usize) / 4).clamp(1, MAX_SYMS - i);
+            let buf = &mut page[..n * 4];
+            mem.read_into(VirtAddr(a), buf)
                 .map_err(|e| format!("cannot read DT_GNU_HASH chain at {a:#x}: {e}"))?;
-            if v & 1 == 1 {
-                return Ok(i + 1);
+            for v in buf.chunks_exact(4).filter_map(|b| u32_at(b, 0)) {
+                if v & 1 == 1 {
+                    return Ok(i + 1);
+                }
+                i += 1;
             }
-            i += 1;
         }
-        return Err(format!("DT_GNU_HASH chain longer than {MAX_SYMS} symbols"));
+        return Err(too_many(MAX_SYMS as u64 + 1, "DT_GNU_HASH chain", h));
     }
     if let Some(h) = d.hash {
         let n = mem
             .read_u32(VirtAddr(h.wrapping_add(4)))
             .map_err(|e| format!("cannot read DT_HASH at {h:#x}: {e}"))? as usize;
-        return Ok(n.min(MAX_SYMS));
+        if n > MAX_SYMS {
+            return Err(too_many(n as u64, "DT_HASH", h));
+        }
+        return Ok(n);
     }
     Err("neither DT_GNU_HASH nor DT_HASH: the symbol count is unknown".into())
 }
 
 /// The dynamic symbols of `img` (empty without `PT_DYNAMIC` or a symbol table).
+///
+/// Memory use is bounded whatever the target holds: at most [`MAX_SYMS`] symbols, a
+/// string table of at most [`MAX_STRTAB`] bytes, names of at most [`MAX_NAME`] bytes and
+/// [`MAX_NAME_BYTES`] in all; tables are read in chunks ([`bounded`]).
 pub fn dynamic_symbols<M: MemoryView<Addr = VirtAddr> + ?Sized>(
     mem: &M,
     img: &ElfImage,
@@ -268,6 +302,17 @@ pub fn dynamic_symbols<M: MemoryView<Addr = VirtAddr> + ?Sized>(
     match read_dynamic(mem, img)? {
         Some(d) => symbols(mem, img, &d),
         None => Ok((Vec::new(), Vec::new())),
+    }
+}
+
+/// Bytes from `addr` to the end of the image's runtime span (0 outside it): what a table
+/// of the image can cover.
+fn room(img: &ElfImage, addr: u64) -> u64 {
+    let (lo, hi) = span(img);
+    if addr >= lo && addr < hi {
+        hi - addr
+    } else {
+        0
     }
 }
 
@@ -280,23 +325,40 @@ fn symbols<M: MemoryView<Addr = VirtAddr> + ?Sized>(
         return Ok((Vec::new(), Vec::new()));
     };
     let count = symbol_count(mem, d)?;
-    let strsz = (d.strsz.unwrap_or(0) as usize).min(MAX_STRTAB);
-    let mut syms = vec![0u8; count * SYM_SIZE];
-    let mut strs = vec![0u8; strsz];
-    let mut ops = [
-        ReadOp::new(VirtAddr(symtab), &mut syms),
-        ReadOp::new(VirtAddr(strtab), &mut strs),
-    ];
-    mem.read_batch(&mut ops);
-    let [a, b] = ops;
-    a.result
-        .map_err(|e| format!("cannot read {count} symbols at {symtab:#x}: {e}"))?;
-    b.result
-        .map_err(|e| format!("cannot read the string table at {strtab:#x}: {e}"))?;
-    let name_at = |off: usize| -> String {
+    let syms = bounded::read_table(
+        mem,
+        VirtAddr(symtab),
+        "the dynamic symbol table",
+        count as u64,
+        SYM_SIZE as u64,
+        room(img, symtab),
+        (MAX_SYMS * SYM_SIZE) as u64,
+    )
+    .map_err(|e| e.to_string())?;
+    let strs = bounded::read_table(
+        mem,
+        VirtAddr(strtab),
+        "the dynamic string table",
+        d.strsz.unwrap_or(0),
+        1,
+        room(img, strtab),
+        MAX_STRTAB as u64,
+    )
+    .map_err(|e| e.to_string())?;
+    // Names may overlap (suffix sharing, or a hostile table pointing every symbol at one
+    // long unterminated string): each is capped, and so is their sum.
+    let mut name_bytes = 0usize;
+    let mut name_at = |off: usize| -> Result<String, String> {
         let s = strs.get(off..).unwrap_or(&[]);
+        let s = &s[..s.len().min(MAX_NAME)];
         let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-        String::from_utf8_lossy(&s[..end]).into_owned()
+        name_bytes += end;
+        if name_bytes > MAX_NAME_BYTES {
+            return Err(format!(
+                "the symbol names of the string table at {strtab:#x} exceed {MAX_NAME_BYTES} bytes in all"
+            ));
+        }
+        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
     };
     let mut exports = Vec::new();
     // (symbol index, name) of undefined symbols.
@@ -311,10 +373,10 @@ fn symbols<M: MemoryView<Addr = VirtAddr> + ?Sized>(
             continue;
         }
         if shndx == 0 {
-            undefined.push((i, name_at(name_off)));
+            undefined.push((i, name_at(name_off)?));
         } else if matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE) {
             exports.push(SymbolInfo {
-                name: name_at(name_off),
+                name: name_at(name_off)?,
                 addr: VirtAddr(if shndx == 0xfff1 {
                     value // SHN_ABS: not relocated.
                 } else {
@@ -323,6 +385,8 @@ fn symbols<M: MemoryView<Addr = VirtAddr> + ?Sized>(
             });
         }
     }
+    drop(syms);
+    drop(strs);
     exports.sort_by(|a, b| a.addr.cmp(&b.addr).then_with(|| a.name.cmp(&b.name)));
     let imports = resolve_imports(mem, img, d, undefined);
     Ok((exports, imports))
@@ -331,27 +395,45 @@ fn symbols<M: MemoryView<Addr = VirtAddr> + ?Sized>(
 /// Imports with the address currently stored in their GOT slot (found through the
 /// `R_*_GLOB_DAT`/`JUMP_SLOT` relocations): the bound target, or with lazy binding a PLT
 /// stub until the first call. 0 when no slot was found or it could not be read.
+///
+/// Relocation tables are scanned in chunks and only the slots of undefined symbols are
+/// kept, so memory stays proportional to the imports, not to the claimed table sizes.
 fn resolve_imports<M: MemoryView<Addr = VirtAddr> + ?Sized>(
     mem: &M,
     img: &ElfImage,
     d: &Dynamic,
     undefined: Vec<(usize, String)>,
 ) -> Vec<SymbolInfo> {
-    let mut slot_of: std::collections::HashMap<usize, u64> = Default::default();
+    let mut slot_of: std::collections::HashMap<usize, Option<u64>> =
+        undefined.iter().map(|(i, _)| (*i, None)).collect();
     for (at, size) in [d.jmprel, d.rela].into_iter().flatten() {
-        let n = (size as usize / RELA_SIZE).min(MAX_RELAS);
-        let Ok(raw) = mem.read_vec(VirtAddr(at), n * RELA_SIZE) else {
-            log::info!("cannot read relocations at {at:#x}");
-            continue;
-        };
-        for r in raw.chunks_exact(RELA_SIZE) {
-            let off = u64_at(r, 0).unwrap_or(0);
-            let sym = (u64_at(r, 8).unwrap_or(0) >> 32) as usize;
-            if sym != 0 {
-                slot_of
-                    .entry(sym)
-                    .or_insert_with(|| img.bias.wrapping_add(off));
+        let n = size / RELA_SIZE as u64;
+        let len = match bounded::claim_len(
+            "relocations",
+            VirtAddr(at),
+            n,
+            RELA_SIZE as u64,
+            room(img, at),
+            (MAX_RELAS * RELA_SIZE) as u64,
+        ) {
+            Ok(len) => len,
+            Err(e) => {
+                log::info!("relocations not read: {e}");
+                continue;
             }
+        };
+        let scan = bounded::for_each_chunk(mem, VirtAddr(at), len, |raw| {
+            for r in raw.chunks_exact(RELA_SIZE) {
+                let off = u64_at(r, 0).unwrap_or(0);
+                let sym = (u64_at(r, 8).unwrap_or(0) >> 32) as usize;
+                if let Some(slot @ None) = slot_of.get_mut(&sym) {
+                    *slot = Some(img.bias.wrapping_add(off));
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = scan {
+            log::info!("cannot read relocations at {at:#x}: {e}");
         }
     }
     let mut values = vec![[0u8; 8]; undefined.len()];
@@ -360,7 +442,7 @@ fn resolve_imports<M: MemoryView<Addr = VirtAddr> + ?Sized>(
         let mut ops: Vec<ReadOp<'_, VirtAddr>> = Vec::new();
         let mut which = Vec::new();
         for (k, ((i, _), v)) in undefined.iter().zip(values.iter_mut()).enumerate() {
-            if let Some(&slot) = slot_of.get(i) {
+            if let Some(&Some(slot)) = slot_of.get(i) {
                 ops.push(ReadOp::new(VirtAddr(slot), v));
                 which.push(k);
             }

@@ -13,10 +13,13 @@
 //! - [`cpu`], [`target`], [`os`]: registers, what a connector hands to an OS plugin, and
 //!   the OS/process traits with their listing types.
 //! - [`error`]: the error type; every variant carries its context.
+//! - [`bounded`]: allocations sized by target data — checked against what they can cover
+//!   and a hard cap, read in chunks.
 //! - [`bench`](mod@bench): throughput of any view next to a memcpy ceiling (`memlens bench`).
 
 pub mod addr;
 pub mod bench;
+pub mod bounded;
 pub mod cpu;
 pub mod elf;
 pub mod error;
