@@ -101,9 +101,9 @@ impl MemoryMap {
                     e.base
                 )));
             }
-            if e.base.0.checked_add(e.len - 1).is_none()
-                || e.backing.checked_add(e.len - 1).is_none()
-            {
+            // The backing end (`backing + len`, exclusive) must itself be representable:
+            // `backing_end` is compared with file sizes before any access.
+            if e.base.0.checked_add(e.len - 1).is_none() || e.backing.checked_add(e.len).is_none() {
                 return Err(Error::MemoryMap(format!(
                     "range at {} with length {:#x} wraps past the end of the address space",
                     e.base, e.len
@@ -156,11 +156,12 @@ impl MemoryMap {
             .fold(0u64, u64::saturating_add)
     }
 
-    /// Highest backing offset + 1 that any entry needs.
+    /// Highest backing offset + 1 that any entry needs (saturating, so a check against
+    /// a file size fails closed).
     pub fn backing_end(&self) -> u64 {
         self.entries
             .iter()
-            .map(|e| e.backing + e.len)
+            .map(|e| e.backing.saturating_add(e.len))
             .max()
             .unwrap_or(0)
     }
@@ -309,6 +310,17 @@ mod tests {
             len,
             backing,
         }
+    }
+
+    /// Regression: a backing range ending exactly at 2^64 was accepted, and
+    /// `backing_end` wrapped to 0 in release builds, so the "map past the end of the file"
+    /// check passed and reads went before the file's mapping.
+    #[test]
+    fn backing_that_ends_at_2_pow_64_is_refused() {
+        let r = MemoryMap::new(vec![e(0, 0x1000, u64::MAX - 0xfff)]);
+        assert!(matches!(r, Err(Error::MemoryMap(_))), "{r:?}");
+        let m = MemoryMap::new(vec![e(0, 0x1000, u64::MAX - 0x1000)]).unwrap();
+        assert_eq!(m.backing_end(), u64::MAX);
     }
 
     #[test]
