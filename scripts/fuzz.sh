@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# memlens fuzzing: the smoke run of the test command, and the long campaign.
+#
+#   scripts/fuzz.sh smoke [TARGET...]      each target ~20 s: its seeds and regression
+#                                          inputs, then mutations (what CI runs)
+#   scripts/fuzz.sh campaign [TARGET...]   each target 30 min or 10 M executions,
+#                                          whichever comes first (docs/fuzzing.md)
+#   scripts/fuzz.sh targets                the targets and their seed directories
+#
+# Any failure (crash, leak, out-of-memory over 2 GB, an input slower than 10 s) fails the
+# run; libFuzzer writes the input to fuzz/artifacts/TARGET/. Builds with AddressSanitizer
+# need unstable compiler flags: the project's one (stable) toolchain is used with
+# RUSTC_BOOTSTRAP=1 — its sanitizer runtimes ship with it — so no nightly is needed.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+seeds() {
+  case "$1" in
+    file_lzo) echo ../crates/connector-file/tests/corpus-lzo ;;
+    file_*) echo ../crates/connector-file/tests/corpus ;;
+    pipeline) echo seeds/pipeline ../crates/connector-file/tests/corpus ;;
+    *) echo "seeds/$1" ;;
+  esac
+}
+all_targets() { sed -n 's/^name = "\(.*\)"/\1/p' Cargo.toml | grep -v '^memlens-fuzz$'; }
+
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "==> installing cargo-fuzz (crates.io)"
+  cargo install cargo-fuzz --locked --quiet
+fi
+fuzz=(env RUSTC_BOOTSTRAP=1 cargo +stable fuzz)
+
+mode="${1:-}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(all_targets)
+
+case "$mode" in
+  targets)
+    for t in "${targets[@]}"; do echo "$t: $(seeds "$t")"; done
+    exit 0 ;;
+  smoke) limits=(-max_total_time=20) ;;
+  campaign) limits=(-max_total_time=1800 -runs=10000000) ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
+esac
+
+echo "==> fuzz: building ${#targets[@]} targets (AddressSanitizer)"
+mkdir -p logs
+for t in "${targets[@]}"; do
+  if ! "${fuzz[@]}" build "$t" >"logs/build-$t.log" 2>&1; then
+    tail -30 "logs/build-$t.log" >&2
+    echo "error: cannot build fuzz target $t (log fuzz/logs/build-$t.log)" >&2
+    exit 1
+  fi
+done
+for t in "${targets[@]}"; do
+  work="corpus/$t"
+  mkdir -p "$work"
+  read -r -a dirs <<<"$(seeds "$t")"
+  log="logs/$mode-$t.log"
+  echo "==> fuzz $mode: $t (seeds ${dirs[*]}; log fuzz/$log)"
+  if ! "${fuzz[@]}" run "$t" "$work" "${dirs[@]}" -- "${limits[@]}" \
+      -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "error: fuzz target $t failed (input in fuzz/artifacts/$t/, log fuzz/$log)" >&2
+    exit 1
+  fi
+  grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" | tr '\n' ' '
+  grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1
+done
