@@ -7,6 +7,12 @@
 //! into anonymous structs and unions, and chase typedef/const/volatile/restrict/type_tag.
 //! Nothing is trusted: every read is bounds-checked and every chase is depth-limited, so a
 //! garbage blob gives an error or `None`, never a panic or a loop.
+//!
+//! Caps (a hostile blob can describe cycles and exponential fan-out):
+//! - a blob is at most [`MAX_BLOB`] bytes (the caller checks before copying it out);
+//! - typedef chains and nested arrays are followed at most [`MAX_CHASE`] steps;
+//! - a member lookup descends at most [`MAX_ANON_DEPTH`] anonymous levels, never into a
+//!   struct already on its path, and reads at most [`MAX_MEMBER_VISITS`] member records.
 
 use std::collections::HashMap;
 
@@ -14,6 +20,25 @@ use crate::error::{LinuxError, Result};
 
 /// BTF magic (little-endian u16 at offset 0).
 pub const BTF_MAGIC: u16 = 0xEB9F;
+
+/// Largest BTF blob copied out of memory: vmlinux BTF is 3-8 MiB for distribution kernels
+/// (every type of the kernel); 64 MiB is eight times that and bounds the copy of a blob
+/// whose header claims more.
+pub const MAX_BLOB: usize = 64 << 20;
+
+/// Most typedef/qualifier links or nested array levels followed for one type: real
+/// chains are a few links (`const volatile typedef …`), arrays a few dimensions; a cycle
+/// (an array whose element is itself) ends here with `None`.
+pub const MAX_CHASE: u32 = 32;
+
+/// Deepest nesting of anonymous structs/unions searched by [`Btf::member`]: the kernel
+/// nests them 3-4 deep (`task_struct` → `union` → `struct` …).
+pub const MAX_ANON_DEPTH: u32 = 16;
+
+/// Most member records read by one [`Btf::member`] lookup: `task_struct`, the largest
+/// struct searched, has ~250 members with its anonymous ones; 10 000 is forty times that,
+/// and bounds a blob whose anonymous members fan out (65 535 per struct, 16 levels deep).
+pub const MAX_MEMBER_VISITS: usize = 10_000;
 
 /// BTF type kinds (the numbers of `include/uapi/linux/btf.h`).
 #[allow(
@@ -295,9 +320,10 @@ impl Btf {
             })
     }
 
-    /// Follows typedef / const / volatile / restrict / type_tag to the underlying type.
+    /// Follows typedef / const / volatile / restrict / type_tag to the underlying type
+    /// (at most [`MAX_CHASE`] links; a longer chain or a cycle stops on a qualifier).
     pub fn resolve(&self, mut id: u32) -> u32 {
-        for _ in 0..32 {
+        for _ in 0..MAX_CHASE {
             match self.entry(id) {
                 Some(t)
                     if matches!(
@@ -317,21 +343,35 @@ impl Btf {
         id
     }
 
-    /// Size in bytes of type `id` (pointers are 8 bytes; arrays multiply).
+    /// Size in bytes of type `id` (pointers are 8 bytes; arrays multiply). `None` for
+    /// a type without a size, an overflowing product, or more than [`MAX_CHASE`] nested
+    /// arrays (an array that contains itself).
     pub fn size_of(&self, id: u32) -> Option<u64> {
-        let id = self.resolve(id);
-        let t = self.entry(id)?;
-        match t.kind {
-            Kind::Int | Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Float => {
-                Some(t.size_or_type as u64)
-            }
-            Kind::Ptr => Some(8),
-            Kind::Array => {
-                let (elem, n) = self.array(id)?;
-                self.size_of(elem)?.checked_mul(n as u64)
-            }
-            _ => None,
+        // Iterative: the element count of each array level multiplies the final size.
+        let mut id = id;
+        let mut count = 1u64;
+        for _ in 0..MAX_CHASE {
+            let rid = self.resolve(id);
+            let t = self.entry(rid)?;
+            let size = match t.kind {
+                Kind::Int
+                | Kind::Struct
+                | Kind::Union
+                | Kind::Enum
+                | Kind::Enum64
+                | Kind::Float => t.size_or_type as u64,
+                Kind::Ptr => 8,
+                Kind::Array => {
+                    let (elem, n) = self.array(rid)?;
+                    count = count.checked_mul(n as u64)?;
+                    id = elem;
+                    continue;
+                }
+                _ => return None,
+            };
+            return size.checked_mul(count);
         }
+        None
     }
 
     /// Element type and element count of array type `id` (after resolving).
@@ -352,46 +392,68 @@ impl Btf {
         (t.kind == Kind::Ptr).then_some(t.size_or_type)
     }
 
-    /// Raw members of struct/union `id`: `(name, type, bit_offset, bitfield_size)`.
-    pub fn members(&self, id: u32) -> Vec<(&str, u32, u64, u32)> {
-        let mut out = Vec::new();
-        let Some(t) = self.entry(self.resolve(id)) else {
-            return out;
-        };
-        if !matches!(t.kind, Kind::Struct | Kind::Union) {
-            return out;
-        }
-        for i in 0..t.vlen as usize {
-            let p = t.data + 12 * i;
-            let (Some(n), Some(ty), Some(off)) = (
-                rd_u32(&self.types_sec, p),
-                rd_u32(&self.types_sec, p + 4),
-                rd_u32(&self.types_sec, p + 8),
-            ) else {
-                break;
-            };
-            let (bits, size) = if t.kind_flag {
+    /// The member records of struct/union `id` (after resolving): `(name offset, type,
+    /// bit_offset, bitfield_size)`, read lazily (no allocation per struct).
+    fn member_records(&self, id: u32) -> impl Iterator<Item = (u32, u32, u64, u32)> + '_ {
+        let t = self
+            .entry(self.resolve(id))
+            .filter(|t| matches!(t.kind, Kind::Struct | Kind::Union));
+        let (data, vlen, kind_flag) = t.map_or((0, 0, false), |t| (t.data, t.vlen, t.kind_flag));
+        (0..vlen as usize).map_while(move |i| {
+            let p = data + 12 * i;
+            let n = rd_u32(&self.types_sec, p)?;
+            let ty = rd_u32(&self.types_sec, p + 4)?;
+            let off = rd_u32(&self.types_sec, p + 8)?;
+            let (bits, size) = if kind_flag {
                 ((off & 0x00ff_ffff) as u64, off >> 24)
             } else {
                 (off as u64, 0)
             };
-            out.push((self.str_at(n).unwrap_or(""), ty, bits, size));
-        }
-        out
+            Some((n, ty, bits, size))
+        })
     }
 
-    /// Member `name` of struct/union `id`, searching anonymous struct/union members too.
-    /// The offset is relative to the start of `id`.
+    /// Raw members of struct/union `id`: `(name, type, bit_offset, bitfield_size)`.
+    pub fn members(&self, id: u32) -> Vec<(&str, u32, u64, u32)> {
+        self.member_records(id)
+            .map(|(n, ty, bits, size)| (self.str_at(n).unwrap_or(""), ty, bits, size))
+            .collect()
+    }
+
+    /// Member `name` of struct/union `id`, searching anonymous struct/union members too
+    /// (named members of a level first, then its anonymous ones in order). The offset is
+    /// relative to the start of `id`. Bounded: see [`MAX_ANON_DEPTH`] and
+    /// [`MAX_MEMBER_VISITS`]; a struct already on the path is not entered again.
     pub fn member(&self, id: u32, name: &str) -> Option<Member> {
-        self.member_depth(id, name, 0)
+        let mut path = Vec::new();
+        let mut budget = MAX_MEMBER_VISITS;
+        let found = self.member_depth(id, name, &mut path, &mut budget);
+        if found.is_none() && budget == 0 {
+            log::warn!(
+                "BTF: lookup of member `{name}` in type {id} stopped after {MAX_MEMBER_VISITS} member records"
+            );
+        }
+        found
     }
 
-    fn member_depth(&self, id: u32, name: &str, depth: u32) -> Option<Member> {
-        if depth > 16 {
+    fn member_depth(
+        &self,
+        id: u32,
+        name: &str,
+        path: &mut Vec<u32>,
+        budget: &mut usize,
+    ) -> Option<Member> {
+        let rid = self.resolve(id);
+        if path.len() > MAX_ANON_DEPTH as usize || path.contains(&rid) {
             return None;
         }
         let mut anon = Vec::new();
-        for (n, ty, bits, size) in self.members(id) {
+        for (n, ty, bits, size) in self.member_records(rid) {
+            if *budget == 0 {
+                return None;
+            }
+            *budget -= 1;
+            let n = self.str_at(n).unwrap_or("");
             if n == name {
                 return Some(Member {
                     bit_offset: bits,
@@ -403,13 +465,20 @@ impl Btf {
                 anon.push((ty, bits));
             }
         }
+        path.push(rid);
+        let mut found = None;
         for (ty, bits) in anon {
-            if let Some(mut m) = self.member_depth(ty, name, depth + 1) {
-                m.bit_offset += bits;
-                return Some(m);
+            if *budget == 0 {
+                break;
+            }
+            if let Some(mut m) = self.member_depth(ty, name, path, budget) {
+                m.bit_offset = m.bit_offset.saturating_add(bits);
+                found = Some(m);
+                break;
             }
         }
-        None
+        path.pop();
+        found
     }
 
     /// Resolves `path` (`member.member…`, each step through embedded structs) inside
@@ -420,7 +489,7 @@ impl Btf {
         let mut last = None;
         for part in path.split('.') {
             let m = self.member(cur, part)?;
-            total += m.bit_offset;
+            total = total.saturating_add(m.bit_offset);
             cur = self.resolve(m.type_id);
             last = Some(Member {
                 bit_offset: total,

@@ -400,10 +400,12 @@ fn check_index(w: &[u8], table: usize, idx: usize) -> bool {
     p <= idx && idx - p < 8
 }
 
-/// Finds every valid token table in `w`: `(token_table, token_index)` positions.
+/// The first [`crate::scan::MAX_CANDIDATES`] valid token tables in `w`:
+/// `(token_table, token_index)` positions.
 pub fn find_token_tables(w: &[u8]) -> Vec<(usize, usize)> {
     memchr::memmem::find_iter(w, DIGITS_ANCHOR)
         .filter_map(|hit| token_table_at(w, hit))
+        .take(crate::scan::MAX_CANDIDATES)
         .collect()
 }
 
@@ -672,18 +674,8 @@ pub fn parse(
     Ok((l, st))
 }
 
-/// Finds the first valid kallsyms in `w` and decodes it.
+/// Finds the first valid kallsyms in `w` and decodes it, trying at most
+/// [`crate::scan::MAX_CANDIDATES`] token tables (see [`crate::scan::parse_first`]).
 pub fn find_and_parse(w: &[u8], where_: &str) -> Result<(Layout, SymbolTable)> {
-    let tables = find_token_tables(w);
-    let mut last = None;
-    for (tt, ti) in tables {
-        match parse(w, tt, ti, where_) {
-            Ok(r) => return Ok(r),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| LinuxError::Kallsyms {
-        location: where_.to_string(),
-        what: "no token table (the `0\\01\\0…9\\0` anchor followed by a matching index)".into(),
-    }))
+    crate::scan::parse_first(w, where_)
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use memlens_core::{
@@ -17,6 +17,9 @@ use memlens_core::{
 
 use crate::btf::Btf;
 use crate::error::{LinuxError, Result};
+use crate::image::{
+    self, image_delta_from_kallsyms, image_delta_without_kallsyms, is_aarch64, vmci_u64,
+};
 use crate::kallsyms::SymbolTable;
 use crate::layout::Offsets;
 use crate::scan;
@@ -105,26 +108,13 @@ pub struct Kernel {
     pub(crate) target: PhysicalTarget,
     /// Symbols resolved through `__ksymtab` after a kallsyms miss.
     pub(crate) exported: std::sync::Mutex<std::collections::HashMap<String, Option<u64>>>,
+    /// The image copied once (at most [`image::MAX_IMAGE`]) for `__ksymtab` and scans.
+    pub(crate) image: OnceLock<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kernel").field("info", &self.info).finish()
-    }
-}
-
-fn vmci_u64(v: &BTreeMap<String, String>, key: &str) -> Option<u64> {
-    let s = v.get(key)?.trim();
-    if let Some(h) = s.strip_prefix("0x") {
-        return u64::from_str_radix(h, 16).ok();
-    }
-    // SYMBOL()/KERNELOFFSET/phys_base values are hex without prefix; NUMBER() decimal.
-    // NUMBER() is printed with %ld: phys_base is "negative" when the image sits below
-    // its link-time offset, so parse signed and keep the bits.
-    if key.starts_with("NUMBER(") {
-        s.parse::<i64>().ok().map(|v| v as u64)
-    } else {
-        u64::from_str_radix(s, 16).ok()
     }
 }
 
@@ -235,15 +225,13 @@ impl Kernel {
         };
         let pa_of = |va: u64| PhysAddr(va.wrapping_sub(image_delta));
         // Data symbols missing from kallsyms: exported ones come from `__ksymtab`.
-        let image = std::sync::OnceLock::new();
+        let img_cache = OnceLock::new();
         let sym = |name: &str| {
             sym(name).or_else(|e| {
                 let text = syms.get("_text").ok_or(e.clone())?;
-                let end = syms.get("_end").unwrap_or(text + (64 << 20));
-                let img = image.get_or_init(|| {
-                    let len = end.saturating_sub(text).min(256 << 20) as usize;
-                    scan::read_lossy(&*phys, pa_of(text).0, len)
-                });
+                let end = image::end_of(text, syms.get("_end"));
+                let img = img_cache
+                    .get_or_init(|| image::read(&*phys, pa_of(text).0, image::span(text, end)));
                 crate::ksymtab::lookup(img, text, name).ok_or(e)
             })
         };
@@ -305,7 +293,7 @@ impl Kernel {
             Err(_) => 0xffff_8880_0000_0000,
         };
         let text = sym("_text").or_else(|_| sym("_stext"))?;
-        let end = sym("_end").unwrap_or(text + (64 << 20));
+        let end = image::end_of(text, sym("_end").ok());
         let max_phys = phys.metadata().max_addr.0.saturating_add(1);
         let kvm = X86Space::new(phys.clone(), root, levels)
             .with_linear(
@@ -340,10 +328,8 @@ impl Kernel {
             .and_then(|va| kvm.read_cstr(VirtAddr(va), 512).ok())
             .or_else(|| {
                 // No symbol: the first banner inside the image.
-                let img = image.get_or_init(|| {
-                    let len = end.saturating_sub(text).min(256 << 20) as usize;
-                    scan::read_lossy(&*phys, pa_of(text).0, len)
-                });
+                let img = img_cache
+                    .get_or_init(|| image::read(&*phys, pa_of(text).0, image::span(text, end)));
                 let at = memchr::memmem::find(img, b"Linux version ")?;
                 let tail = img.get(at..(at + 512).min(img.len()))?;
                 let n = memchr::memchr(0, tail)?;
@@ -355,7 +341,7 @@ impl Kernel {
             .and_then(|v| v.get("OSRELEASE").cloned())
             .or_else(|| banner.as_deref().and_then(scan::release_of_banner));
         let from_syms = match (sym("__start_BTF"), sym("__stop_BTF")) {
-            (Ok(s), Ok(e)) if e > s && e - s < (64 << 20) => {
+            (Ok(s), Ok(e)) if e > s && e - s <= crate::btf::MAX_BLOB as u64 => {
                 Some(scan::read_lossy(&*phys, pa_of(s).0, (e - s) as usize))
                     .filter(|b| crate::btf::blob_len(b).is_some())
             }
@@ -363,7 +349,7 @@ impl Kernel {
         };
         let blob = from_syms.or_else(|| {
             // Bounded: `_end` comes from the target.
-            let len = end.saturating_sub(text).min(256 << 20);
+            let len = image::span(text, end) as u64;
             scan::find_btf(&*phys, pa_of(text).0, len).map(|(_, b)| b)
         });
         let Some(blob) = blob else {
@@ -404,6 +390,7 @@ impl Kernel {
             info,
             target,
             exported: Default::default(),
+            image: img_cache,
         })
     }
 
@@ -477,6 +464,7 @@ impl Kernel {
             info,
             target,
             exported: std::sync::Mutex::new(exported),
+            image: OnceLock::new(),
         })
     }
 
@@ -491,18 +479,21 @@ impl Kernel {
         if let Some(r) = cache.get(name) {
             return *r;
         }
-        // arm64's text-only kallsyms has `_stext` but no `_text`: both are the image's
-        // first symbol as far as `text_phys` is concerned.
-        let text = self.syms.get("_text").or_else(|| self.syms.get("_stext"))?;
-        let end = self.syms.get("_end").unwrap_or(text + (64 << 20));
-        let len = end.saturating_sub(text).min(256 << 20) as usize;
-        let img = scan::read_lossy(&*self.phys, self.info.text_phys.0, len);
-        let r = crate::ksymtab::lookup(&img, text, name);
+        let r = crate::ksymtab::lookup(self.image(), self.text_va(), name);
         if r.is_some() {
             log::info!("symbol {name} taken from __ksymtab");
         }
         cache.insert(name.to_string(), r);
         r
+    }
+
+    /// The image from [`Kernel::text_va`], [`LinuxInfo::image_size`] bytes but at most
+    /// [`image::MAX_IMAGE`], copied on first use and kept (misses do not re-read it).
+    pub(crate) fn image(&self) -> &[u8] {
+        self.image.get_or_init(|| {
+            let len = self.info.image_size.min(image::MAX_IMAGE) as usize;
+            image::read(&*self.phys, self.info.text_phys.0, len)
+        })
     }
 
     /// Virtual address of the image start (`_text`, or `_stext` where kallsyms lacks it).
@@ -600,90 +591,4 @@ impl Kernel {
         let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
         Ok(String::from_utf8_lossy(&v[..end]).into_owned())
     }
-}
-
-/// Without kallsyms: the image's `VA - PA` from VMCOREINFO's `phys_base`, or from where
-/// the `linux_banner` symbol's text is found in physical memory.
-fn image_delta_without_kallsyms(
-    phys: &dyn PhysicalMemory,
-    syms: &SymbolTable,
-    vmci: Option<&BTreeMap<String, String>>,
-) -> Result<u64> {
-    if let Some(pb) =
-        vmci.and_then(|v| vmci_u64(v, "NUMBER(phys_base)").or(vmci_u64(v, "phys_base")))
-    {
-        return Ok(START_KERNEL_MAP.wrapping_sub(pb));
-    }
-    let banner_va = syms
-        .get("linux_banner")
-        .ok_or_else(|| LinuxError::MissingSymbol {
-            name: "linux_banner".into(),
-            source_name: "System.map".into(),
-        })?;
-    // The banner is 4-byte aligned in .rodata; the kernel's copy is at an address whose
-    // low 21 bits equal the symbol's (the image is loaded 2 MiB-aligned).
-    let mut found = None;
-    scan::scan_chunks(phys, 256, |pa, bytes| {
-        for hit in memchr::memmem::find_iter(bytes, b"Linux version ") {
-            let hpa = pa + hit as u64;
-            if (hpa ^ banner_va) & 0x1f_ffff == 0 {
-                found = Some(banner_va.wrapping_sub(hpa));
-                return Some(());
-            }
-        }
-        None
-    });
-    found.ok_or_else(|| LinuxError::KernelNotFound {
-        found: "a System.map".into(),
-        missing: "the kernel banner at a 2 MiB-congruent physical address (image offset)".into(),
-    })
-}
-
-/// The image's `VA - PA` once kallsyms is decoded. kallsyms leaves out its own tables, so
-/// the token table's virtual address is not a symbol; but the image is placed 2 MiB-aligned
-/// both virtually and physically, so the table's virtual address is congruent to its
-/// physical one modulo 2 MiB and lies in `[_text, _end)`. Each such candidate is checked
-/// by reading `linux_banner` through it (the page-table walk in `open` checks again).
-fn image_delta_from_kallsyms(
-    phys: &dyn PhysicalMemory,
-    syms: &SymbolTable,
-    tt: PhysAddr,
-) -> Result<u64> {
-    let missing = |name: &str| LinuxError::MissingSymbol {
-        name: name.into(),
-        source_name: "kallsyms".into(),
-    };
-    let text = syms.get("_text").ok_or_else(|| missing("_text"))?;
-    let end = syms.get("_end").unwrap_or(text + (128 << 20));
-    let banner = syms
-        .get("linux_banner")
-        .ok_or_else(|| missing("linux_banner"))?;
-    const ALIGN: u64 = 2 << 20;
-    let mut va = (text & !(ALIGN - 1)) | (tt.0 & (ALIGN - 1));
-    while va < end {
-        if va >= text {
-            let delta = va.wrapping_sub(tt.0);
-            let mut b = [0u8; 14];
-            if phys
-                .read_into(PhysAddr(banner.wrapping_sub(delta)), &mut b)
-                .is_ok()
-                && &b == b"Linux version "
-            {
-                return Ok(delta);
-            }
-        }
-        va += ALIGN;
-    }
-    Err(LinuxError::KernelNotFound {
-        found: format!("kallsyms at {tt} (_text {text:#x})"),
-        missing: "the kernel banner at any 2 MiB-congruent image offset".into(),
-    })
-}
-
-/// An arm64 image lives in the vmalloc area, far below x86-64's kernel map (top 2 GiB);
-/// other architectures are told apart later (no `__ksymtab` anchors, no page tables).
-fn is_aarch64(syms: &SymbolTable) -> bool {
-    syms.get("_text")
-        .or(syms.get("_stext"))
-        .is_some_and(|t| t < START_KERNEL_MAP)
 }

@@ -99,6 +99,35 @@ fn maple(btf: &Btf, s: &str) -> Option<(u64, u64, u64)> {
     Some((piv.offset(), slot.offset(), n as u64))
 }
 
+/// Most `module.mem[]` entries summed: the kernel has 7 (`MOD_MEM_NUM_TYPES`, 6.4+);
+/// 16 leaves room for new types while a BTF count of 2^32 is refused.
+pub const MAX_MODULE_MEM: u64 = 16;
+/// Largest `struct module_memory` accepted: 64-100 bytes in real kernels (base, size,
+/// a tree node); a page is far above that and keeps `mem + i * size` within a few pages.
+pub const MAX_MODULE_MEM_SIZE: u64 = 4096;
+
+/// The 6.4+ `module.mem[]` layout: offset of `mem`, size of one `module_memory`, count,
+/// offsets of `base` and `size` — `None` unless the count is at most [`MAX_MODULE_MEM`]
+/// and the element size at most [`MAX_MODULE_MEM_SIZE`] (with `base` and `size` inside
+/// it), so the per-module walk reads a bounded, small number of words.
+pub fn module_mem(btf: &Btf) -> Option<(u64, u64, u64, u64, u64)> {
+    let id = btf.struct_id("module")?;
+    let mem = btf.member(id, "mem")?;
+    let (elem, n) = btf.array(mem.type_id)?;
+    let esz = btf.size_of(elem)?;
+    let b = btf.offset_of("module_memory", "base").ok()?;
+    let s = btf.offset_of("module_memory", "size").ok()?;
+    let n = u64::from(n);
+    if n > MAX_MODULE_MEM || esz > MAX_MODULE_MEM_SIZE || b.max(s) >= esz.max(1) {
+        log::warn!(
+            "BTF: module.mem[{n}] of {esz}-byte entries (base at {b}, size at {s}) is beyond \
+             {MAX_MODULE_MEM} entries of {MAX_MODULE_MEM_SIZE} bytes; module sizes not read"
+        );
+        return None;
+    }
+    Some((mem.offset(), esz, n, b, s))
+}
+
 impl Offsets {
     /// Resolves all offsets from `btf`; fails naming the first required member missing.
     pub fn from_btf(btf: &Btf) -> Result<Offsets> {
@@ -175,15 +204,8 @@ impl Offsets {
             if let Some(m) = btf.member(id, "name") {
                 o.module_name_len = btf.size_of(m.type_id).unwrap_or(56).min(256);
             }
-            if let Some(mem) = btf.member(id, "mem") {
-                let (elem, n) = btf.array(mem.type_id).unwrap_or((0, 0));
-                let esz = btf.size_of(elem).unwrap_or(0);
-                if let (Ok(b), Ok(s)) = (
-                    btf.offset_of("module_memory", "base"),
-                    btf.offset_of("module_memory", "size"),
-                ) {
-                    o.module_mem = Some((mem.offset(), esz, n as u64, b, s));
-                }
+            if btf.member(id, "mem").is_some() {
+                o.module_mem = module_mem(btf);
             } else if let (Some(cb), Some(cs), Some(is)) = (
                 opt(btf, "module", "core_layout.base"),
                 opt(btf, "module", "core_layout.size"),

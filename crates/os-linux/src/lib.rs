@@ -35,6 +35,7 @@
 pub mod aarch64;
 pub mod btf;
 pub mod error;
+pub mod image;
 pub mod kallsyms;
 pub mod kernel;
 pub mod ksymtab;
@@ -123,7 +124,7 @@ impl LinuxOs {
     /// Opens process `pid` as a concrete type (see [`Os::process`]).
     pub fn open_process(&self, pid: u32) -> Result<LinuxProcess> {
         for t in tasks::task_addrs(&self.k)? {
-            let Ok(tgid) = self.k.u32(t + self.k.off.task_tgid) else {
+            let Ok(tgid) = self.k.u32(t.wrapping_add(self.k.off.task_tgid)) else {
                 continue;
             };
             if tgid == pid {

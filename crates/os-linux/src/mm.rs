@@ -3,6 +3,12 @@
 //! range down, so a slot past the node's data end (stale after an edit) is never followed,
 //! and every VMA found is checked against the range its slot covers. Node layouts (pivot
 //! and slot offsets, slot counts) come from BTF, not constants.
+//!
+//! Bounds: at most [`MAX_VMAS`] VMAs and [`MAX_NODES`] maple nodes (depth 16) per process;
+//! a node layout larger than a page is refused. A VMA must be page-aligned, non-empty
+//! and end within the user half ([`user_end`]: 2^47 on x86-64, 2^56 with 5-level paging,
+//! 2^VA_BITS on arm64) — a forged `[0x1000, 2^64 - 4096)` would make consumers walk
+//! 16 EiB; it is skipped with a warning.
 
 use std::collections::HashSet;
 
@@ -13,8 +19,9 @@ use crate::kernel::Kernel;
 
 /// Most VMAs collected per process.
 pub const MAX_VMAS: usize = 1 << 16;
-/// Most maple nodes visited per tree.
-const MAX_NODES: usize = 1 << 16;
+/// Most maple nodes visited per tree: a full tree of [`MAX_VMAS`] VMAs needs at most
+/// ~`MAX_VMAS / 8` leaves plus their parents; the bound leaves room for sparse nodes.
+pub const MAX_NODES: usize = 1 << 16;
 
 const VM_READ: u64 = 1;
 const VM_WRITE: u64 = 2;
@@ -30,7 +37,7 @@ const MAPLE_ARANGE_64: u64 = 3;
 /// Addresses of the VMAs of `mm`, in ascending address order.
 pub fn vma_addrs(k: &Kernel, mm: u64) -> Result<Vec<u64>> {
     let mut out = if let Some(root_off) = k.off.mm_mt_root {
-        let root = k.u64(mm + root_off)?;
+        let root = k.u64(mm.wrapping_add(root_off))?;
         let mut out = Vec::new();
         let mut nodes = 0usize;
         if root & 3 == 2 && root > 4096 {
@@ -42,14 +49,14 @@ pub fn vma_addrs(k: &Kernel, mm: u64) -> Result<Vec<u64>> {
     } else if let (Some(mmap), Some(next)) = (k.off.mm_mmap, k.off.vma_next) {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
-        let mut cur = k.ptr(mm + mmap, "mm_struct.mmap")?;
+        let mut cur = k.ptr(mm.wrapping_add(mmap), "mm_struct.mmap")?;
         while let Some(v) = cur {
             if !seen.insert(v) || out.len() >= MAX_VMAS {
                 log::warn!("VMA list of mm {mm:#x}: cycle or limit at {v:#x}");
                 break;
             }
             out.push(v);
-            cur = k.ptr(v + next, "vm_area_struct.vm_next")?;
+            cur = k.ptr(v.wrapping_add(next), "vm_area_struct.vm_next")?;
         }
         out
     } else {
@@ -143,32 +150,51 @@ fn maple_walk(
 
 /// Name of a special mapping (`[vdso]`, `[vvar]`) when `vma` is one.
 fn special_name(k: &Kernel, vma: u64) -> Option<String> {
-    let ops = k.u64(vma + k.off.vma_ops?).ok()?;
+    let ops = k.u64(vma.wrapping_add(k.off.vma_ops?)).ok()?;
     let special = ["special_mapping_vmops", "legacy_special_mapping_vmops"]
         .iter()
         .any(|n| k.syms.get(n) == Some(ops));
     // Without data symbols (text-only kallsyms): the ops' `name` callback is the text
     // symbol `special_mapping_name`.
     let by_callback = || {
-        let f = k.u64(ops + k.off.vmops_name?).ok()?;
+        let f = k.u64(ops.wrapping_add(k.off.vmops_name?)).ok()?;
         Some(f != 0 && k.syms.get("special_mapping_name") == Some(f))
     };
     if !special && by_callback() != Some(true) {
         return None;
     }
-    let sm = k.ptr(vma + k.off.vma_private?, "vm_private_data").ok()??;
+    let sm = k
+        .ptr(vma.wrapping_add(k.off.vma_private?), "vm_private_data")
+        .ok()??;
     let name = k.ptr(sm, "vm_special_mapping.name").ok()??;
     k.kvm.read_cstr(VirtAddr(name), 64).ok()
+}
+
+/// End of the user half of `k`'s address spaces: x86-64 2^47 (4-level) or 2^56
+/// (5-level), arm64 2^VA_BITS. No VMA ends above it.
+pub fn user_end(k: &Kernel) -> u64 {
+    match k.info.arch {
+        memlens_core::Arch::Aarch64 => 1u64 << k.kvm.va_bits().clamp(36, 56),
+        _ if k.info.levels == 5 => 1 << 56,
+        _ => 1 << 47,
+    }
+}
+
+/// Whether `[start, end)` can be a VMA: page-aligned, non-empty, and ending at or below
+/// `user_end`.
+pub fn vma_range_ok(start: u64, end: u64, user_end: u64) -> bool {
+    start < end && start & 0xfff == 0 && end & 0xfff == 0 && end <= user_end
 }
 
 /// Memory maps of `mm` in `/proc/PID/maps` form.
 pub fn maps(k: &Kernel, mm: u64) -> Result<Vec<MapInfo>> {
     let o = &k.off;
-    let get = |off: Option<u64>| off.and_then(|f| k.u64(mm + f).ok());
+    let limit = user_end(k);
+    let get = |off: Option<u64>| off.and_then(|f| k.u64(mm.wrapping_add(f)).ok());
     let (start_brk, brk, start_stack) = (get(o.mm_start_brk), get(o.mm_brk), get(o.mm_start_stack));
     let mut out: Vec<MapInfo> = Vec::new();
     for vma in vma_addrs(k, mm)? {
-        let rd = |off: u64| k.u64(vma + off);
+        let rd = |off: u64| k.u64(vma.wrapping_add(off));
         let (Ok(start), Ok(end), Ok(flags), Ok(pgoff)) = (
             rd(o.vma_start),
             rd(o.vma_end),
@@ -178,12 +204,14 @@ pub fn maps(k: &Kernel, mm: u64) -> Result<Vec<MapInfo>> {
             log::warn!("vm_area_struct at {vma:#x} unreadable; skipped");
             continue;
         };
-        if start >= end || start & 0xfff != 0 || end & 0xfff != 0 {
-            log::warn!("vm_area_struct at {vma:#x}: bad range {start:#x}-{end:#x}; skipped");
+        if !vma_range_ok(start, end, limit) {
+            log::warn!(
+                "vm_area_struct at {vma:#x}: bad range {start:#x}-{end:#x} (user half ends at {limit:#x}); skipped"
+            );
             continue;
         }
         let file = k
-            .ptr(vma + o.vma_file, "vm_area_struct.vm_file")
+            .ptr(vma.wrapping_add(o.vma_file), "vm_area_struct.vm_file")
             .ok()
             .flatten();
         let path = match file {
@@ -232,18 +260,36 @@ pub fn modules_of(maps: &[MapInfo]) -> Vec<ModuleInfo> {
             continue;
         };
         if let Some(e) = out.iter_mut().find(|e| e.path.as_deref() == Some(p)) {
-            let end = (e.base.0 + e.size).max(m.end.0);
+            let end = e.base.0.saturating_add(e.size).max(m.end.0);
             e.base = VirtAddr(e.base.0.min(m.start.0));
             e.size = end - e.base.0;
         } else {
             out.push(ModuleInfo {
                 name: p.rsplit('/').next().unwrap_or(p).to_string(),
                 base: m.start,
-                size: m.end.0 - m.start.0,
+                size: m.end.0.saturating_sub(m.start.0),
                 path: Some(p.to_string()),
             });
         }
     }
     out.sort_by_key(|m| m.base);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmas_end_in_the_user_half() {
+        let lim = 1u64 << 47;
+        assert!(vma_range_ok(0x1000, 0x2000, lim));
+        assert!(vma_range_ok(0x7fff_ffff_e000, lim, lim));
+        // The forged VMA of the audit: page-aligned, start < end, 16 EiB long.
+        assert!(!vma_range_ok(0x1000, 0u64.wrapping_sub(4096), lim));
+        assert!(!vma_range_ok(0x1000, lim + 0x1000, lim));
+        assert!(!vma_range_ok(0x2000, 0x2000, lim));
+        assert!(!vma_range_ok(0x1001, 0x2000, lim));
+        assert!(vma_range_ok(0x1000, 1 << 56, 1 << 56));
+    }
 }

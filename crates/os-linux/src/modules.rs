@@ -9,6 +9,10 @@
 //! whose neighbours point back at it, and whose `next` is the `list` member of a
 //! `struct module` (its `mkobj.mod` points at itself). With no module loaded the list is
 //! empty and cannot be found this way.
+//!
+//! Bounds: at most [`MAX_MODULES`] modules are walked (cycle-checked); a module's size is
+//! the sum of at most [`crate::layout::MAX_MODULE_MEM`] `mem[]` entries; names are at most
+//! 256 bytes; the structural search reads at most 256 MiB of image once.
 
 use std::collections::HashSet;
 
@@ -17,8 +21,9 @@ use memlens_core::{ModuleInfo, VirtAddr};
 use crate::error::{LinuxError, Result};
 use crate::kernel::Kernel;
 
-/// Most modules walked.
-const MAX_MODULES: usize = 1 << 14;
+/// Most modules walked: a kernel with thousands of modules is already unusual; 16 384
+/// bounds a forged list that never returns to its head.
+pub const MAX_MODULES: usize = 1 << 14;
 
 /// The kernel image as a module, then every loaded module in list order.
 pub fn kernel_modules(k: &Kernel) -> Result<Vec<ModuleInfo>> {
@@ -57,23 +62,31 @@ pub fn kernel_modules(k: &Kernel) -> Result<Vec<ModuleInfo>> {
             break;
         }
         cur = next;
-        let m = next - list_off;
-        let name = match k.chars(m + name_off, o.module_name_len as usize) {
+        // Addresses from the target: wrapping (a wild one fails the read, not the sum).
+        let m = next.wrapping_sub(list_off);
+        let name = match k.chars(m.wrapping_add(name_off), o.module_name_len as usize) {
             Ok(n) => n,
             Err(e) => {
                 log::warn!("module at {m:#x}: name unreadable ({e}); skipped");
                 continue;
             }
         };
+        let at = |off: u64| m.wrapping_add(off);
         let (base, size) = if let Some((mem, esz, n, b, s)) = o.module_mem {
-            let base = k.u64(m + mem + b).unwrap_or(0);
+            // n <= 16 and esz <= 4096 (layout::module_mem): a bounded walk.
+            let arr = at(mem);
+            let base = k.u64(arr.wrapping_add(b)).unwrap_or(0);
             let size = (0..n)
-                .map(|i| k.u32(m + mem + i * esz + s).unwrap_or(0) as u64)
-                .sum();
+                .map(|i| {
+                    let e = arr.wrapping_add(i.saturating_mul(esz)).wrapping_add(s);
+                    u64::from(k.u32(e).unwrap_or(0))
+                })
+                .fold(0u64, u64::saturating_add);
             (base, size)
         } else if let Some((cb, cs, is)) = o.module_layout {
-            let base = k.u64(m + cb).unwrap_or(0);
-            let size = k.u32(m + cs).unwrap_or(0) as u64 + k.u32(m + is).unwrap_or(0) as u64;
+            let base = k.u64(at(cb)).unwrap_or(0);
+            let size = u64::from(k.u32(at(cs)).unwrap_or(0))
+                .saturating_add(u64::from(k.u32(at(is)).unwrap_or(0)));
             (base, size)
         } else {
             (0, 0)
@@ -92,8 +105,8 @@ pub fn kernel_modules(k: &Kernel) -> Result<Vec<ModuleInfo>> {
 fn find_head(k: &Kernel, list_off: u64) -> Option<u64> {
     let back = k.off.module_mkobj_mod?;
     let text = k.text_va();
-    let len = k.info.image_size.min(256 << 20);
-    let img = crate::scan::read_lossy(&*k.phys, k.info.text_phys.0, len as usize);
+    let img = k.image();
+    let len = img.len() as u64;
     let max_phys = k.phys.metadata().max_addr.0.saturating_add(1);
     let outside = |p: u64| {
         k.is_kptr(p)

@@ -6,12 +6,22 @@
 //! (`page_offset_base`) — read straight from the physically contiguous image, with no
 //! page-table walk and no hint. The scan goes upward from address 0 (the kernel usually
 //! sits in low memory) and stops at the first valid table.
+//!
+//! Bounds: a guest can plant token-table anchors anywhere, and each candidate costs a
+//! window read (8-30 MiB) and a decode; at most [`MAX_CANDIDATES`] are decoded per scan
+//! (and per file), after which the scan fails saying how many were rejected. A BTF blob
+//! is at most [`btf::MAX_BLOB`] bytes.
 
 use memlens_core::{PhysAddr, PhysicalMemory, ReadOp};
 
 use crate::btf;
 use crate::error::{LinuxError, Result};
 use crate::kallsyms::{self, Layout, SymbolTable};
+
+/// Most kallsyms candidates decoded by one scan or in one file: a kernel has one token
+/// table (a dump may hold a few stale copies, a `vmlinux` one); 64 tolerates dozens of
+/// decoys while a guest that plants millions of anchors costs at most 64 decodes.
+pub const MAX_CANDIDATES: usize = 64;
 
 /// Size of one scan read (small enough that the copy stays in cache for the search).
 const CHUNK: u64 = 1 << 20;
@@ -147,7 +157,7 @@ fn find_token_table_in_chunks(phys: &dyn PhysicalMemory, list: Vec<(u64, u64)>) 
                     let hit = memchr::memmem::find_iter(b, kallsyms::DIGITS_ANCHOR)
                         .find(|h| kallsyms::token_table_at(b, *h).is_some());
                     if let Some(h) = hit {
-                        best.fetch_min(pa + h as u64, Ordering::Relaxed);
+                        best.fetch_min(pa.wrapping_add(h as u64), Ordering::Relaxed);
                     }
                 }
             });
@@ -242,7 +252,7 @@ pub fn low_tables(phys: &dyn PhysicalMemory) -> Option<LowTables> {
 /// Scans physical memory for the kallsyms tables and decodes the first valid one.
 /// `hint` (`[lo, hi)`, e.g. the image range VMCOREINFO implies) is searched first.
 pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Result<FoundKallsyms> {
-    let mut rejected = 0usize;
+    let mut tries = Tries::default();
     let mut last_err = None;
     let low = if hint.is_none() {
         image_range_from_low_tables(phys)
@@ -251,7 +261,7 @@ pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Res
     };
     if let Some((lo, hi)) = hint.or(low) {
         if let Some(hit) = find_token_table_parallel(phys, lo, hi) {
-            if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
+            if let Some(f) = decode_at(phys, hit, &mut tries, &mut last_err) {
                 return Ok(f);
             }
         }
@@ -260,36 +270,87 @@ pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Res
     // chunks whose sampled pages are all zero are left out first (a table in one of
     // them is still found by the full scans below when this pass finds none).
     if let Some(hit) = find_token_table_dense(phys, 0, u64::MAX) {
-        if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
+        if let Some(f) = decode_at(phys, hit, &mut tries, &mut last_err) {
             return Ok(f);
         }
     }
     let mut from = 0;
     if let Some(hit) = find_token_table_parallel(phys, 0, u64::MAX) {
-        if let Some(f) = decode_at(phys, hit, &mut rejected, &mut last_err) {
+        if let Some(f) = decode_at(phys, hit, &mut tries, &mut last_err) {
             return Ok(f);
         }
-        from = hit + 1;
+        from = hit.saturating_add(1);
     }
     let found = scan_chunks_in(phys, from & !(CHUNK - 1), u64::MAX, 4096, |pa, bytes| {
         for hit in memchr::memmem::find_iter(bytes, kallsyms::DIGITS_ANCHOR) {
-            if pa + (hit as u64) < from {
+            let at = pa.wrapping_add(hit as u64);
+            if at < from {
                 continue;
             }
             if hit > 8192 && kallsyms::token_table_at(bytes, hit).is_none() {
                 continue;
             }
-            if let Some(f) = decode_at(phys, pa + hit as u64, &mut rejected, &mut last_err) {
-                return Some(f);
+            if tries.decoded >= MAX_CANDIDATES {
+                return Some(None);
+            }
+            if let Some(f) = decode_at(phys, at, &mut tries, &mut last_err) {
+                return Some(Some(f));
             }
         }
         None
     });
-    found.ok_or_else(|| match last_err {
+    let missing = "the kallsyms tables (a `0\\01\\0…9\\0` token table with its index)";
+    match (found, last_err) {
+        (Some(Some(f)), _) => Ok(f),
+        (Some(None), last) => Err(LinuxError::KernelNotFound {
+            found: format!(
+                "{} candidate kallsyms token tables decoded and rejected, the limit of {MAX_CANDIDATES}{}",
+                tries.decoded,
+                last.map(|e| format!(" (last: {e})")).unwrap_or_default()
+            ),
+            missing: format!("{missing}; give a System.map, vmlinux or ISF JSON with `symbols=PATH`"),
+        }),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(LinuxError::KernelNotFound {
+            found: format!(
+                "{} candidate kallsyms token tables, none decodable",
+                tries.rejected
+            ),
+            missing: missing.into(),
+        }),
+    }
+}
+
+/// Decode attempts of one scan: every window decode started, and the candidates that
+/// were rejected.
+#[derive(Debug, Default)]
+struct Tries {
+    decoded: usize,
+    rejected: usize,
+}
+
+/// The first kallsyms among the token tables of `w` that decodes, trying at most
+/// [`MAX_CANDIDATES`]; the error says how many were rejected.
+pub fn parse_first(w: &[u8], where_: &str) -> Result<(kallsyms::Layout, SymbolTable)> {
+    let mut last = None;
+    let mut tried = 0usize;
+    for (tt, ti) in kallsyms::find_token_tables(w) {
+        tried += 1;
+        match kallsyms::parse(w, tt, ti, where_) {
+            Ok(r) => return Ok(r),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) if tried >= MAX_CANDIDATES => LinuxError::Kallsyms {
+            location: where_.to_string(),
+            what: format!("{tried} candidate token tables rejected, the limit of {MAX_CANDIDATES} (last: {e})"),
+        },
         Some(e) => e,
-        None => LinuxError::KernelNotFound {
-            found: format!("{rejected} candidate kallsyms token tables, none decodable"),
-            missing: "the kallsyms tables (a `0\\01\\0…9\\0` token table with its index)".into(),
+        None => LinuxError::Kallsyms {
+            location: where_.to_string(),
+            what: "no token table (the `0\\01\\0…9\\0` anchor followed by a matching index)"
+                .into(),
         },
     })
 }
@@ -299,9 +360,10 @@ pub fn find_kallsyms(phys: &dyn PhysicalMemory, hint: Option<(u64, u64)>) -> Res
 fn decode_at(
     phys: &dyn PhysicalMemory,
     near: u64,
-    rejected: &mut usize,
+    tries: &mut Tries,
     last_err: &mut Option<LinuxError>,
 ) -> Option<FoundKallsyms> {
+    tries.decoded += 1;
     for (before, after) in WINDOWS {
         // Page-aligned: the tables' alignment (token index, offsets) is physical, and
         // the parser aligns window offsets, so the window must start aligned too.
@@ -321,7 +383,7 @@ fn decode_at(
                     layout,
                     window_base: base,
                     symbols,
-                    rejected: *rejected,
+                    rejected: tries.rejected,
                 })
             }
             Err(e) => {
@@ -333,7 +395,7 @@ fn decode_at(
             }
         }
     }
-    *rejected += 1;
+    tries.rejected += 1;
     None
 }
 
@@ -348,14 +410,14 @@ pub fn find_btf(phys: &dyn PhysicalMemory, start: u64, len: u64) -> Option<(u64,
         let Some(blen) = btf::blob_len(&w[hit..]) else {
             continue;
         };
-        if !(1024..=(64 << 20)).contains(&blen) {
+        if !(1024..=btf::MAX_BLOB).contains(&blen) {
             continue;
         }
         let blob = match w.get(hit..hit + blen) {
             Some(b) => b.to_vec(),
-            None => read_lossy(phys, start + hit as u64, blen),
+            None => read_lossy(phys, start.wrapping_add(hit as u64), blen),
         };
-        return Some((start + hit as u64, blob));
+        return Some((start.wrapping_add(hit as u64), blob));
     }
     None
 }
@@ -374,7 +436,7 @@ pub fn find_btf_in(w: &[u8]) -> Option<(usize, Vec<u8>)> {
         let Some(blen) = btf::blob_len(&w[hit..]) else {
             continue;
         };
-        if !(1024..=(64 << 20)).contains(&blen) {
+        if !(1024..=btf::MAX_BLOB).contains(&blen) {
             continue;
         }
         if let Some(b) = w.get(hit..hit + blen) {
@@ -395,7 +457,7 @@ pub fn find_banner(phys: &dyn PhysicalMemory) -> Option<(u64, String)> {
             let line = std::str::from_utf8(&tail[..end]).ok()?;
             // The kernel's banner names the compiler; log copies are similar, both fine.
             if line.contains('(') && line.split(' ').nth(2).is_some_and(|r| r.contains('.')) {
-                return Some((pa + hit as u64, line.to_string()));
+                return Some((pa.wrapping_add(hit as u64), line.to_string()));
             }
         }
         None

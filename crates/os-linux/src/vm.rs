@@ -132,7 +132,7 @@ impl KernelSpace {
         let v = va.0;
         for &(s, e, pa) in &self.linear {
             if v >= s && v < e {
-                return Ok((PhysAddr(pa + (v - s)), 4096));
+                return Ok((PhysAddr(pa.wrapping_add(v - s)), 4096));
             }
         }
         if let Some(arm) = &self.arm {

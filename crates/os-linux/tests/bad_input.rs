@@ -75,11 +75,8 @@ fn a_banner_alone_is_reported() {
     assert!(msg.contains("6.1.0-56-amd64"), "{msg}");
 }
 
-#[test]
-fn anchor_without_tables_is_rejected() {
-    // A valid-looking token table and index with nothing around it.
-    let mut m = vec![0u8; 4 << 20];
-    let at = 1 << 20;
+/// A valid-looking token table and its index at `at`, with nothing around them.
+fn plant_token_table(m: &mut [u8], at: usize) {
     let mut table = Vec::new();
     let mut index = Vec::new();
     for i in 0..256u32 {
@@ -97,8 +94,42 @@ fn anchor_without_tables_is_rejected() {
     for (i, v) in index.iter().enumerate() {
         m[idx_at + 2 * i..idx_at + 2 * i + 2].copy_from_slice(&v.to_le_bytes());
     }
+}
+
+#[test]
+fn anchor_without_tables_is_rejected() {
+    let mut m = vec![0u8; 4 << 20];
+    plant_token_table(&mut m, 1 << 20);
     let e = open(m).expect_err("tables missing");
     assert!(e.to_string().contains("kallsyms"), "{e}");
+}
+
+/// A guest that plants many token tables (decoys) makes the scan decode at most
+/// MAX_CANDIDATES of them, then fail saying so — not decode every one.
+#[test]
+fn planted_token_tables_are_decoded_at_most_max_candidates_times() {
+    use memlens_os_linux::scan::MAX_CANDIDATES;
+    let mut m = vec![0u8; 40 << 20];
+    for i in 0..MAX_CANDIDATES + 40 {
+        plant_token_table(&mut m, (25 << 20) + i * (16 << 10));
+    }
+    let e = open(m).expect_err("decoys only");
+    let msg = e.to_string();
+    assert!(matches!(e, LinuxError::KernelNotFound { .. }), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "{MAX_CANDIDATES} candidate kallsyms token tables decoded and rejected"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("symbols=PATH"), "{msg}");
+    // The same decoys in a file given as `vmlinux` content.
+    let mut w = vec![0u8; 4 << 20];
+    for i in 0..MAX_CANDIDATES + 40 {
+        plant_token_table(&mut w, (1 << 20) + i * (16 << 10));
+    }
+    let e = memlens_os_linux::kallsyms::find_and_parse(&w, "decoys").unwrap_err();
+    assert!(e.to_string().contains("the limit of"), "{e}");
 }
 
 proptest! {

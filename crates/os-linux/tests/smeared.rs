@@ -7,7 +7,7 @@ use std::sync::Arc;
 mod common;
 
 use common::VecMem;
-use memlens_core::{Os, PhysicalTarget, TargetInfo};
+use memlens_core::{Os, PhysicalTarget, TargetInfo, VirtAddr};
 use memlens_os_linux::{LinuxOptions, LinuxOs};
 
 fn open(m: Vec<u8>) -> LinuxOs {
@@ -64,4 +64,45 @@ fn broken_and_looping_task_lists_give_partial_results() {
     m[mid_pa..mid_pa + 8].copy_from_slice(&self_va.to_le_bytes());
     let ps = open(m).processes().expect("partial list");
     assert!(ps.len() < full.len());
+}
+
+/// A forged VMA covering nearly all of the address space (`[start, 2^64 - 4096)`, page
+/// aligned, start < end): dropped from the maps — a consumer would otherwise walk 16 EiB —
+/// while the other VMAs of the process stay.
+#[test]
+fn forged_vma_past_the_user_half_is_dropped() {
+    use memlens_os_linux::{mm, tasks};
+    let s = testlab::require("x86_64-kaslr");
+    let raw = std::fs::read(&s.raw).expect("raw dump");
+    let os = open(raw.clone());
+    let k = os.kernel();
+    let p = os
+        .processes()
+        .unwrap()
+        .into_iter()
+        .find(|p| !p.kernel_thread && p.pid > 1)
+        .expect("a user process");
+    let task = p.kernel_object.unwrap().0;
+    let mm_va = tasks::task_mm(k, task).unwrap().expect("user mm");
+    let maps = mm::maps(k, mm_va).unwrap();
+    assert!(maps.len() > 2);
+    let vma = mm::vma_addrs(k, mm_va).unwrap()[0];
+    let end_off = k.btf().offset_of("vm_area_struct", "vm_end").unwrap();
+    let start_off = k.btf().offset_of("vm_area_struct", "vm_start").unwrap();
+    let pa = |va: u64| k.memory().translate(VirtAddr(va)).unwrap().0 .0 as usize;
+    let start = u64::from_le_bytes(raw[pa(vma + start_off)..][..8].try_into().unwrap());
+    assert!(maps.iter().any(|m| m.start.0 == start));
+
+    let mut m = raw;
+    let at = pa(vma + end_off);
+    m[at..at + 8].copy_from_slice(&0xffff_ffff_ffff_f000u64.to_le_bytes());
+    let os = open(m);
+    let forged = mm::maps(os.kernel(), mm_va).unwrap();
+    assert_eq!(
+        forged.len(),
+        maps.len() - 1,
+        "only the forged VMA is dropped"
+    );
+    assert!(forged.iter().all(|m| m.start.0 != start));
+    assert!(forged.iter().all(|m| m.end.0 <= 1 << 47));
 }

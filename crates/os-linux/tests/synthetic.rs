@@ -313,3 +313,124 @@ fn btf_garbage_is_an_error() {
     huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); // type_len past the end
     assert!(Btf::parse(&huge).is_err());
 }
+
+impl BtfBuilder {
+    /// `BTF_KIND_ARRAY` of `n` elements of type `elem` (index type 1).
+    fn array(&mut self, elem: u32, n: u32) {
+        self.ty("", 3, 0, false, 0);
+        self.w(elem);
+        self.w(1);
+        self.w(n);
+    }
+    /// A struct with `members` as `(name, type, bit offset)`.
+    fn strukt(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) {
+        self.ty(name, 4, members.len() as u32, false, size);
+        for &(n, t, off) in members {
+            let s = self.s(n);
+            self.w(s);
+            self.w(t);
+            self.w(off);
+        }
+    }
+}
+
+/// Arrays whose element is the array itself (directly or through a typedef), a typedef
+/// cycle, nesting deeper than MAX_CHASE, and a product that overflows: `None`, never
+/// unbounded recursion (a stack overflow aborts the process).
+#[test]
+fn btf_self_referencing_arrays_have_no_size() {
+    let mut b = BtfBuilder::new();
+    b.ty("int", 1, 0, false, 4); // 1
+    b.w(32);
+    b.array(2, 4); // 2: element is itself
+    b.ty("t", 8, 0, false, 4); // 3: typedef t -> 4
+    b.array(3, 4); // 4: element is typedef t -> itself
+    b.ty("a", 8, 0, false, 6); // 5: typedef a -> 6
+    b.ty("b", 8, 0, false, 5); // 6: typedef b -> 5 (a cycle of typedefs)
+    b.array(1, u32::MAX); // 7: int[2^32-1]
+    b.array(7, u32::MAX); // 8: int[2^32-1][2^32-1]: 2^66 bytes
+    let deep = 9;
+    let levels = memlens_os_linux::btf::MAX_CHASE + 8;
+    for i in 0..levels {
+        // 9..: each an array of the next, the last of int.
+        let elem = if i + 1 == levels { 1 } else { deep + i + 1 };
+        b.array(elem, 1);
+    }
+    let btf = Btf::parse(&b.blob()).unwrap();
+    for id in [2, 3, 4, 5, 6, 8, deep] {
+        assert_eq!(btf.size_of(id), None, "type {id}");
+    }
+    assert_eq!(btf.size_of(7), Some(4 * u32::MAX as u64));
+    assert_eq!(
+        btf.size_of(deep + levels - 2),
+        Some(4),
+        "two levels are fine"
+    );
+}
+
+/// Anonymous members that fan out (six levels of 1000 anonymous members each: 10^18
+/// paths) and a struct that contains itself anonymously: a lookup of a missing member
+/// reads a bounded number of records and returns `None`; real members are still found.
+#[test]
+fn btf_anonymous_fan_out_is_bounded() {
+    let mut b = BtfBuilder::new();
+    b.ty("int", 1, 0, false, 4); // 1
+    b.w(32);
+    const LEVELS: u32 = 6;
+    for l in 0..LEVELS {
+        // 2 + l: struct level_l { struct level_{l+1} (anonymous) x 1000 } ; the last holds `x`.
+        if l + 1 == LEVELS {
+            b.strukt(&format!("level_{l}"), 4, &[("x", 1, 0)]);
+        } else {
+            let anon = vec![("", 3 + l, 0); 1000];
+            b.strukt(&format!("level_{l}"), 4, &anon);
+        }
+    }
+    let me = 2 + LEVELS;
+    b.strukt("me", 8, &[("", me, 0), ("y", 1, 32)]);
+    let btf = Btf::parse(&b.blob()).unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(
+        btf.offset_of("level_0", "x").unwrap(),
+        0,
+        "first path reaches it"
+    );
+    assert!(btf.offset_of("level_0", "missing").is_err());
+    assert!(btf.offset_of("level_1", "missing").is_err());
+    assert_eq!(btf.offset_of("me", "y").unwrap(), 4);
+    assert!(btf.offset_of("me", "missing").is_err());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+/// `module.mem[]` from BTF is walked per module: a count of a million entries, or an
+/// entry of a MiB, is refused (module sizes are then not read) instead of walked.
+#[test]
+fn btf_module_mem_is_bounded() {
+    let build = |count: u32, esz: u32| {
+        let mut b = BtfBuilder::new();
+        b.ty("long", 1, 0, false, 8); // 1
+        b.w(64);
+        b.strukt("module_memory", esz, &[("base", 1, 0), ("size", 1, 64)]); // 2
+        b.array(2, count); // 3
+        b.strukt(
+            "module",
+            64 + esz * count.min(16),
+            &[("name", 1, 0), ("mem", 3, 512)],
+        ); // 4
+        Btf::parse(&b.blob()).unwrap()
+    };
+    use memlens_os_linux::layout::{module_mem, MAX_MODULE_MEM, MAX_MODULE_MEM_SIZE};
+    assert_eq!(module_mem(&build(7, 80)), Some((64, 80, 7, 0, 8)));
+    assert_eq!(module_mem(&build(1_000_000, 80)), None);
+    assert_eq!(module_mem(&build(MAX_MODULE_MEM as u32 + 1, 80)), None);
+    assert_eq!(module_mem(&build(7, MAX_MODULE_MEM_SIZE as u32 + 8)), None);
+    assert_eq!(
+        module_mem(&build(7, 4)),
+        None,
+        "base/size outside the entry"
+    );
+}

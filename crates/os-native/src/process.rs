@@ -34,6 +34,18 @@ fn read_proc(pid: u32, file: &str) -> Result<String, NativeError> {
     std::fs::read_to_string(&path).map_err(|e| NativeError::proc_io(pid, path, e))
 }
 
+/// The first [`procfs::MAX_ARG_BYTES`] + 1 bytes of `/proc/PID/cmdline` (one more than
+/// is kept, so the parser knows it was cut).
+fn read_cmdline(pid: u32) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut b = Vec::new();
+    f.take(procfs::MAX_ARG_BYTES as u64 + 1)
+        .read_to_end(&mut b)
+        .ok()?;
+    Some(b)
+}
+
 /// Reads and parses `/proc/PID/maps`.
 pub fn read_maps(pid: u32) -> Result<Vec<MapLine>, NativeError> {
     Ok(procfs::parse_maps(&read_proc(pid, "maps")?))
@@ -59,6 +71,13 @@ impl NativeOs {
 
     /// Lists one process (the same record as in [`Os::processes`]).
     pub fn process_info(&self, pid: u32) -> Result<ProcessInfo, NativeError> {
+        let mut unlimited = usize::MAX;
+        self.process_info_with(pid, &mut unlimited)
+    }
+
+    /// [`NativeOs::process_info`] keeping at most `budget` bytes of command line (see
+    /// [`procfs::cmdline_cost`]); the command line is `None` once the budget is spent.
+    fn process_info_with(&self, pid: u32, budget: &mut usize) -> Result<ProcessInfo, NativeError> {
         let stat_path = PathBuf::from(format!("/proc/{pid}/stat"));
         let stat_text = read_proc(pid, "stat")?;
         let stat = procfs::parse_stat(&stat_text).ok_or_else(|| NativeError::Parse {
@@ -68,9 +87,21 @@ impl NativeOs {
         let ids = read_proc(pid, "status")
             .map(|t| procfs::parse_status_ids(&t))
             .unwrap_or((None, None));
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .ok()
+        let mut cmdline = (*budget > 0)
+            .then(|| read_cmdline(pid))
+            .flatten()
             .and_then(|b| procfs::parse_cmdline(&b));
+        let cost = cmdline.as_deref().map_or(0, procfs::cmdline_cost);
+        if cost > *budget {
+            log::warn!(
+                "command lines of this listing past {} bytes: left out from pid {pid} on",
+                procfs::MAX_LISTING_ARG_BYTES
+            );
+            cmdline = None;
+            *budget = 0;
+        } else {
+            *budget -= cost;
+        }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
@@ -131,8 +162,9 @@ impl Os for NativeOs {
             .collect();
         pids.sort_unstable();
         let mut out = Vec::with_capacity(pids.len());
+        let mut budget = procfs::MAX_LISTING_ARG_BYTES;
         for pid in pids {
-            match self.process_info(pid) {
+            match self.process_info_with(pid, &mut budget) {
                 Ok(p) => out.push(p),
                 // Exited between the directory listing and the read: not an error.
                 Err(NativeError::NoSuchProcess { .. }) => {}

@@ -2,8 +2,26 @@
 //! from reading** — every parser takes the file's text and returns plain data, so the unit
 //! tests feed them hand-written lines (including hostile ones: a `comm` with spaces and
 //! parentheses, truncated lines) without touching the host.
+//!
+//! Bounds: a command line is an argument area of any size (a process can pass 100 000
+//! empty arguments); at most [`MAX_ARG_BYTES`] are read and at most [`MAX_ARG_COUNT`]
+//! strings kept, a cut list ending with the element [`TRUNCATED`] (`"…"`). One process
+//! listing keeps at most [`MAX_LISTING_ARG_BYTES`] of command lines (text plus 24 bytes
+//! per string); past that, command lines are `None`.
 
 use memlens_core::{MapInfo, Perms, ProcessInfo, VirtAddr};
+
+/// Bytes of `/proc/PID/cmdline` read per process: the area is limited only by the stack
+/// limit (megabytes); listings show the first 32 KiB, more than any terminal line.
+pub const MAX_ARG_BYTES: usize = 32 << 10;
+/// Strings kept per command line: each costs a 24-byte `String` even when empty, so
+/// 32 KiB of NULs would be 32 768 of them; 4096 is more than real processes pass.
+pub const MAX_ARG_COUNT: usize = 4096;
+/// The last element of a command line cut at [`MAX_ARG_BYTES`] or [`MAX_ARG_COUNT`].
+pub const TRUNCATED: &str = "…";
+/// Command-line bytes (text plus 24 per string) kept by one listing: 64 MiB is 2 KiB for
+/// each of 32 768 processes (the default `pid_max`); hostile lists stop there.
+pub const MAX_LISTING_ARG_BYTES: usize = 64 << 20;
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/PID/stat`: a kernel thread.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -70,17 +88,33 @@ pub fn parse_status_ids(text: &str) -> (Option<u32>, Option<u32>) {
 }
 
 /// Splits `/proc/PID/cmdline` (NUL-separated, usually NUL-terminated) into arguments.
-/// An empty file (kernel threads, zombies) gives `None`.
+/// An empty file (kernel threads, zombies) gives `None`. Input past [`MAX_ARG_BYTES`]
+/// (read one byte more to know) or past [`MAX_ARG_COUNT`] strings is cut: the list then
+/// ends with [`TRUNCATED`].
 pub fn parse_cmdline(bytes: &[u8]) -> Option<Vec<String>> {
     if bytes.is_empty() {
         return None;
     }
+    let cut = bytes.len() > MAX_ARG_BYTES;
+    let bytes = &bytes[..bytes.len().min(MAX_ARG_BYTES)];
     let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-    Some(
-        body.split(|&b| b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect(),
-    )
+    let mut parts = body.split(|&b| b == 0);
+    let mut v: Vec<String> = parts
+        .by_ref()
+        .take(MAX_ARG_COUNT)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if cut || parts.next().is_some() {
+        v.push(TRUNCATED.to_string());
+    }
+    Some(v)
+}
+
+/// What a command line costs to keep: its text plus a `String` header per argument.
+pub fn cmdline_cost(v: &[String]) -> usize {
+    v.iter()
+        .map(|s| s.len().saturating_add(std::mem::size_of::<String>()))
+        .fold(0, usize::saturating_add)
 }
 
 /// One line of `/proc/PID/maps`, with the device and inode that [`MapInfo`] leaves out.
@@ -229,6 +263,23 @@ mod tests {
             Some(vec!["a".into(), "b c".into(), "".into()])
         );
         assert_eq!(parse_cmdline(b"noterm"), Some(vec!["noterm".into()]));
+    }
+
+    /// 100 000 empty arguments: at most MAX_ARG_COUNT strings and the marker, never one
+    /// String per byte; an oversized area is cut at MAX_ARG_BYTES.
+    #[test]
+    fn cmdline_is_capped() {
+        let v = parse_cmdline(&[0u8; 100_000]).unwrap();
+        assert_eq!(v.len(), MAX_ARG_COUNT + 1);
+        assert_eq!(v.last().map(String::as_str), Some(TRUNCATED));
+        assert!(cmdline_cost(&v) < 100 << 10);
+        let long = vec![b'x'; MAX_ARG_BYTES + 1];
+        let v = parse_cmdline(&long).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].len(), MAX_ARG_BYTES);
+        assert_eq!(v[1], TRUNCATED);
+        let exact = vec![b'x'; MAX_ARG_BYTES];
+        assert_eq!(parse_cmdline(&exact).unwrap().len(), 1);
     }
 
     #[test]
