@@ -14,6 +14,13 @@
 //! touches, through the shared [`BlockCache`] keyed by chunk number. Chunk CRCs are not
 //! verified (a corrupt chunk still fails to decompress or decompresses to the wrong
 //! length, which is an error).
+//!
+//! Caps (see [`limits`](crate::limits)): at most [`MAX_AVML_CHUNKS`] chunks (24 bytes of
+//! index each; a stream of tiny chunks is refused when it passes the cap, not after), at
+//! most [`MAX_RANGE_HEADERS`](crate::limits::MAX_RANGE_HEADERS) headers, and header-only
+//! zero blocks adding up to at most the decompressed bytes plus
+//! [`MAX_ZERO_EXCESS`](crate::limits::MAX_ZERO_EXCESS). The ranges are coalesced as they
+//! are built from the sorted chunks.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +32,12 @@ use crate::cache::BlockCache;
 use crate::detect::{Format, AVML_MAGIC};
 use crate::dump::{Memory, Parsed};
 use crate::error::FileError;
-use crate::lime::{check_disjoint, header_at, missing_data, HEADER_LEN, MAX_ZERO_BLOCK};
+use crate::lime::{
+    check_disjoint, check_header_count, check_zero_claims, header_at, missing_data, HEADER_LEN,
+    MAX_ZERO_BLOCK,
+};
+use crate::limits::Caps;
+pub use crate::limits::MAX_AVML_CHUNKS;
 use crate::mapped::MappedFile;
 
 /// The snappy framing stream identifier chunk.
@@ -34,20 +46,50 @@ const STREAM_ID: &[u8; 10] = b"\xff\x06\x00\x00sNaPpY";
 const MAX_CHUNK: u64 = 65536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Kind {
-    Snappy,
-    Stored,
-    Zero,
+    Snappy = 0,
+    Stored = 1,
+    Zero = 2,
 }
 
+/// One entry of the chunk index: 24 bytes (the index is the one table of an AVML file
+/// that grows with the file).
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     start: u64,
-    len: u64,
-    /// File offset of the chunk's payload (after the CRC).
+    /// File offset of the chunk's payload (after the CRC); of its header for a zero block.
     file_off: u64,
-    file_len: u64,
-    kind: Kind,
+    /// Decompressed length: at most 64 KiB, or [`MAX_ZERO_BLOCK`] (2^24) for a zero block.
+    len: u32,
+    /// Payload length (below 2^24: a chunk length is 24 bits) in the low 24 bits, the
+    /// [`Kind`] in the high 8.
+    packed: u32,
+}
+
+impl Chunk {
+    fn new(start: u64, len: u64, file_off: u64, file_len: u64, kind: Kind) -> Chunk {
+        debug_assert!(len <= MAX_ZERO_BLOCK && file_len < 1 << 24);
+        Chunk {
+            start,
+            file_off,
+            len: len as u32,
+            packed: (file_len as u32 & 0xff_ffff) | (kind as u32) << 24,
+        }
+    }
+    fn len(&self) -> u64 {
+        u64::from(self.len)
+    }
+    fn file_len(&self) -> u64 {
+        u64::from(self.packed & 0xff_ffff)
+    }
+    fn kind(&self) -> Kind {
+        match self.packed >> 24 {
+            0 => Kind::Snappy,
+            1 => Kind::Stored,
+            _ => Kind::Zero,
+        }
+    }
 }
 
 /// Physical memory of an AVML file. See the module documentation.
@@ -55,16 +97,19 @@ pub struct AvmlMemory {
     file: MappedFile,
     chunks: Vec<Chunk>,
     ranges: Vec<MemRange<PhysAddr>>,
+    /// Sum of the ranges' lengths.
+    real_size: u64,
     cache: BlockCache,
 }
 
 fn index_stream(
     b: &Bytes<'_>,
     mut off: u64,
-    start: u64,
-    len: u64,
+    range: (u64, u64),
     chunks: &mut Vec<Chunk>,
+    max_chunks: usize,
 ) -> Result<u64, FileError> {
+    let (start, len) = range;
     let begin = off;
     let mut done = 0u64;
     while done < len {
@@ -100,17 +145,21 @@ fn index_stream(
                         ),
                     ));
                 }
-                chunks.push(Chunk {
-                    start: start + done,
-                    len: ulen,
-                    file_off: body + 4,
-                    file_len: clen - 4,
-                    kind: if kind == 0 {
-                        Kind::Snappy
-                    } else {
-                        Kind::Stored
-                    },
-                });
+                if chunks.len() >= max_chunks {
+                    return Err(b.limit(
+                        off,
+                        "snappy chunk",
+                        format!("chunk number {}", chunks.len() + 1),
+                        "MAX_AVML_CHUNKS",
+                        max_chunks as u64,
+                    ));
+                }
+                let kind = if kind == 0 {
+                    Kind::Snappy
+                } else {
+                    Kind::Stored
+                };
+                chunks.push(Chunk::new(start + done, ulen, body + 4, clen - 4, kind));
                 done += ulen;
             }
             0xff => {
@@ -146,12 +195,14 @@ fn is_avml_header(b: &Bytes<'_>, off: u64) -> bool {
 }
 
 /// Indexes an AVML file.
-fn parse(data: &[u8], path: &Path) -> Result<(Vec<Chunk>, usize), FileError> {
+fn parse(data: &[u8], path: &Path, caps: &Caps) -> Result<(Vec<Chunk>, usize), FileError> {
     let b = Bytes::new(data, 0, path);
     let mut off = 0u64;
     let mut chunks = Vec::new();
     let mut headers = Vec::new();
+    let mut backed = 0u64;
     while off < b.len() {
+        check_header_count(&b, off, headers.len(), caps.range_headers)?;
         let h = header_at(&b, off, AVML_MAGIC, 2)?.ok_or_else(|| {
             b.bad(
                 off,
@@ -162,7 +213,14 @@ fn parse(data: &[u8], path: &Path) -> Result<(Vec<Chunk>, usize), FileError> {
         headers.push((h, off));
         let data_off = off + HEADER_LEN;
         if b.slice(data_off, 10, "").ok() == Some(&STREAM_ID[..]) {
-            off = index_stream(&b, data_off, h.start, h.len, &mut chunks)?;
+            off = index_stream(
+                &b,
+                data_off,
+                (h.start, h.len),
+                &mut chunks,
+                caps.avml_chunks,
+            )?;
+            backed = backed.saturating_add(h.len);
         } else if data_off == b.len() || is_avml_header(&b, data_off) {
             if h.len > MAX_ZERO_BLOCK {
                 return Err(missing_data(
@@ -172,13 +230,16 @@ fn parse(data: &[u8], path: &Path) -> Result<(Vec<Chunk>, usize), FileError> {
                     "the AVML compressed stream must be present",
                 ));
             }
-            chunks.push(Chunk {
-                start: h.start,
-                len: h.len,
-                file_off: 0,
-                file_len: 0,
-                kind: Kind::Zero,
-            });
+            if chunks.len() >= caps.avml_chunks {
+                return Err(b.limit(
+                    off,
+                    "header-only (all-zero) block",
+                    format!("chunk number {}", chunks.len() + 1),
+                    "MAX_AVML_CHUNKS",
+                    caps.avml_chunks as u64,
+                ));
+            }
+            chunks.push(Chunk::new(h.start, h.len, off, 0, Kind::Zero));
             off = data_off;
         } else {
             return Err(b.bad(
@@ -191,19 +252,30 @@ fn parse(data: &[u8], path: &Path) -> Result<(Vec<Chunk>, usize), FileError> {
     if headers.is_empty() {
         return Err(b.truncated(0, "AVML range header", HEADER_LEN));
     }
+    check_zero_claims(
+        &b,
+        chunks
+            .iter()
+            .filter(|c| c.kind() == Kind::Zero)
+            .map(|c| (c.file_off, c.len())),
+        backed,
+    )?;
     check_disjoint(&b, &mut headers)?;
     chunks.sort_by_key(|c| c.start);
     Ok((chunks, headers.len()))
 }
 
-pub(crate) fn open(file: MappedFile, cache_bytes: u64) -> Result<Parsed, FileError> {
-    let (chunks, headers) = parse(file.bytes(), file.path())?;
-    let ranges = crate::coalesce(
-        chunks
-            .iter()
-            .map(|c| MemRange::new(PhysAddr(c.start), c.len))
-            .collect(),
-    );
+pub(crate) fn open(file: MappedFile, cache_bytes: u64, caps: &Caps) -> Result<Parsed, FileError> {
+    let (chunks, headers) = parse(file.bytes(), file.path(), caps)?;
+    // Coalesced as built: chunks are sorted and disjoint, and mostly continue each other.
+    let mut ranges: Vec<MemRange<PhysAddr>> = Vec::new();
+    for c in &chunks {
+        match ranges.last_mut() {
+            Some(last) if last.end_u64() == c.start => last.len += c.len(),
+            _ => ranges.push(MemRange::new(PhysAddr(c.start), c.len())),
+        }
+    }
+    let real_size = ranges.iter().map(|r| r.len).sum();
     let details = vec![
         ("AVML blocks".to_string(), headers.to_string()),
         ("snappy chunks".to_string(), chunks.len().to_string()),
@@ -213,6 +285,7 @@ pub(crate) fn open(file: MappedFile, cache_bytes: u64) -> Result<Parsed, FileErr
             file,
             chunks,
             ranges,
+            real_size,
             cache: BlockCache::new(cache_bytes, MAX_CHUNK),
         })),
         format: Format::Avml,
@@ -241,20 +314,20 @@ impl AvmlMemory {
         let src = self
             .file
             .bytes()
-            .get(c.file_off as usize..(c.file_off + c.file_len) as usize)
+            .get(c.file_off as usize..(c.file_off + c.file_len()) as usize)
             .ok_or_else(|| corrupt("chunk past the end of the file".into()))?;
-        let data: Arc<[u8]> = match c.kind {
+        let data: Arc<[u8]> = match c.kind() {
             Kind::Stored => Arc::from(src),
-            Kind::Zero => Arc::from(vec![0u8; c.len as usize]),
+            Kind::Zero => Arc::from(vec![0u8; c.len() as usize]),
             Kind::Snappy => {
-                let mut out = vec![0u8; c.len as usize];
+                let mut out = vec![0u8; c.len() as usize];
                 let n = snap::raw::Decoder::new()
                     .decompress(src, &mut out)
                     .map_err(|e| corrupt(format!("snappy chunk: {e}")))?;
-                if n as u64 != c.len {
+                if n as u64 != c.len() {
                     return Err(corrupt(format!(
                         "snappy chunk gave {n} bytes, expected {}",
-                        c.len
+                        c.len()
                     )));
                 }
                 Arc::from(out)
@@ -285,11 +358,11 @@ impl MemoryView for AvmlMemory {
                 let hit = i
                     .checked_sub(1)
                     .map(|j| (j, self.chunks[j]))
-                    .filter(|(_, c)| a - c.start < c.len);
+                    .filter(|(_, c)| a - c.start < c.len());
                 let (n, res) = match hit {
                     Some((j, c)) => {
-                        let n = ((c.len - (a - c.start)) as usize).min(len - off);
-                        let r = if c.kind == Kind::Zero {
+                        let n = ((c.len() - (a - c.start)) as usize).min(len - off);
+                        let r = if c.kind() == Kind::Zero {
                             op.buf[off..off + n].fill(0);
                             Ok(())
                         } else {
@@ -328,7 +401,7 @@ impl MemoryView for AvmlMemory {
     fn metadata(&self) -> MemoryMetadata<PhysAddr> {
         MemoryMetadata {
             max_addr: PhysAddr(self.max()),
-            real_size: self.ranges.iter().map(|r| r.len).sum(),
+            real_size: self.real_size,
             readonly: true,
             preferred_batch: 256,
         }

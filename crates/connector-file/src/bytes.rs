@@ -62,6 +62,19 @@ impl<'a> Bytes<'a> {
         }
     }
 
+    /// Error: `what` at `off` asks `asked`, beyond the cap `cap` (`limit`; see
+    /// [`limits`](crate::limits)).
+    pub(crate) fn limit(
+        &self,
+        off: u64,
+        what: &str,
+        asked: impl std::fmt::Display,
+        cap: &'static str,
+        limit: u64,
+    ) -> FileError {
+        crate::limits::limit(self.path, self.file_offset(off), what, asked, cap, limit)
+    }
+
     /// `len` bytes at `off`, or a `Truncated` error naming `what`.
     pub(crate) fn slice(&self, off: u64, len: u64, what: &str) -> Result<&'a [u8], FileError> {
         let end = off

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{self, Detected, Format, FormatChoice};
 use crate::error::FileError;
+use crate::limits::Caps;
 use crate::mapped::MappedFile;
 
 /// How to open a dump.
@@ -200,9 +201,19 @@ pub(crate) struct Parsed {
     pub details: Vec<(String, String)>,
 }
 
-/// Opens a dump, detecting its format by content unless `opts.format` forces one.
+/// Opens a dump, detecting its format by content unless `opts.format` forces one. What the
+/// file can make this allocate is bounded by the caps of [`limits`](crate::limits).
 pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, FileError> {
-    let path = path.as_ref();
+    open_dump_with_caps(path.as_ref(), opts, &Caps::HARD)
+}
+
+/// [`open_dump`] with table caps no higher than the hard ones (for tests).
+pub(crate) fn open_dump_with_caps(
+    path: &Path,
+    opts: &DumpOptions,
+    caps: &Caps,
+) -> Result<Dump, FileError> {
+    let caps = &caps.clamped();
     let file = MappedFile::open_with(path, None, false)?;
     let head_copy = file.bytes()[..file.bytes().len().min(64)].to_vec();
     let head = head_copy.as_slice();
@@ -252,7 +263,7 @@ pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, Fil
             ),
         });
     }
-    let parsed = match parse_as(path, file, format, opts) {
+    let parsed = match parse_as(path, file, format, opts, caps) {
         Ok(p) => p,
         Err(e) => {
             // A forced format that the content contradicts: say what the file is.
@@ -303,6 +314,7 @@ fn parse_as(
     file: MappedFile,
     format: Format,
     opts: &DumpOptions,
+    caps: &Caps,
 ) -> Result<Parsed, FileError> {
     Ok(match format {
         Format::Raw => Parsed {
@@ -320,9 +332,11 @@ fn parse_as(
             details: Vec::new(),
         },
         Format::Elf => open_elf(file)?,
-        Format::Kdump | Format::KdumpFlat => crate::kdump::open(file, format, opts.cache_bytes)?,
-        Format::Lime => crate::lime::open(file)?,
-        Format::Avml => crate::avml::open(file, opts.cache_bytes)?,
+        Format::Kdump | Format::KdumpFlat => {
+            crate::kdump::open(file, format, opts.cache_bytes, caps)?
+        }
+        Format::Lime => crate::lime::open(file, caps)?,
+        Format::Avml => crate::avml::open(file, opts.cache_bytes, caps)?,
     })
 }
 
@@ -360,14 +374,11 @@ fn open_elf(file: MappedFile) -> Result<Parsed, FileError> {
             format!("{:#x}", layout.conflicting_bytes),
         ));
     }
-    let notes: Vec<String> = layout
-        .notes
-        .counts
-        .iter()
-        .map(|(k, n)| format!("{k}×{n}"))
-        .collect();
-    if !notes.is_empty() {
-        details.push(("notes".into(), notes.join(", ")));
+    if !layout.notes.counts.is_empty() {
+        details.push(("notes".into(), layout.notes.counts_summary()));
+    }
+    for t in &layout.notes.truncated {
+        details.push(("truncated".into(), t.clone()));
     }
     if let Some(raw) = layout.notes.undecoded_summary() {
         details.push((

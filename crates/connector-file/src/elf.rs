@@ -16,6 +16,12 @@
 //! - 32- and 64-bit, little- and big-endian; `PN_XNUM` (more than 65 534 headers, as in
 //!   `paging=true` dumps) is followed to section header 0. Adjacent `PT_LOAD`s that
 //!   continue each other (tens of thousands of 4 KiB segments) are coalesced.
+//! - Hostile counts (see [`limits`](crate::limits)): at most [`MAX_PHDRS`] program headers,
+//!   read one at a time (never copied into a table); at most [`MAX_NOTE_SEGMENTS`]
+//!   `PT_NOTE`s of at most [`MAX_NOTE_BYTES`] each, copies of one segment (same offset
+//!   and size) read once, and one note budget ([`MAX_NOTES`](crate::limits::MAX_NOTES),
+//!   [`MAX_CPUS`](crate::limits::MAX_CPUS)) for all of them; zero-filled tails
+//!   (`p_memsz - p_filesz`) adding up to at most [`MAX_PHYS_ADDR`].
 
 use std::path::Path;
 
@@ -25,7 +31,9 @@ use memlens_core::{MemoryMap, PhysAddr};
 use crate::bytes::Bytes;
 use crate::error::FileError;
 use crate::intervals::{Backing, IntervalMap};
-use crate::notes::{self, Machine, NoteInfo};
+use crate::limits::{claim, Table};
+pub use crate::limits::{MAX_NOTE_BYTES, MAX_NOTE_SEGMENTS, MAX_PHDRS, MAX_PHYS_ADDR};
+use crate::notes::{self, Machine, NoteBudget, NoteInfo};
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
@@ -125,26 +133,34 @@ pub fn parse(data: &[u8], path: &Path) -> Result<ElfLayout, FileError> {
         ));
     }
     let mut phnum = u64::from(phnum16);
+    let mut phnum_at = if class == 64 { 56 } else { 44 };
     if phnum == PN_XNUM {
         // The real count is in section header 0's sh_info.
-        let at = shoff.checked_add(if class == 64 { 44 } else { 28 });
-        phnum = u64::from(b.u32(
-            at.unwrap_or(u64::MAX),
-            "ELF section header 0 sh_info (PN_XNUM)",
-        )?);
+        let at = shoff.saturating_add(if class == 64 { 44 } else { 28 });
+        phnum = u64::from(b.u32(at, "ELF section header 0 sh_info (PN_XNUM)")?);
+        phnum_at = at;
     }
-    let table_len = phnum
-        .checked_mul(u64::from(phentsize))
-        .ok_or_else(|| b.bad(56, "ELF e_phnum", "table size overflows"))?;
+    let table_len = claim(
+        path,
+        Table {
+            what: "ELF program header table (e_phoff, e_phnum)",
+            field_at: phnum_at,
+            at: phoff,
+            count: phnum,
+            elem: u64::from(phentsize),
+        },
+        b.len().saturating_sub(phoff),
+        ("MAX_PHDRS", MAX_PHDRS),
+    )?;
     let table = b.sub(
         phoff,
         table_len,
         "ELF program header table (e_phoff, e_phnum)",
     )?;
-    let mut phdrs = Vec::with_capacity(phnum as usize);
-    for i in 0..phnum {
+    // Headers are read one at a time from the mapping, never copied into a table.
+    let phdr = |i: u64| -> Result<Phdr, FileError> {
         let o = i * u64::from(phentsize);
-        let p = if class == 64 {
+        Ok(if class == 64 {
             Phdr {
                 kind: table.u32(o, "p_type")?,
                 offset: table.u64(o + 8, "p_offset")?,
@@ -162,17 +178,19 @@ pub fn parse(data: &[u8], path: &Path) -> Result<ElfLayout, FileError> {
                 memsz: u64::from(table.u32(o + 20, "p_memsz")?),
                 at: table.file_offset(o),
             }
-        };
-        phdrs.push(p);
-    }
+        })
+    };
 
     let file_len = data.len() as u64;
     let machine = Machine::from_elf(e_machine);
     let mut all_notes = Vec::new();
+    let mut note_phdrs = Vec::new();
+    let mut zero_claimed = 0u64;
     let mut intervals = IntervalMap::default();
     let mut loads = 0usize;
     // Reverse file order: earlier headers are painted last and so win.
-    for p in phdrs.iter().rev() {
+    for i in (0..phnum).rev() {
+        let p = phdr(i)?;
         let field = |f: &str| format!("{f} of the program header at {:#x}", p.at);
         match p.kind {
             PT_LOAD => {
@@ -199,19 +217,62 @@ pub fn parse(data: &[u8], path: &Path) -> Result<ElfLayout, FileError> {
                         field: field("p_paddr + p_memsz"),
                         why: format!("{:#x} + {memsz:#x} overflows", p.paddr),
                     })?;
+                zero_claimed = zero_claimed.saturating_add(memsz - p.filesz);
+                if zero_claimed > MAX_PHYS_ADDR {
+                    return Err(crate::limits::limit(
+                        path,
+                        p.at + if class == 64 { 40 } else { 20 },
+                        field("p_memsz - p_filesz"),
+                        format!(
+                            "{:#x} zero-filled bytes, {zero_claimed:#x} with the headers after it",
+                            memsz - p.filesz
+                        ),
+                        "MAX_PHYS_ADDR",
+                        MAX_PHYS_ADDR,
+                    ));
+                }
                 let data_end = p.paddr + p.filesz;
                 intervals.insert(data_end, end, Backing::Zero);
                 intervals.insert(p.paddr, data_end, Backing::At(p.offset));
             }
             PT_NOTE => {
-                let nb = b.sub(p.offset, p.filesz, "PT_NOTE segment (p_offset, p_filesz)")?;
-                all_notes.push(notes::parse_notes(nb)?);
+                if note_phdrs.len() >= MAX_NOTE_SEGMENTS {
+                    return Err(crate::limits::limit(
+                        path,
+                        p.at,
+                        "PT_NOTE program header",
+                        format!("more than {MAX_NOTE_SEGMENTS} PT_NOTE headers"),
+                        "MAX_NOTE_SEGMENTS",
+                        MAX_NOTE_SEGMENTS as u64,
+                    ));
+                }
+                note_phdrs.push(p);
             }
             _ => {}
         }
     }
-    all_notes.reverse();
-    let all_notes: Vec<_> = all_notes.into_iter().flatten().collect();
+    // Notes in file order (the n-th NT_PRSTATUS is vCPU n), one budget for all segments.
+    let mut budget = NoteBudget::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in note_phdrs.iter().rev() {
+        let len = claim(
+            path,
+            Table {
+                what: "PT_NOTE segment (p_offset, p_filesz)",
+                field_at: p.at,
+                at: p.offset,
+                count: p.filesz,
+                elem: 1,
+            },
+            file_len.saturating_sub(p.offset),
+            ("MAX_NOTE_BYTES", MAX_NOTE_BYTES),
+        )?;
+        // A copy of a segment already read would only repeat its notes (and vCPUs).
+        if seen.insert((p.offset, len)) {
+            let nb = b.sub(p.offset, len, "PT_NOTE segment (p_offset, p_filesz)")?;
+            all_notes.extend(notes::parse_notes(nb, &mut budget)?);
+        }
+    }
     let conflicting_bytes = intervals.conflicts;
     let mut backed = Vec::new();
     let mut zero = Vec::new();

@@ -73,6 +73,24 @@ pub enum FileError {
         /// What is wrong.
         why: String,
     },
+    /// A count or size in the file is beyond a hard cap of memlens (see
+    /// [`limits`](crate::limits)): the file may even be valid, but memlens will not
+    /// allocate or walk that much for it.
+    #[error("{}: {what} at offset {offset:#x}: {asked}, beyond {cap} ({limit})", path.display())]
+    Limit {
+        /// The path.
+        path: PathBuf,
+        /// File offset of the field (or structure) that asked.
+        offset: u64,
+        /// What asked.
+        what: String,
+        /// What it asked for.
+        asked: String,
+        /// The cap's name (a constant of [`limits`](crate::limits)).
+        cap: &'static str,
+        /// The cap's value.
+        limit: u64,
+    },
     /// The format could not be recognised.
     #[error("{}: unknown format (supported: {supported})", path.display())]
     UnknownFormat {

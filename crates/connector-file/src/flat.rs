@@ -10,6 +10,15 @@
 //! Flattened layout: a 4096-byte header (`makedumpfile\0…` signature in 16 bytes, then
 //! big-endian i64 type = 1 and version = 1), then records of a big-endian (i64 offset,
 //! i64 size) pair followed by `size` bytes, ended by a record with offset −1.
+//!
+//! Caps: at most [`MAX_FLAT_RECORDS`](crate::limits::MAX_FLAT_RECORDS) records (the index
+//! costs about 100 bytes a record while it is built). Logical offsets are claims too: a
+//! record far away makes a long logical file of holes, so [`Source::get`] never assembles
+//! more bytes than the file holds, and the kdump reader asks for bounded pieces (headers,
+//! one page, one [`CHUNK`](memlens_core::bounded::CHUNK) of bitmap, a note area of at most
+//! [`MAX_NOTE_BYTES`](crate::limits::MAX_NOTE_BYTES)) and checks its tables against the
+//! file size (bitmaps, whose zero parts writers may leave as holes) and [`Source::held`]
+//! (descriptors).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -39,12 +48,18 @@ pub(crate) enum Source {
         segs: Vec<Seg>,
         len: u64,
         records: usize,
+        /// Logical bytes that records back (not holes).
+        held: u64,
     },
 }
 
 impl Source {
-    /// Indexes a flattened file.
-    pub(crate) fn index_flat(data: &[u8], path: &Path) -> Result<Source, FileError> {
+    /// Indexes a flattened file of at most `max_records` records.
+    pub(crate) fn index_flat(
+        data: &[u8],
+        path: &Path,
+        max_records: usize,
+    ) -> Result<Source, FileError> {
         let b = Bytes::new(data, 0, path).endian(true);
         let sig = b.slice(0, 16, "flattened header signature")?;
         if !sig.starts_with(crate::detect::FLAT_SIGNATURE) {
@@ -72,6 +87,15 @@ impl Source {
             if lo == -1 {
                 break;
             }
+            if records >= max_records {
+                return Err(b.limit(
+                    off,
+                    "flattened record",
+                    format!("record number {}", records + 1),
+                    "MAX_FLAT_RECORDS",
+                    max_records as u64,
+                ));
+            }
             if lo < 0 {
                 return Err(b.bad(off, "flattened record offset", format!("{lo} is negative")));
             }
@@ -95,7 +119,11 @@ impl Source {
         }
         let mut segs = Vec::new();
         let mut pos = 0u64;
+        let mut held = 0u64;
         for iv in map.into_sorted() {
+            if let Backing::At(_) = iv.backing {
+                held += iv.end - iv.start;
+            }
             if iv.start > pos {
                 segs.push(Seg {
                     start: pos,
@@ -113,7 +141,12 @@ impl Source {
             });
             pos = iv.end;
         }
-        Ok(Source::Flat { segs, len, records })
+        Ok(Source::Flat {
+            segs,
+            len,
+            records,
+            held,
+        })
     }
 
     /// Logical length.
@@ -121,6 +154,15 @@ impl Source {
         match self {
             Source::Direct => data.len() as u64,
             Source::Flat { len, .. } => *len,
+        }
+    }
+
+    /// Logical bytes that the file really holds: all of it (normal), or the bytes records
+    /// wrote (flattened; at most the file size). Tables must fit in this.
+    pub(crate) fn held(&self, data: &[u8]) -> u64 {
+        match self {
+            Source::Direct => data.len() as u64,
+            Source::Flat { held, .. } => *held,
         }
     }
 

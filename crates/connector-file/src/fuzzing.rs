@@ -54,6 +54,16 @@ pub fn exercise(path: &Path, choice: FormatChoice) -> bool {
     true
 }
 
+/// [`open_dump`] with table caps lowered to `caps` (never above the hard caps of
+/// [`limits`](crate::limits)): lets a test reach a cap with a small file.
+pub fn open_dump_capped(
+    path: &Path,
+    opts: &DumpOptions,
+    caps: crate::limits::Caps,
+) -> Result<crate::Dump, crate::FileError> {
+    crate::dump::open_dump_with_caps(path, opts, &caps)
+}
+
 /// Writes `data` to a scratch file (in `/dev/shm` when it exists; one per process and
 /// thread) and runs [`exercise`] with each of `choices`. Returns how many opened.
 pub fn exercise_bytes(data: &[u8], choices: &[FormatChoice]) -> usize {

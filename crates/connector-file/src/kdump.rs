@@ -22,6 +22,15 @@
 //!   [`Error::Gap`]. Pages in neither bitmap are gaps too.
 //! - Only the 64-bit header layout is read (32-bit hosts' dumps have a different
 //!   `timeval` and are rejected with a clear error by the field checks).
+//! - Hostile sizes (see [`limits`](crate::limits)): `max_mapnr × block_size` at most
+//!   [`MAX_PHYS_ADDR`]; the bitmaps no longer than makedumpfile writes for `max_mapnr` and
+//!   at most [`MAX_BITMAP_BYTES`], read [`CHUNK`] bytes at a time; at most [`MAX_RANGES`]
+//!   readable runs (a more fragmented dump is refused); `nr_cpus` at most
+//!   [`MAX_CPUS`]; the note area at most
+//!   [`MAX_NOTE_BYTES`]; VMCOREINFO truncated to
+//!   [`MAX_VMCOREINFO`]. A flattened file has at most
+//!   [`MAX_FLAT_RECORDS`](crate::limits::MAX_FLAT_RECORDS) records, its bitmaps are no
+//!   longer than the file, and its descriptor table fits in the bytes its records hold.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -29,7 +38,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use memlens_core::{CpuRegisters, Error, MemRange, MemoryMetadata, MemoryView, PhysAddr, ReadOp};
+use memlens_core::bounded::CHUNK;
+use memlens_core::{Error, MemRange, MemoryMetadata, MemoryView, PhysAddr, ReadOp};
 
 use crate::bytes::{le32, le64, Bytes};
 use crate::cache::BlockCache;
@@ -37,8 +47,10 @@ use crate::detect::Format;
 use crate::dump::{Memory, Parsed};
 use crate::error::FileError;
 use crate::flat::Source;
+use crate::limits::{claim, limit, Caps, Table, MAX_CPUS, MAX_NOTE_BYTES, MAX_VMCOREINFO};
+pub use crate::limits::{MAX_BITMAP_BYTES, MAX_PHYS_ADDR, MAX_RANGES};
 use crate::mapped::MappedFile;
-use crate::notes::{self, Machine};
+use crate::notes::{self, Machine, NoteBudget};
 
 /// Page flag: zlib-compressed.
 pub const COMPRESSED_ZLIB: u32 = 0x1;
@@ -90,7 +102,7 @@ pub struct KdumpMemory {
     present: Vec<u64>,
     /// Set bits of `present` before each word.
     rank: Vec<u64>,
-    /// 1st bitmap minus 2nd: excluded pages.
+    /// 1st bitmap minus 2nd: excluded pages (empty unless they read as zeros).
     excluded: Vec<u64>,
     /// Whether excluded pages read as zeros.
     excluded_are_zero: bool,
@@ -98,6 +110,8 @@ pub struct KdumpMemory {
     rank_base: u64,
     desc_base: u64,
     ranges: Vec<MemRange<PhysAddr>>,
+    /// Sum of the ranges' lengths.
+    real_size: u64,
     cache: BlockCache,
 }
 
@@ -107,24 +121,37 @@ fn bit(words: &[u64], pfn: u64) -> bool {
         .is_some_and(|w| w & (1u64 << (pfn % 64)) != 0)
 }
 
-fn words_of(bytes: &[u8], bits: u64) -> Vec<u64> {
-    let n = bits.div_ceil(64) as usize;
-    let mut out: Vec<u64> = bytes
-        .chunks(8)
-        .take(n)
-        .map(|c| {
+/// The first `bits` bits of the bitmap at logical offset `off`, as little-endian words,
+/// read [`CHUNK`] bytes at a time (a flattened file assembles at most one chunk at once).
+fn read_words(
+    data: &[u8],
+    source: &Source,
+    path: &Path,
+    off: u64,
+    bits: u64,
+    what: &str,
+) -> Result<Vec<u64>, FileError> {
+    let bytes = bits.div_ceil(8);
+    // Bounded by the caller's claim of the bitmaps (MAX_BITMAP_BYTES).
+    let mut out: Vec<u64> = Vec::with_capacity(bits.div_ceil(64) as usize);
+    let mut done = 0u64;
+    while done < bytes {
+        let n = (bytes - done).min(CHUNK as u64);
+        let chunk = source.need(data, path, off + done, n, what)?;
+        out.extend(chunk.chunks(8).map(|c| {
             let mut a = [0u8; 8];
             a[..c.len()].copy_from_slice(c);
             u64::from_le_bytes(a)
-        })
-        .collect();
+        }));
+        done += n;
+    }
     if let Some(last) = out.last_mut() {
         let tail = bits % 64;
         if tail != 0 {
             *last &= (1u64 << tail) - 1;
         }
     }
-    out
+    Ok(out)
 }
 
 /// Parses the headers of a kdump file (`b` = the logical bytes of block 0 and the
@@ -158,6 +185,15 @@ fn parse_header(data: &[u8], source: &Source, path: &Path) -> Result<KdumpHeader
     let bitmap_blocks = u64::from(b.u32(436, "kdump bitmap_blocks")?);
     let max_mapnr32 = u64::from(b.u32(440, "kdump max_mapnr")?);
     let nr_cpus = b.u32(460, "kdump nr_cpus")?;
+    if nr_cpus as usize > MAX_CPUS {
+        return Err(b.limit(
+            460,
+            "kdump nr_cpus",
+            format!("{nr_cpus} vCPUs"),
+            "MAX_CPUS",
+            MAX_CPUS as u64,
+        ));
+    }
     if sub_hdr_size == 0 {
         return Err(b.bad(432, "kdump sub_hdr_size", "0 (no sub-header)"));
     }
@@ -213,11 +249,12 @@ pub(crate) fn open(
     file: MappedFile,
     format: Format,
     cache_bytes: u64,
+    caps: &Caps,
 ) -> Result<Parsed, FileError> {
     let path = file.path().to_path_buf();
     let data = file.bytes();
     let source = match format {
-        Format::KdumpFlat => Source::index_flat(data, &path)?,
+        Format::KdumpFlat => Source::index_flat(data, &path, caps.flat_records)?,
         _ => Source::Direct,
     };
     let h = parse_header(data, &source, &path)?;
@@ -228,11 +265,25 @@ pub(crate) fn open(
         field: field.into(),
         why,
     };
+    let mapnr_at = if h.version >= 6 { bs + 96 } else { 440 };
+    // Every pfn below max_mapnr times the block size stays within a physical address
+    // space, so no page address computed below can overflow.
+    if h.max_mapnr
+        .checked_mul(bs)
+        .is_none_or(|e| e > MAX_PHYS_ADDR)
+    {
+        return Err(limit(
+            &path,
+            mapnr_at,
+            "kdump max_mapnr × block_size",
+            format!("{:#x} pages of {bs} bytes", h.max_mapnr),
+            "MAX_PHYS_ADDR",
+            MAX_PHYS_ADDR,
+        ));
+    }
     let bitmap_off = (1 + h.sub_hdr_size)
         .checked_mul(bs)
         .ok_or_else(|| bad(432, "kdump sub_hdr_size", "bitmap offset overflows".into()))?;
-    // A bitmap past the end of the file is reported by `source.need` below as truncated
-    // at the bitmaps' offset (the structure the cut removed), naming bitmap_blocks.
     let bitmap_len = h.bitmap_blocks.checked_mul(bs).ok_or_else(|| {
         bad(
             436,
@@ -240,10 +291,23 @@ pub(crate) fn open(
             format!("{} blocks overflow", h.bitmap_blocks),
         )
     })?;
+    // What makedumpfile (prepare_bitmap_buffer) and QEMU write: two bitmaps of
+    // ⌈max_mapnr / 8⌉ bytes, each rounded up to a block. Cannot overflow: max_mapnr ≤ 2^42.
+    let expected = 2 * h.max_mapnr.div_ceil(8).next_multiple_of(bs);
+    if bitmap_len > expected {
+        return Err(bad(
+            436,
+            "kdump bitmap_blocks",
+            format!(
+                "{} blocks ({bitmap_len:#x} bytes) of bitmaps for max_mapnr {:#x}, which needs {expected:#x}",
+                h.bitmap_blocks, h.max_mapnr
+            ),
+        ));
+    }
     let half = bitmap_len / 2;
     if h.max_mapnr > half.saturating_mul(8) {
         return Err(bad(
-            if h.version >= 6 { bs + 96 } else { 440 },
+            mapnr_at,
             "kdump max_mapnr",
             format!(
                 "{:#x} pages need more than the {half:#x}-byte bitmap holds",
@@ -251,24 +315,47 @@ pub(crate) fn open(
             ),
         ));
     }
-    let bitmaps = source.need(
-        data,
+    // A bitmap past the end of the file is reported as truncated at the bitmaps' offset
+    // (the structure the cut removed), naming bitmap_blocks. A flattened file's bitmaps
+    // must also be no longer than the file itself: a far record makes a long logical file
+    // of holes (which read as zeros, and writers leave zero parts of bitmaps as holes),
+    // and such holes must not become gigabytes of bitmap words.
+    let file_size = data.len() as u64;
+    let what = match source {
+        Source::Direct => "kdump bitmaps (bitmap_blocks)".to_string(),
+        Source::Flat { .. } => {
+            format!("kdump bitmaps (bitmap_blocks; the flattened file is {file_size:#x} bytes)")
+        }
+    };
+    claim(
         &path,
-        bitmap_off,
-        bitmap_len,
-        "kdump bitmaps (bitmap_blocks)",
+        Table {
+            what: &what,
+            field_at: 436,
+            at: bitmap_off,
+            count: bitmap_len,
+            elem: 1,
+        },
+        source.len(data).saturating_sub(bitmap_off).min(file_size),
+        ("MAX_BITMAP_BYTES", MAX_BITMAP_BYTES),
     )?;
-    let valid = words_of(&bitmaps[..half as usize], h.max_mapnr);
-    let present = words_of(&bitmaps[half as usize..], h.max_mapnr);
-    drop(bitmaps);
+    let mut excluded = read_words(data, &source, &path, bitmap_off, h.max_mapnr, &what)?;
+    let present = read_words(data, &source, &path, bitmap_off + half, h.max_mapnr, &what)?;
     let mut rank = Vec::with_capacity(present.len());
     let mut acc = 0u64;
     for w in &present {
         rank.push(acc);
         acc += u64::from(w.count_ones());
     }
-    let excluded: Vec<u64> = valid.iter().zip(&present).map(|(v, p)| v & !p).collect();
+    // 1st bitmap minus 2nd, in place.
+    for (v, p) in excluded.iter_mut().zip(&present) {
+        *v &= !p;
+    }
+    let excluded_count: u64 = excluded.iter().map(|w| u64::from(w.count_ones())).sum();
     let excluded_are_zero = h.dump_level & !1 == 0;
+    if !excluded_are_zero {
+        excluded = Vec::new(); // never read
+    }
     let desc_base = (1 + h.sub_hdr_size + h.bitmap_blocks)
         .checked_mul(bs)
         .ok_or_else(|| {
@@ -288,59 +375,58 @@ pub(crate) fn open(
     };
     let rank_base = rank_of(start_pfn.min(h.max_mapnr));
     let pages_here = rank_of(end_pfn.min(h.max_mapnr)) - rank_base;
-    // The descriptor table must fit in the file.
-    let table_end = pages_here
-        .checked_mul(DESC_LEN)
-        .and_then(|l| l.checked_add(desc_base))
-        .filter(|e| *e <= source.len(data))
-        .ok_or_else(|| FileError::Truncated {
+    // The descriptor table must fit in the file and, flattened, in the bytes records hold
+    // (a descriptor is never all zeros, so it is never a hole).
+    let held = source.held(data);
+    let table_len = pages_here.saturating_mul(DESC_LEN);
+    if desc_base
+        .checked_add(table_len)
+        .is_none_or(|e| e > source.len(data))
+        || table_len > held
+    {
+        return Err(FileError::Truncated {
             path: path.clone(),
             offset: desc_base,
-            what: format!("kdump page descriptor table ({pages_here} pages set in the 2nd bitmap)"),
-            needed: pages_here.saturating_mul(DESC_LEN),
-        })?;
-    let _ = table_end;
-
-    // Readable ranges: present pages, plus excluded ones when they read as zeros.
-    let mut ranges: Vec<MemRange<PhysAddr>> = Vec::new();
-    {
-        let readable = |w: usize| -> u64 {
-            let p = present.get(w).copied().unwrap_or(0);
-            if excluded_are_zero {
-                p | excluded.get(w).copied().unwrap_or(0)
-            } else {
-                p
-            }
-        };
-        let mut run: Option<u64> = None;
-        for w in 0..present.len() {
-            let word = readable(w);
-            if run.is_none() && word == 0 || run.is_some() && word == u64::MAX {
-                continue;
-            }
-            for b in 0..64u64 {
-                let pfn = w as u64 * 64 + b;
-                let set = word & (1 << b) != 0 && pfn >= start_pfn && pfn < end_pfn;
-                match (set, run) {
-                    (true, None) => run = Some(pfn),
-                    (false, Some(s)) => {
-                        ranges.push(MemRange::new(PhysAddr(s * bs), (pfn - s) * bs));
-                        run = None;
-                    }
-                    _ => {}
+            what: format!(
+                "kdump page descriptor table ({pages_here} pages set in the 2nd bitmap{})",
+                match source {
+                    Source::Direct => String::new(),
+                    Source::Flat { .. } => format!("; the flattened records hold {held:#x} bytes"),
                 }
-            }
-        }
-        if let Some(s) = run {
-            let end = (present.len() as u64 * 64).min(end_pfn);
-            ranges.push(MemRange::new(PhysAddr(s * bs), (end - s) * bs));
-        }
+            ),
+            needed: table_len,
+        });
     }
 
+    let readable = |w: usize| -> u64 {
+        let p = present.get(w).copied().unwrap_or(0);
+        p | excluded.get(w).copied().unwrap_or(0)
+    };
+    let ranges = readable_runs(
+        present.len(),
+        readable,
+        (start_pfn, end_pfn),
+        bs,
+        caps.kdump_ranges,
+    )
+    .map_err(|asked| {
+        limit(
+            &path,
+            bitmap_off,
+            "kdump bitmaps: readable memory too fragmented",
+            asked,
+            "MAX_RANGES",
+            caps.kdump_ranges as u64,
+        )
+    })?;
+    let real_size = ranges.iter().map(|r| r.len).sum();
+
     // Notes and VMCOREINFO.
-    let (cpus, mut vmcoreinfo, note_counts) = read_notes(data, &source, &path, &h)?;
-    if vmcoreinfo.is_none() {
-        vmcoreinfo = read_vmcoreinfo_text(data, &source, &path, &h)?;
+    let mut notes = read_notes(data, &source, &path, &h)?;
+    if notes.vmcoreinfo.is_none() {
+        let (vmcoreinfo, cut) = read_vmcoreinfo_text(data, &source, &path, &h)?;
+        notes.vmcoreinfo = vmcoreinfo;
+        notes.truncated.extend(cut);
     }
     let mut details = vec![
         ("kdump header version".to_string(), h.version.to_string()),
@@ -354,11 +440,7 @@ pub(crate) fn open(
         (
             "excluded pages".to_string(),
             format!(
-                "{} ({})",
-                excluded
-                    .iter()
-                    .map(|w| u64::from(w.count_ones()))
-                    .sum::<u64>(),
+                "{excluded_count} ({})",
                 if excluded_are_zero {
                     "read as zeros"
                 } else {
@@ -370,8 +452,18 @@ pub(crate) fn open(
     if let Some(n) = source.records() {
         details.push(("flattened records".into(), n.to_string()));
     }
-    if !note_counts.is_empty() {
-        details.push(("notes".into(), note_counts));
+    if !notes.counts.is_empty() {
+        let mut counts = notes.counts_summary();
+        if let Some(raw) = notes.undecoded_summary() {
+            counts.push_str(&format!(
+                "; register notes not decoded (no layout for machine {:?}): {raw}",
+                h.utsname[4]
+            ));
+        }
+        details.push(("notes".into(), counts));
+    }
+    for t in &notes.truncated {
+        details.push(("truncated".into(), t.clone()));
     }
     let version = Some(format!("v{}", h.version));
     let page = (bs as usize).max(1);
@@ -386,28 +478,82 @@ pub(crate) fn open(
         rank_base,
         desc_base,
         ranges,
+        real_size,
         cache: BlockCache::new(cache_bytes, page as u64),
     };
     Ok(Parsed {
         memory: Memory::Kdump(Arc::new(mem)),
         format,
         version,
-        cpus,
-        vmcoreinfo,
+        cpus: notes.cpus,
+        vmcoreinfo: notes.vmcoreinfo,
         details,
     })
 }
 
-type NotesOut = (Vec<CpuRegisters>, Option<BTreeMap<String, String>>, String);
+/// The runs of readable pages (`readable(w)`: the bits of word `w`) within `pfns`, as
+/// byte ranges of `bs`-byte pages; `Err` with what was asked when there are more than
+/// `cap` runs. One pass over the words, skipping words that cannot end or start a run.
+fn readable_runs(
+    words: usize,
+    readable: impl Fn(usize) -> u64,
+    pfns: (u64, u64),
+    bs: u64,
+    cap: usize,
+) -> Result<Vec<MemRange<PhysAddr>>, String> {
+    let (start_pfn, end_pfn) = pfns;
+    let mut ranges: Vec<MemRange<PhysAddr>> = Vec::new();
+    // The caller checked max_mapnr × bs ≤ MAX_PHYS_ADDR; checked anyway, as an error.
+    let range = |s: u64, e: u64| -> Result<MemRange<PhysAddr>, String> {
+        match (s.checked_mul(bs), (e - s).checked_mul(bs)) {
+            (Some(a), Some(l)) => Ok(MemRange::new(PhysAddr(a), l)),
+            _ => Err(format!("pages {s:#x}..{e:#x} of {bs} bytes overflow")),
+        }
+    };
+    let push = |ranges: &mut Vec<_>, s: u64, e: u64| -> Result<(), String> {
+        if ranges.len() >= cap {
+            return Err(format!(
+                "more than {cap} runs of readable pages (the run at pfn {s:#x} is one too many)"
+            ));
+        }
+        ranges.push(range(s, e)?);
+        Ok(())
+    };
+    let mut run: Option<u64> = None;
+    for w in 0..words {
+        let word = readable(w);
+        if run.is_none() && word == 0 || run.is_some() && word == u64::MAX {
+            continue;
+        }
+        for b in 0..64u64 {
+            let pfn = w as u64 * 64 + b;
+            let set = word & (1 << b) != 0 && pfn >= start_pfn && pfn < end_pfn;
+            match (set, run) {
+                (true, None) => run = Some(pfn),
+                (false, Some(s)) => {
+                    push(&mut ranges, s, pfn)?;
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(s) = run {
+        let end = (words as u64 * 64).min(end_pfn);
+        push(&mut ranges, s, end)?;
+    }
+    Ok(ranges)
+}
 
+/// The notes of the kdump note area (header version 4 and later).
 fn read_notes(
     data: &[u8],
     source: &Source,
     path: &Path,
     h: &KdumpHeader,
-) -> Result<NotesOut, FileError> {
+) -> Result<notes::NoteInfo, FileError> {
     if h.version < 4 {
-        return Ok((Vec::new(), None, String::new()));
+        return Ok(notes::NoteInfo::default());
     }
     let sub = source.need(
         data,
@@ -418,40 +564,38 @@ fn read_notes(
     )?;
     let (off, size) = (le64(&sub, 0).unwrap_or(0), le64(&sub, 8).unwrap_or(0));
     if size == 0 {
-        return Ok((Vec::new(), None, String::new()));
+        return Ok(notes::NoteInfo::default());
     }
-    let blob = source.need(
-        data,
+    let what = "kdump notes (offset_note, size_note)";
+    claim(
         path,
-        off,
-        size,
-        "kdump notes (offset_note, size_note)",
+        Table {
+            what,
+            field_at: h.block_size + 56,
+            at: off,
+            count: size,
+            elem: 1,
+        },
+        source.len(data).saturating_sub(off),
+        ("MAX_NOTE_BYTES", MAX_NOTE_BYTES),
     )?;
-    let notes = notes::parse_notes(Bytes::new(&blob, off, path))?;
-    let info = notes::interpret(&notes, Machine::from_uname(&h.utsname[4]));
-    let mut counts = info
-        .counts
-        .iter()
-        .map(|(k, n)| format!("{k}×{n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Some(raw) = info.undecoded_summary() {
-        counts.push_str(&format!(
-            "; register notes not decoded (no layout for machine {:?}): {raw}",
-            h.utsname[4]
-        ));
-    }
-    Ok((info.cpus, info.vmcoreinfo, counts))
+    let blob = source.need(data, path, off, size, what)?;
+    let notes = notes::parse_notes(Bytes::new(&blob, off, path), &mut NoteBudget::default())?;
+    Ok(notes::interpret(&notes, Machine::from_uname(&h.utsname[4])))
 }
 
+type Vmcoreinfo = BTreeMap<String, String>;
+
+/// The VMCOREINFO text of the sub-header (header version 3 and later): at most
+/// [`MAX_VMCOREINFO`] bytes are read, and a note of what was cut.
 fn read_vmcoreinfo_text(
     data: &[u8],
     source: &Source,
     path: &Path,
     h: &KdumpHeader,
-) -> Result<Option<BTreeMap<String, String>>, FileError> {
+) -> Result<(Option<Vmcoreinfo>, Option<String>), FileError> {
     if h.version < 3 {
-        return Ok(None);
+        return Ok((None, None));
     }
     let sub = source.need(
         data,
@@ -462,16 +606,20 @@ fn read_vmcoreinfo_text(
     )?;
     let (off, size) = (le64(&sub, 0).unwrap_or(0), le64(&sub, 8).unwrap_or(0));
     if size == 0 {
-        return Ok(None);
+        return Ok((None, None));
     }
-    let text = source.need(
-        data,
-        path,
-        off,
-        size,
-        "kdump VMCOREINFO (offset_vmcoreinfo, size_vmcoreinfo)",
-    )?;
-    Ok(Some(notes::parse_vmcoreinfo(&text)))
+    let what = "kdump VMCOREINFO (offset_vmcoreinfo, size_vmcoreinfo)";
+    if off.checked_add(size).is_none_or(|e| e > source.len(data)) {
+        return Err(FileError::Truncated {
+            path: path.to_path_buf(),
+            offset: off,
+            what: what.into(),
+            needed: size,
+        });
+    }
+    let text = source.need(data, path, off, size.min(MAX_VMCOREINFO), what)?;
+    let (map, cut) = notes::vmcoreinfo_capped(&text, size, off);
+    Ok((Some(map), cut))
 }
 
 thread_local! {
@@ -578,7 +726,7 @@ impl KdumpMemory {
                 return Ok(None);
             }
             return Err(Error::Gap {
-                addr: PhysAddr(pfn * bs),
+                addr: PhysAddr(pfn.saturating_mul(bs)),
             });
         }
         let idx = self.rank[w] + u64::from((word & (mask - 1)).count_ones()) - self.rank_base;
@@ -633,7 +781,7 @@ impl KdumpMemory {
                 Some(src) => dst.copy_from_slice(src),
                 None => {
                     return Err(Error::Gap {
-                        addr: PhysAddr(pfn * self.header.block_size),
+                        addr: PhysAddr(pfn.saturating_mul(self.header.block_size)),
                     })
                 }
             },
@@ -675,12 +823,14 @@ impl MemoryView for KdumpMemory {
     fn metadata(&self) -> MemoryMetadata<PhysAddr> {
         MemoryMetadata {
             max_addr: PhysAddr(self.metadata_max()),
-            real_size: self.ranges.iter().map(|r| r.len).sum(),
+            real_size: self.real_size,
             readonly: true,
             preferred_batch: 256,
         }
     }
 
+    /// A copy of the runs built at open (at most [`MAX_RANGES`]): the trait hands out an
+    /// owned `Vec`, so sharing the list would not save the copy.
     fn ranges(&self) -> Vec<MemRange<PhysAddr>> {
         self.ranges.clone()
     }

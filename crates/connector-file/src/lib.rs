@@ -22,6 +22,29 @@
 //! memory, registers, VMCOREINFO and a [`DumpInfo`] summary; [`Dump::target`] hands all
 //! of it to an OS plugin as a core [`PhysicalTarget`](memlens_core::PhysicalTarget).
 //!
+//! **Hostile files cannot make it allocate without bound**: every count, length and size
+//! read from a file is checked against what it can cover and against a hard cap of
+//! [`limits`] before anything is allocated for it (beyond a cap: [`FileError::Limit`],
+//! naming the field, its file offset and the cap):
+//!
+//! | cap | value | bounds |
+//! |---|---|---|
+//! | [`MAX_PHDRS`](limits::MAX_PHDRS) | 2^22 | ELF program headers |
+//! | [`MAX_NOTES`](limits::MAX_NOTES) | 2^16 | notes of a file, all note areas together |
+//! | [`MAX_NOTE_SEGMENTS`](limits::MAX_NOTE_SEGMENTS) | 8256 | ELF `PT_NOTE` headers (copies read once) |
+//! | [`MAX_NOTE_BYTES`](limits::MAX_NOTE_BYTES) | 16 MiB | one note area |
+//! | [`MAX_NOTE_NAME`](limits::MAX_NOTE_NAME) | 256 | a note's name |
+//! | [`MAX_CPUS`](limits::MAX_CPUS) | 8192 | vCPUs (register notes, kdump `nr_cpus`) |
+//! | [`MAX_VMCOREINFO`](limits::MAX_VMCOREINFO) | 64 KiB | VMCOREINFO text (longer: truncated, logged) |
+//! | [`MAX_VMCOREINFO_ENTRIES`](limits::MAX_VMCOREINFO_ENTRIES) | 4096 | VMCOREINFO keys (more: dropped, logged) |
+//! | [`MAX_PHYS_ADDR`](limits::MAX_PHYS_ADDR) | 2^52 | kdump `max_mapnr × block_size`, ELF zero-fill |
+//! | [`MAX_BITMAP_BYTES`](limits::MAX_BITMAP_BYTES) | 1 GiB | kdump bitmaps (both) |
+//! | [`MAX_RANGES`](limits::MAX_RANGES) | 2^22 | kdump readable runs |
+//! | [`MAX_FLAT_RECORDS`](limits::MAX_FLAT_RECORDS) | 2^24 | flattened kdump records |
+//! | [`MAX_AVML_CHUNKS`](limits::MAX_AVML_CHUNKS) | 2^26 | AVML snappy chunks |
+//! | [`MAX_RANGE_HEADERS`](limits::MAX_RANGE_HEADERS) | 2^20 | LiME/AVML range headers |
+//! | [`MAX_ZERO_EXCESS`](limits::MAX_ZERO_EXCESS) | 1 TiB | LiME/AVML header-only zero blocks beyond the data |
+//!
 //! ```no_run
 //! use memlens_connector_file::{open_dump, DumpOptions};
 //! use memlens_core::{MemoryViewExt, PhysAddr};
@@ -43,6 +66,7 @@ mod flat;
 pub mod fuzzing;
 mod intervals;
 pub mod lime;
+pub mod limits;
 pub mod mapped;
 pub mod notes;
 #[cfg(feature = "plugin")]

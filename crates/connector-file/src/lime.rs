@@ -10,6 +10,10 @@
 //! range reads as zeros. A header without data that claims more than [`MAX_ZERO_BLOCK`] is
 //! an error naming the header (range data must follow the header), so a few bytes of
 //! header cannot claim absurd amounts of memory.
+//!
+//! Caps (see [`limits`](crate::limits)), shared with AVML: at most [`MAX_RANGE_HEADERS`]
+//! headers, and header-only blocks adding up to at most the bytes the file holds plus
+//! [`MAX_ZERO_EXCESS`] (1 TiB): beyond either, an error naming the header.
 
 use memlens_core::memmap::MapEntry;
 use memlens_core::{MemoryMap, PhysAddr};
@@ -18,6 +22,8 @@ use crate::bytes::Bytes;
 use crate::detect::{Format, LIME_MAGIC};
 use crate::dump::{Memory, Parsed};
 use crate::error::FileError;
+use crate::limits::Caps;
+pub use crate::limits::{MAX_RANGE_HEADERS, MAX_ZERO_EXCESS};
 use crate::mapped::MappedFile;
 
 /// Size of a LiME/AVML range header.
@@ -89,6 +95,52 @@ fn is_header(b: &Bytes<'_>, off: u64, magic: u32) -> bool {
     off.checked_add(HEADER_LEN).is_some_and(|e| e <= b.len()) && b.u32(off, "").ok() == Some(magic)
 }
 
+/// Error if the header at `off` would be one more than `cap` (`count` read so far).
+pub(crate) fn check_header_count(
+    b: &Bytes<'_>,
+    off: u64,
+    count: usize,
+    cap: usize,
+) -> Result<(), FileError> {
+    if count >= cap {
+        return Err(b.limit(
+            off,
+            "range header",
+            format!("header number {}", count + 1),
+            "MAX_RANGE_HEADERS",
+            cap as u64,
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that header-only (all-zero) blocks, given as (header offset, length) in file
+/// order, add up to at most `backed` (the bytes of memory the file holds) plus
+/// [`MAX_ZERO_EXCESS`]; the error names the first header past that.
+pub(crate) fn check_zero_claims(
+    b: &Bytes<'_>,
+    zero: impl Iterator<Item = (u64, u64)>,
+    backed: u64,
+) -> Result<(), FileError> {
+    let budget = backed.saturating_add(MAX_ZERO_EXCESS);
+    let mut total = 0u64;
+    for (off, len) in zero {
+        total = total.saturating_add(len);
+        if total > budget {
+            return Err(b.limit(
+                off + 16,
+                "range header e_addr of a header-only (all-zero) block",
+                format!(
+                    "{total:#x} bytes of header-only blocks up to here, for {backed:#x} bytes of data in the file"
+                ),
+                "MAX_ZERO_EXCESS",
+                MAX_ZERO_EXCESS,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `ranges` (with the file offset of their header) do not overlap.
 pub(crate) fn check_disjoint(
     b: &Bytes<'_>,
@@ -114,12 +166,24 @@ pub(crate) fn check_disjoint(
 
 /// Parses a LiME file into (memory map, zero-fill map).
 pub fn parse(data: &[u8], path: &std::path::Path) -> Result<(MemoryMap, MemoryMap), FileError> {
+    parse_with(data, path, &Caps::HARD)
+}
+
+fn parse_with(
+    data: &[u8],
+    path: &std::path::Path,
+    caps: &Caps,
+) -> Result<(MemoryMap, MemoryMap), FileError> {
     let b = Bytes::new(data, 0, path);
     let mut off = 0u64;
     let mut backed = Vec::new();
     let mut zero = Vec::new();
     let mut all = Vec::new();
+    let mut backed_bytes = 0u64;
+    // (header offset, length) of the header-only blocks, in file order.
+    let mut zero_at = Vec::new();
     while off < b.len() {
+        check_header_count(&b, off, all.len(), caps.range_headers)?;
         let h = header_at(&b, off, LIME_MAGIC, 1)?.ok_or_else(|| {
             b.bad(
                 off,
@@ -141,6 +205,7 @@ pub fn parse(data: &[u8], path: &std::path::Path) -> Result<(MemoryMap, MemoryMa
                 len: h.len,
                 backing: data_off,
             });
+            backed_bytes = backed_bytes.saturating_add(h.len);
             off = data_off + h.len;
         } else if zero_block {
             if h.len > MAX_ZERO_BLOCK {
@@ -156,6 +221,7 @@ pub fn parse(data: &[u8], path: &std::path::Path) -> Result<(MemoryMap, MemoryMa
                 len: h.len,
                 backing: 0,
             });
+            zero_at.push((off, h.len));
             off = data_off;
         } else {
             return Err(b.truncated(
@@ -168,12 +234,13 @@ pub fn parse(data: &[u8], path: &std::path::Path) -> Result<(MemoryMap, MemoryMa
     if all.is_empty() {
         return Err(b.truncated(0, "LiME range header", HEADER_LEN));
     }
+    check_zero_claims(&b, zero_at.into_iter(), backed_bytes)?;
     check_disjoint(&b, &mut all)?;
     Ok((MemoryMap::new(backed)?, MemoryMap::new(zero)?))
 }
 
-pub(crate) fn open(file: MappedFile) -> Result<Parsed, FileError> {
-    let (map, zero) = parse(file.bytes(), file.path())?;
+pub(crate) fn open(file: MappedFile, caps: &Caps) -> Result<Parsed, FileError> {
+    let (map, zero) = parse_with(file.bytes(), file.path(), caps)?;
     let n = map.entries().len() + zero.entries().len();
     let mut details = vec![("LiME ranges".to_string(), n.to_string())];
     if !zero.is_empty() {

@@ -22,6 +22,12 @@
 //!   records of 24 bytes (cs, ds, es, fs, gs, ss, ldt, tr, gdt, idt: u32 selector, limit,
 //!   flags, pad, u64 base) from offset 152, CR0–CR4 from offset **392**, then
 //!   kernel_gs_base at 432: 440 bytes in all. The same layout is written for 32-bit guests.
+//!
+//! Caps (see [`limits`](crate::limits)): at most [`MAX_NOTES`] notes across all note areas
+//! of a file, names of at most [`MAX_NOTE_NAME`] bytes, register notes for at most
+//! [`MAX_CPUS`] vCPUs (beyond any of these: an error naming the note's offset), and
+//! VMCOREINFO truncated to [`MAX_VMCOREINFO`] bytes and [`MAX_VMCOREINFO_ENTRIES`] entries
+//! (logged, and listed in [`NoteInfo::truncated`]).
 
 use std::collections::BTreeMap;
 
@@ -31,10 +37,12 @@ use memlens_core::CpuRegisters;
 use crate::bytes::{le32, le64, Bytes};
 use crate::error::FileError;
 
+pub use crate::limits::{
+    MAX_CPUS, MAX_NOTES, MAX_NOTE_NAME, MAX_VMCOREINFO, MAX_VMCOREINFO_ENTRIES,
+};
+
 /// `NT_PRSTATUS`.
 pub const NT_PRSTATUS: u32 = 1;
-/// At most this many notes are read from one segment (hostile-input bound).
-pub const MAX_NOTES: usize = 1 << 16;
 
 /// One ELF note.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +57,22 @@ pub struct Note<'a> {
     pub offset: u64,
 }
 
+/// What the note areas of one file have used of the caps: one budget is shared by every
+/// note area of a file, so that several `PT_NOTE`s cannot multiply them.
+#[derive(Debug, Default)]
+pub(crate) struct NoteBudget {
+    notes: usize,
+    prstatus: usize,
+    qemu: usize,
+}
+
 /// Parses a notes blob (`PT_NOTE` segment or a kdump note area). A zero-filled tail (kdump
-/// pads its note area) ends the list; anything else that does not fit is an error.
-pub(crate) fn parse_notes<'a>(b: Bytes<'a>) -> Result<Vec<Note<'a>>, FileError> {
+/// pads its note area) ends the list; anything else that does not fit is an error, and so
+/// is a note beyond the caps of `budget`.
+pub(crate) fn parse_notes<'a>(
+    b: Bytes<'a>,
+    budget: &mut NoteBudget,
+) -> Result<Vec<Note<'a>>, FileError> {
     let mut out = Vec::new();
     let mut off = 0u64;
     while off + 12 <= b.len() {
@@ -61,8 +82,23 @@ pub(crate) fn parse_notes<'a>(b: Bytes<'a>) -> Result<Vec<Note<'a>>, FileError> 
         if namesz == 0 && descsz == 0 && kind == 0 {
             break; // padding
         }
-        if out.len() >= MAX_NOTES {
-            return Err(b.bad(off, "note count", format!("more than {MAX_NOTES} notes")));
+        if budget.notes >= MAX_NOTES {
+            return Err(b.limit(
+                off,
+                "note (all note areas of the file)",
+                format!("note number {}", budget.notes + 1),
+                "MAX_NOTES",
+                MAX_NOTES as u64,
+            ));
+        }
+        if namesz > MAX_NOTE_NAME {
+            return Err(b.limit(
+                off,
+                "note n_namesz",
+                format!("a {namesz}-byte name"),
+                "MAX_NOTE_NAME",
+                MAX_NOTE_NAME,
+            ));
         }
         let name_off = off + 12;
         let name = b.slice(name_off, namesz, "note name")?;
@@ -72,6 +108,26 @@ pub(crate) fn parse_notes<'a>(b: Bytes<'a>) -> Result<Vec<Note<'a>>, FileError> 
             Some(n) => &name[..n],
             None => name,
         };
+        let vcpus = match (name, kind) {
+            (b"CORE", NT_PRSTATUS) => {
+                Some((&mut budget.prstatus, "NT_PRSTATUS note (one per vCPU)"))
+            }
+            (b"QEMU", _) => Some((&mut budget.qemu, "QEMU CPU-state note (one per vCPU)")),
+            _ => None,
+        };
+        if let Some((n, what)) = vcpus {
+            *n += 1;
+            if *n > MAX_CPUS {
+                return Err(b.limit(
+                    off,
+                    what,
+                    format!("vCPU {}", *n),
+                    "MAX_CPUS",
+                    MAX_CPUS as u64,
+                ));
+            }
+        }
+        budget.notes += 1;
         out.push(Note {
             name,
             kind,
@@ -141,6 +197,9 @@ pub struct NoteInfo {
     /// Register notes (`CORE`/`NT_PRSTATUS`, `QEMU`) left undecoded because no decoder
     /// for the machine exists; read them from the file at their offsets.
     pub undecoded: Vec<RawNote>,
+    /// What was cut to a cap (VMCOREINFO beyond [`MAX_VMCOREINFO`] bytes or
+    /// [`MAX_VMCOREINFO_ENTRIES`] entries), one sentence each.
+    pub truncated: Vec<String>,
 }
 
 /// Where an undecoded note sits in the file.
@@ -157,6 +216,22 @@ pub struct RawNote {
 }
 
 impl NoteInfo {
+    /// Notes seen by name and type (`CORE/1×2, VMCOREINFO/0×1`), at most 32 kinds and a
+    /// count of the rest.
+    pub fn counts_summary(&self) -> String {
+        const SHOWN: usize = 32;
+        let mut s: Vec<String> = self
+            .counts
+            .iter()
+            .take(SHOWN)
+            .map(|(k, n)| format!("{k}×{n}"))
+            .collect();
+        if self.counts.len() > SHOWN {
+            s.push(format!("and {} more kinds", self.counts.len() - SHOWN));
+        }
+        s.join(", ")
+    }
+
     /// A one-line description of [`NoteInfo::undecoded`] for dump details, or `None`.
     pub fn undecoded_summary(&self) -> Option<String> {
         if self.undecoded.is_empty() {
@@ -189,12 +264,16 @@ pub(crate) fn interpret(notes: &[Note<'_>], machine: Machine) -> NoteInfo {
             (b"CORE", NT_PRSTATUS) => prstatus.push(n),
             (b"QEMU", _) => qemu.push(n),
             (b"VMCOREINFO", _) if info.vmcoreinfo.is_none() => {
-                info.vmcoreinfo = Some(parse_vmcoreinfo(n.desc));
+                let (map, cut) = vmcoreinfo_capped(n.desc, n.desc.len() as u64, n.offset);
+                info.vmcoreinfo = Some(map);
+                info.truncated.extend(cut);
             }
             _ => {}
         }
     }
-    let n = prstatus.len().max(qemu.len());
+    // parse_notes refuses more register notes than this; a caller that built its notes
+    // some other way still gets no more vCPUs.
+    let n = prstatus.len().max(qemu.len()).min(MAX_CPUS);
     for i in 0..n {
         let pr = prstatus.get(i).copied();
         let q = qemu.get(i).copied();
@@ -323,19 +402,60 @@ fn apply_qemu_state(q: &[u8], r: &mut X86Registers) {
 }
 
 /// Parses VMCOREINFO text (`KEY=VALUE` lines; NULs and blank lines ignored; the first
-/// value of a repeated key wins).
+/// value of a repeated key wins). Only the lines within the first [`MAX_VMCOREINFO`] bytes
+/// and the first [`MAX_VMCOREINFO_ENTRIES`] keys are kept.
 pub fn parse_vmcoreinfo(text: &[u8]) -> BTreeMap<String, String> {
+    vmcoreinfo_capped(text, text.len() as u64, 0).0
+}
+
+/// [`parse_vmcoreinfo`] of the text at file offset `at`, which the file says is `claimed`
+/// bytes long (`text` may hold only the first [`MAX_VMCOREINFO`] of them), plus a sentence
+/// saying what was cut to the caps (also logged as a warning), if anything.
+pub(crate) fn vmcoreinfo_capped(
+    text: &[u8],
+    claimed: u64,
+    at: u64,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let mut cut = Vec::new();
+    let mut text = text;
+    if claimed.max(text.len() as u64) > MAX_VMCOREINFO {
+        let window = &text[..text.len().min(MAX_VMCOREINFO as usize)];
+        let keep = window
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |i| i + 1);
+        cut.push(format!(
+            "{claimed} bytes, only the first {keep} (whole lines within MAX_VMCOREINFO = {MAX_VMCOREINFO}) read"
+        ));
+        text = &window[..keep];
+    }
     let mut out = BTreeMap::new();
+    let mut dropped = 0usize;
     for line in text.split(|&c| c == b'\n') {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_matches(|c: char| c == '\0' || c.is_whitespace());
         if let Some((k, v)) = line.split_once('=') {
-            if !k.is_empty() {
-                out.entry(k.to_string()).or_insert_with(|| v.to_string());
+            if k.is_empty() || out.contains_key(k) {
+                continue;
             }
+            if out.len() >= MAX_VMCOREINFO_ENTRIES {
+                dropped += 1;
+                continue;
+            }
+            out.insert(k.to_string(), v.to_string());
         }
     }
-    out
+    if dropped > 0 {
+        cut.push(format!(
+            "{dropped} entries beyond MAX_VMCOREINFO_ENTRIES = {MAX_VMCOREINFO_ENTRIES} dropped"
+        ));
+    }
+    let note = (!cut.is_empty()).then(|| {
+        let s = format!("VMCOREINFO at offset {at:#x} truncated: {}", cut.join("; "));
+        log::warn!("{s}");
+        s
+    });
+    (out, note)
 }
 
 #[cfg(test)]
@@ -359,7 +479,11 @@ mod tests {
             b.resize(b.len().next_multiple_of(4), 0);
         }
         b.extend_from_slice(&[0u8; 24]);
-        let n = parse_notes(Bytes::new(&b, 0x100, Path::new("x"))).unwrap();
+        let n = parse_notes(
+            Bytes::new(&b, 0x100, Path::new("x")),
+            &mut NoteBudget::default(),
+        )
+        .unwrap();
         assert_eq!(n.len(), 2);
         assert_eq!(n[0].name, b"CORE");
         assert_eq!(n[0].offset, 0x100 + 20);
@@ -367,7 +491,11 @@ mod tests {
         assert_eq!(info.vmcoreinfo.unwrap()["B"], "2");
         // A lying descsz is an error that names the field and its offset.
         b[4] = 0xff;
-        let e = parse_notes(Bytes::new(&b, 0x100, Path::new("x"))).unwrap_err();
+        let e = parse_notes(
+            Bytes::new(&b, 0x100, Path::new("x")),
+            &mut NoteBudget::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("note descriptor"), "{e}");
     }
 }

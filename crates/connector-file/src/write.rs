@@ -9,6 +9,12 @@
 //! bounded memory and can report progress. The format is a fixed header, a program header
 //! table and raw bytes, written here by hand: the `object` crate's writers build
 //! relocatable objects and executables from sections, not program-header-only cores.
+//!
+//! Segment lengths come from another dump's ranges, so the layout is computed with checked
+//! arithmetic: a layout that overflows, a note larger than its 32-bit size fields, or
+//! more than 65 534 program headers (`0xffff` is `PN_XNUM`) is an error of
+//! [`CoreWriter::try_new`], [`CoreWriter::write_head`] and [`CoreWriter::try_file_len`], never
+//! a wrapped offset or a truncated size.
 
 use std::io::{self, Write};
 
@@ -97,13 +103,35 @@ impl CoreNote {
         }
     }
 
+    /// `n_namesz` and `n_descsz`, or why they do not fit their 32-bit fields.
+    fn sizes(&self) -> Result<(u32, u32), String> {
+        let too_big = |what: &str, n: usize| {
+            format!(
+                "note {:?}: {what} of {n} bytes does not fit a note's 32-bit size",
+                self.name
+            )
+        };
+        let namesz = self
+            .name
+            .len()
+            .checked_add(1)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| too_big("name", self.name.len()))?;
+        let descsz =
+            u32::try_from(self.desc.len()).map_err(|_| too_big("descriptor", self.desc.len()))?;
+        Ok((namesz, descsz))
+    }
+
+    /// Encoded length, once [`CoreNote::sizes`] said the sizes fit (no overflow then).
     fn encoded_len(&self) -> u64 {
         12 + pad4(self.name.len() as u64 + 1) + pad4(self.desc.len() as u64)
     }
 
+    /// Encodes the note; [`CoreNote::sizes`] must have succeeded.
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend((self.name.len() as u32 + 1).to_le_bytes());
-        out.extend((self.desc.len() as u32).to_le_bytes());
+        let (namesz, descsz) = self.sizes().unwrap_or((0, 0));
+        out.extend(namesz.to_le_bytes());
+        out.extend(descsz.to_le_bytes());
         out.extend(self.kind.to_le_bytes());
         out.extend(self.name.as_bytes());
         out.push(0);
@@ -117,6 +145,9 @@ fn pad4(n: u64) -> u64 {
     n.next_multiple_of(4)
 }
 
+/// Most program headers an ELF core can declare in `e_phnum` (`0xffff` is `PN_XNUM`).
+pub const MAX_CORE_PHDRS: usize = 0xfffe;
+
 /// A core file's layout: where each segment's bytes go. Build it, write the head with
 /// [`CoreWriter::write_head`], then stream each segment's bytes in order.
 #[derive(Debug, Clone)]
@@ -124,21 +155,73 @@ pub struct CoreWriter {
     machine: u16,
     notes: Vec<CoreNote>,
     segments: Vec<CoreSegment>,
-    data_start: u64,
+    /// (offset of the first segment's data, file length), or why the layout does not fit
+    /// an ELF64 core.
+    layout: Result<(u64, u64), String>,
+}
+
+/// The layout of a core of `notes` and `segments`, in checked arithmetic.
+fn layout(notes: &[CoreNote], segments: &[CoreSegment]) -> Result<(u64, u64), String> {
+    let phnum = segments.len() + usize::from(!notes.is_empty());
+    if phnum > MAX_CORE_PHDRS {
+        return Err(format!(
+            "{phnum} segments: more than an ELF core's {MAX_CORE_PHDRS} program headers"
+        ));
+    }
+    let mut notes_len = 0u64;
+    for n in notes {
+        n.sizes()?;
+        notes_len = notes_len
+            .checked_add(n.encoded_len())
+            .ok_or("note lengths overflow")?;
+    }
+    let data_start = (phnum as u64 * PHDR)
+        .checked_add(EHDR)
+        .and_then(|h| h.checked_add(notes_len))
+        .and_then(|h| h.checked_next_multiple_of(ALIGN))
+        .ok_or("headers and notes overflow")?;
+    let file_len = segments.iter().try_fold(data_start, |end, s| {
+        end.checked_add(s.len).ok_or_else(|| {
+            format!(
+                "segment at {:#x} ({:#x} bytes) ends past 2^64 bytes of core file",
+                s.paddr.max(s.vaddr),
+                s.len
+            )
+        })
+    })?;
+    Ok((data_start, file_len))
 }
 
 impl CoreWriter {
-    /// A core for `machine` (an `EM_*` value) with these notes and segments.
+    /// A core for `machine` (an `EM_*` value) with these notes and segments. A layout that
+    /// does not fit an ELF core is reported by [`CoreWriter::write_head`] (and
+    /// [`CoreWriter::try_file_len`]); [`CoreWriter::try_new`] reports it here.
     pub fn new(machine: u16, notes: Vec<CoreNote>, segments: Vec<CoreSegment>) -> Self {
-        let phnum = segments.len() as u64 + u64::from(!notes.is_empty());
-        let notes_len: u64 = notes.iter().map(CoreNote::encoded_len).sum();
-        let data_start = (EHDR + phnum * PHDR + notes_len).next_multiple_of(ALIGN);
+        let layout = layout(&notes, &segments);
         Self {
             machine,
             notes,
             segments,
-            data_start,
+            layout,
         }
+    }
+
+    /// [`CoreWriter::new`], failing with `InvalidInput` when the layout overflows, a note
+    /// is larger than its 32-bit sizes, or there are more than [`MAX_CORE_PHDRS`] headers.
+    pub fn try_new(
+        machine: u16,
+        notes: Vec<CoreNote>,
+        segments: Vec<CoreSegment>,
+    ) -> io::Result<Self> {
+        let w = Self::new(machine, notes, segments);
+        w.checked_layout()?;
+        Ok(w)
+    }
+
+    fn checked_layout(&self) -> io::Result<(u64, u64)> {
+        self.layout
+            .clone()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
 
     /// The segments, in file order.
@@ -146,22 +229,27 @@ impl CoreWriter {
         &self.segments
     }
 
-    /// Total file size once every segment is written.
+    /// Total file size once every segment is written; `u64::MAX` when the layout does not
+    /// fit an ELF core ([`CoreWriter::try_file_len`] and [`CoreWriter::write_head`] say why).
     pub fn file_len(&self) -> u64 {
-        self.data_start + self.segments.iter().map(|s| s.len).sum::<u64>()
+        self.layout.as_ref().map_or(u64::MAX, |l| l.1)
+    }
+
+    /// Total file size once every segment is written, or why the layout does not fit.
+    pub fn try_file_len(&self) -> io::Result<u64> {
+        Ok(self.checked_layout()?.1)
     }
 
     /// Writes the ELF header, program headers, notes and padding up to the first
     /// segment's data; the caller then writes every segment's `len` bytes in order.
     pub fn write_head(&self, out: &mut impl Write) -> io::Result<()> {
-        let phnum = self.segments.len() + usize::from(!self.notes.is_empty());
-        let phnum = u16::try_from(phnum).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{phnum} segments: more than an ELF core's 65535 program headers"),
-            )
-        })?;
-        let mut h = Vec::with_capacity(self.data_start as usize);
+        let (data_start, _) = self.checked_layout()?;
+        // Both were checked by the layout (at most MAX_CORE_PHDRS headers; the head holds
+        // the notes, which are in memory already).
+        let phnum = (self.segments.len() + usize::from(!self.notes.is_empty())) as u16;
+        let head_len = usize::try_from(data_start)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "notes too large"))?;
+        let mut h = Vec::with_capacity(head_len);
         h.extend(b"\x7fELF");
         h.extend([2, 1, 1, 0]); // 64-bit, little-endian, version 1, System V ABI
         h.extend([0u8; 8]);
@@ -183,17 +271,17 @@ impl CoreWriter {
             let len: u64 = self.notes.iter().map(CoreNote::encoded_len).sum();
             phdr(&mut h, PT_NOTE, 0, notes_off, 0, 0, len, 4);
         }
-        let mut off = self.data_start;
+        let mut off = data_start;
         for s in &self.segments {
             phdr(
                 &mut h, PT_LOAD, s.flags, off, s.vaddr, s.paddr, s.len, ALIGN,
             );
-            off += s.len;
+            off += s.len; // below the checked file length
         }
         for n in &self.notes {
             n.encode(&mut h);
         }
-        h.resize(self.data_start as usize, 0);
+        h.resize(head_len, 0);
         out.write_all(&h)
     }
 }
@@ -264,6 +352,25 @@ mod tests {
             vmci.get("OSRELEASE").map(String::as_str),
             Some("6.1.0-test")
         );
+    }
+
+    /// Segment lengths from a hostile dump's ranges: an error, not a wrapped offset.
+    #[test]
+    fn overflowing_layouts_are_errors() {
+        let seg = |len| CoreSegment {
+            paddr: 0,
+            vaddr: 0,
+            len,
+            flags: PF_R,
+        };
+        let w = CoreWriter::new(EM_X86_64, vec![], vec![seg(u64::MAX - 100), seg(200)]);
+        let e = w.write_head(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("past 2^64"), "{e}");
+        assert!(w.try_file_len().is_err());
+        assert_eq!(w.file_len(), u64::MAX);
+        assert!(CoreWriter::try_new(EM_X86_64, vec![], vec![seg(1); MAX_CORE_PHDRS + 1]).is_err());
+        assert!(CoreWriter::try_new(EM_X86_64, vec![], vec![seg(1); MAX_CORE_PHDRS]).is_ok());
     }
 
     #[test]
