@@ -17,7 +17,8 @@
 //!   detected from the signs.
 //!
 //! The parser works on a byte window copied from memory (or a `vmlinux` file): positions
-//! are window offsets, which the caller maps back to physical addresses.
+//! are window offsets, which the caller maps back to physical addresses. At most
+//! [`crate::scan::MAX_CANDIDATES`] token tables of one window or file are decoded.
 
 use std::collections::HashMap;
 

@@ -4,7 +4,8 @@
 //! located in the image as `NAME\0` (the strings are tail-merged), then the one 4-aligned `i32` whose position plus
 //! value equals the name's address is the entry's `name_offset`; the `value_offset` four
 //! bytes before it gives the symbol (`struct kernel_symbol` with PREL32 relocations, as on
-//! x86-64 and arm64).
+//! x86-64 and arm64). At most [`MAX_NAME_COPIES`] copies of the name are considered, each
+//! searched at most 2 MiB below (one pass over the image in all).
 
 /// Address of exported symbol `name`, given the image bytes `img` mapped at `img_va`.
 pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
@@ -15,6 +16,7 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
     needle.push(0);
     // Ascending (memmem order): one binary search per word.
     let targets: Vec<u64> = memchr::memmem::find_iter(img, &needle)
+        .take(MAX_NAME_COPIES)
         .map(|p| img_va.wrapping_add(p as u64))
         .collect();
     if targets.is_empty() {
@@ -51,6 +53,11 @@ pub fn lookup(img: &[u8], img_va: u64, name: &str) -> Option<u64> {
     None
 }
 
+/// Most copies of `NAME\0` in the image considered: a name is in `__ksymtab_strings`
+/// once and as the tail of a few longer strings; 4096 bounds the candidate list of an
+/// image filled with the name (which would otherwise be 24 bytes per 8 bytes of image).
+pub const MAX_NAME_COPIES: usize = 4096;
+
 /// How far below its name string an entry is searched.
 const MAX_BEFORE: usize = 2 << 20;
 
@@ -73,4 +80,40 @@ fn plausible(img: &[u8], q: usize) -> bool {
                 .is_some_and(|s| s.iter().all(|c| c.is_ascii_graphic()))
     };
     (q >= 12 && names_string(q - 12)) || names_string(q + 12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three PREL32 `kernel_symbol`s at 0x100 naming `foo`, `init_task` and `bar` (the
+    /// middle one's value is 0x5000), the names at 0x1000, then `copies` decoy copies of
+    /// `init_task\0` from 0x2000.
+    fn image(copies: usize) -> Vec<u8> {
+        let mut img = vec![0u8; 0x2000 + 10 * copies];
+        let names = b"\0foo\0init_task\0bar\0";
+        img[0x1000..0x1000 + names.len()].copy_from_slice(names);
+        for (i, (name_at, value)) in [(0x1001i64, 0x4000i64), (0x1005, 0x5000), (0x100f, 0x6000)]
+            .into_iter()
+            .enumerate()
+        {
+            let e = 0x100 + 12 * i as i64;
+            img[e as usize..][..4].copy_from_slice(&((value - e) as i32).to_le_bytes());
+            img[e as usize + 4..][..4].copy_from_slice(&((name_at - e - 4) as i32).to_le_bytes());
+        }
+        for c in 0..copies {
+            img[0x2000 + 10 * c..][..10].copy_from_slice(b"init_task\0");
+        }
+        img
+    }
+
+    /// An image stuffed with copies of the name: the candidates are capped (the real
+    /// entry, before the copies, is still found) and a lookup of copies only ends.
+    #[test]
+    fn copies_of_a_name_are_capped() {
+        assert_eq!(lookup(&image(0), 0, "init_task"), Some(0x5000));
+        let stuffed = image(4 * MAX_NAME_COPIES);
+        assert_eq!(lookup(&stuffed, 0, "init_task"), Some(0x5000));
+        assert_eq!(lookup(&stuffed[0x2000..], 0, "init_task"), None);
+    }
 }

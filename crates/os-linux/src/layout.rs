@@ -3,6 +3,10 @@
 //! missing member is reported at open time (naming `struct.member`), not halfway through a
 //! listing. Members that moved between kernel versions are `Option`s with both variants
 //! tried (`__state`/`state`, maple tree/`mmap` list, `mem[]`/`core_layout`).
+//!
+//! Counts and sizes here come from the target's BTF and drive walks: `module.mem[]` is
+//! used only with at most [`MAX_MODULE_MEM`] entries of at most [`MAX_MODULE_MEM_SIZE`]
+//! bytes; name and description buffers are capped where they are read.
 
 use crate::btf::Btf;
 use crate::error::{LinuxError, Result};
