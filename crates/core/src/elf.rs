@@ -29,9 +29,9 @@ pub const MAX_SYMS: usize = 1 << 18;
 pub const MAX_STRTAB: usize = 16 << 20;
 /// Longest symbol name kept (8 KiB; longer names are cut there).
 pub const MAX_NAME: usize = 8 << 10;
-/// Most bytes of symbol names kept for one module (32 MiB): names may share bytes of the
+/// Most bytes of symbol names kept for one module (16 MiB, the string table cap): names may share bytes of the
 /// string table, so the table's size alone does not bound them.
-pub const MAX_NAME_BYTES: usize = 32 << 20;
+pub const MAX_NAME_BYTES: usize = MAX_STRTAB;
 /// Most relocations scanned per table.
 const MAX_RELAS: usize = 1 << 20;
 /// Most `DT_GNU_HASH` buckets or bloom words.

@@ -35,6 +35,8 @@
 pub mod aarch64;
 pub mod btf;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod kallsyms;
 pub mod kernel;
