@@ -43,6 +43,13 @@ impl SplitMix64 {
     }
 }
 
+/// Most timed runs of [`bench_walk`] and [`bench_translate`]: their times are kept to
+/// take the median, so a count from the caller is an allocation size.
+pub const MAX_RUNS: usize = 1000;
+
+/// Most addresses per batch of [`bench_translate`] (each has an address and a result).
+pub const MAX_TRANSLATE_BATCH: usize = 1 << 20;
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -141,14 +148,14 @@ impl fmt::Display for WalkBench {
     }
 }
 
-/// Times the whole page map `runs` times (at least 1) on one thread.
+/// Times the whole page map `runs` times (1 to [`MAX_RUNS`]) on one thread.
 pub fn bench_walk<P: PhysicalMemory + ?Sized>(
     mem: &P,
     mmu: &Mmu,
     roots: &Roots,
     runs: usize,
 ) -> WalkBench {
-    let runs = runs.max(1);
+    let runs = runs.clamp(1, MAX_RUNS);
     let opts = PageMapOptions::default();
     let mut times = Vec::with_capacity(runs);
     let mut cpu = Vec::with_capacity(runs);
@@ -350,7 +357,11 @@ pub fn bench_virt<P: PhysicalMemory>(
             // A fixed pool of addresses, touched once untimed: the timing then measures
             // translation and copying, not the first-touch page faults of a mapped dump.
             let pool: Vec<VirtAddr> = (0..POOL).map(|k| sampler.pick(&mut rng, k)).collect();
-            let mut bufs = vec![0u8; size * batch];
+            let Some(slab) = memlens_core::bench::batch_bytes(size, batch) else {
+                log::warn!("bench: {size} × {batch} bytes per batch is too large: skipped");
+                continue;
+            };
+            let mut bufs = vec![0u8; slab];
             for chunk in pool.chunks(batch) {
                 let mut ops: Vec<ReadOp<'_, VirtAddr>> = bufs
                     .chunks_mut(size.max(1))
@@ -460,8 +471,9 @@ impl fmt::Display for TranslateBench {
 }
 
 /// Times batched translation of `batch` random mapped addresses, TLB cold (flushed before
-/// each run) and warm, `runs` times each (median). The view must have a TLB for the warm
-/// figure to mean anything.
+/// each run) and warm, `runs` times each (median; 1 to [`MAX_RUNS`]); `batch` is 1 to
+/// [`MAX_TRANSLATE_BATCH`]. The view must have a TLB for the warm figure to mean
+/// anything.
 pub fn bench_translate<P: PhysicalMemory>(
     view: &VirtualView<P>,
     batch: usize,
@@ -475,11 +487,11 @@ pub fn bench_translate<P: PhysicalMemory>(
         ))
     })?;
     let mut rng = SplitMix64::new(seed);
-    let vas: Vec<VirtAddr> = (0..batch.max(1))
+    let vas: Vec<VirtAddr> = (0..batch.clamp(1, MAX_TRANSLATE_BATCH))
         .map(|k| sampler.pick(&mut rng, k))
         .collect();
     let mut out: Vec<_> = (0..vas.len()).map(|_| unset()).collect();
-    let runs = runs.max(1);
+    let runs = runs.clamp(1, MAX_RUNS);
     let (mut cold, mut warm, mut cold_cpu, mut warm_cpu) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -508,4 +520,39 @@ pub fn bench_translate<P: PhysicalMemory>(
         warm_per_cpu_s: cpu_rate(warm_cpu),
         failed: out.iter().filter(|r| r.is_err()).count(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memlens_core::{MemoryMetadata, MemoryView, PhysAddr};
+
+    /// 64 KiB of zeros: an empty page table.
+    struct Zeros;
+    impl MemoryView for Zeros {
+        type Addr = PhysAddr;
+        fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+            for op in ops {
+                op.buf.fill(0);
+                op.result = Ok(());
+            }
+        }
+        fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+            MemoryMetadata {
+                max_addr: PhysAddr(0xffff),
+                real_size: 0x1_0000,
+                readonly: true,
+                preferred_batch: 1,
+            }
+        }
+    }
+
+    /// A run count from the caller is clamped before it sizes the vectors of times.
+    #[test]
+    fn runs_are_clamped() {
+        let roots = Roots::single(PhysAddr(0x1000));
+        let w = bench_walk(&Zeros, &Mmu::x86_64(), &roots, usize::MAX);
+        assert_eq!(w.runs, MAX_RUNS);
+        assert_eq!(bench_walk(&Zeros, &Mmu::x86_64(), &roots, 0).runs, 1);
+    }
 }

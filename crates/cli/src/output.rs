@@ -8,13 +8,33 @@ use crate::exit::CliError;
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value).map_err(|e| match e.io_error_kind() {
         Some(kind) => write_error(std::io::Error::from(kind)),
         None => CliError::target(e),
     })?;
-    writeln!(out).map_err(write_error)?;
+    writeln!(out)
+        .and_then(|()| out.flush())
+        .map_err(write_error)?;
     Ok(())
+}
+
+/// A JSON array of the items of an iterator, serialised as they come (for listings too
+/// long to hold): the same text as the array of a `Vec`. Serialises once.
+pub struct JsonSeq<I>(std::cell::RefCell<Option<I>>);
+
+impl<I> JsonSeq<I> {
+    /// The array of `items`.
+    pub fn new(items: I) -> Self {
+        Self(std::cell::RefCell::new(Some(items)))
+    }
+}
+
+impl<I: Iterator<Item = T>, T: Serialize> Serialize for JsonSeq<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let items = self.0.borrow_mut().take();
+        s.collect_seq(items.into_iter().flatten())
+    }
 }
 
 /// Writes a canonical hexdump (`address  16 bytes  |ascii|`) of `bytes` starting at
@@ -136,64 +156,112 @@ impl Table {
                 width[i] = width[i].max(c.chars().count());
             }
         }
-        let line = |out: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
-            let mut s = String::new();
-            for (i, w) in width.iter().enumerate() {
-                let c = cells.get(i).map(String::as_str).unwrap_or("");
-                if i + 1 == n {
-                    s.push_str(c);
-                } else {
-                    s.push_str(&format!("{c:<w$}  "));
-                }
-            }
-            writeln!(out, "{}", s.trim_end())
-        };
-        // Pad before painting: escape codes have no width.
-        let headers: Vec<String> = self
-            .headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let padded = if i + 1 == n {
-                    h.to_string()
-                } else {
-                    format!("{h:<w$}", w = width[i])
-                };
-                crate::style::header(&padded)
-            })
-            .collect();
-        writeln!(out, "{}", headers.join("  "))?;
+        write_header(out, &self.headers, &width)?;
         for r in &self.rows {
-            line(out, r)?;
+            write_aligned_row(out, &width, r)?;
         }
         Ok(())
     }
 
     fn write_csv(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let esc = |c: &str| {
-            if c.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c.to_string()
-            }
-        };
-        writeln!(
-            out,
-            "{}",
-            self.headers
-                .iter()
-                .map(|h| esc(h))
-                .collect::<Vec<_>>()
-                .join(",")
-        )?;
+        write_csv_row(out, &self.headers)?;
         for r in &self.rows {
-            writeln!(
-                out,
-                "{}",
-                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(",")
-            )?;
+            write_csv_row(out, r)?;
         }
         Ok(())
+    }
+}
+
+/// The header row, padded to `width` (all columns but the last), then painted.
+fn write_header(out: &mut impl Write, headers: &[&str], width: &[usize]) -> std::io::Result<()> {
+    let n = headers.len();
+    // Pad before painting: escape codes have no width.
+    let headers: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let padded = match width.get(i) {
+                Some(w) if i + 1 < n => format!("{h:<w$}"),
+                _ => h.to_string(),
+            };
+            crate::style::header(&padded)
+        })
+        .collect();
+    writeln!(out, "{}", headers.join("  "))
+}
+
+/// One row, every column but the last padded to `width`.
+fn write_aligned_row(
+    out: &mut impl Write,
+    width: &[usize],
+    cells: &[String],
+) -> std::io::Result<()> {
+    let n = width.len();
+    let mut s = String::new();
+    for (i, w) in width.iter().enumerate() {
+        let c = cells.get(i).map(String::as_str).unwrap_or("");
+        if i + 1 == n {
+            s.push_str(c);
+        } else {
+            s.push_str(&format!("{c:<w$}  "));
+        }
+    }
+    writeln!(out, "{}", s.trim_end())
+}
+
+fn write_csv_row(out: &mut impl Write, cells: &[impl AsRef<str>]) -> std::io::Result<()> {
+    let esc = |c: &str| {
+        if c.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", c.replace('"', "\"\""))
+        } else {
+            c.to_string()
+        }
+    };
+    let row: Vec<String> = cells.iter().map(|c| esc(c.as_ref())).collect();
+    writeln!(out, "{}", row.join(","))
+}
+
+/// A table printed on stdout row by row, with column widths fixed in advance (all but
+/// the last column), for listings too long to hold; or CSV.
+pub struct StreamTable {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    width: Vec<usize>,
+    csv: bool,
+}
+
+impl StreamTable {
+    /// Prints the header of a table with these columns; `width` gives the width of every
+    /// column but the last (a longer cell pushes its row's later columns right).
+    pub fn new(headers: &[&str], width: &[usize], format: Format) -> std::io::Result<Self> {
+        let mut t = Self {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            width: headers
+                .iter()
+                .enumerate()
+                .map(|(i, h)| width.get(i).copied().unwrap_or(0).max(h.len()))
+                .collect(),
+            csv: format == Format::Csv,
+        };
+        if t.csv {
+            write_csv_row(&mut t.out, headers)?;
+        } else {
+            write_header(&mut t.out, headers, &t.width)?;
+        }
+        Ok(t)
+    }
+
+    /// Prints one row.
+    pub fn row(&mut self, cells: &[String]) -> std::io::Result<()> {
+        if self.csv {
+            write_csv_row(&mut self.out, cells)
+        } else {
+            write_aligned_row(&mut self.out, &self.width, cells)
+        }
+    }
+
+    /// Flushes what is left.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

@@ -1,19 +1,33 @@
 //! Parallel, ordered scanning of memory regions, shared by `search` and `strings`.
 //!
 //! **Key decision: chunks are scanned in parallel but results are taken in address order,
-//! window by window.** A window of chunks (a few per core) is scanned by rayon, the results
-//! are appended in chunk order, and the scan stops only after a whole window, once `max`
-//! results are in. So `--max N` always returns the *first* N results in address order, the
-//! same on every run and core count, and stops early without scanning the rest.
+//! window by window, and nothing grows with the size a target claims.** Chunks are made
+//! lazily from the regions (a forged 16 EiB mapping costs no memory, only time), a window
+//! of a few chunks per core is scanned by rayon, and results are handed out in chunk
+//! order as an iterator ([`Ordered`]), so a caller can print them as they come. Each chunk
+//! stops after the results still wanted (`--max`) or after [`CHUNK_BUDGET`] bytes of
+//! results, whichever comes first; a chunk cut by the budget continues from where it
+//! stopped (a *continuation*) before any later result is handed out. So `--max N` always
+//! returns the *first* N results in address order, the same on every run and core count,
+//! and memory stays within about `2 × window × CHUNK_BUDGET` whatever the memory holds.
 
 use memlens::core::{Error, MemoryViewExt, PhysAddr, VirtAddr, VirtualMemory};
 use rayon::prelude::*;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Bytes per chunk (one unit of parallel work).
 pub const CHUNK: u64 = 4 << 20;
+
+/// Results (by their estimated size in bytes) one chunk may produce before it stops and
+/// continues later: a chunk of memory made of one repeated pattern would otherwise make
+/// millions of results per chunk and, over a window of chunks, gigabytes.
+pub const CHUNK_BUDGET: usize = 8 << 20;
+
+/// Most chunks scanned at once (four per core, at most this): bounds what a window holds
+/// on machines with many cores.
+pub const MAX_WINDOW: usize = 64;
 
 /// A region to scan: `[start, end)` of one address space (a process, or physical memory
 /// when `pid` is `None`).
@@ -27,8 +41,16 @@ pub struct Region {
     pub end: u64,
 }
 
+/// Total bytes of `regions` (saturating: forged regions may claim more than 2^64).
+pub fn total_bytes(regions: &[Region]) -> u64 {
+    regions
+        .iter()
+        .map(|r| r.end.saturating_sub(r.start))
+        .fold(0, u64::saturating_add)
+}
+
 /// One chunk of a region: `[start, end)`; a reader may read past `end` (the overlap).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunk {
     /// The process, or `None` for physical memory.
     pub pid: Option<u32>,
@@ -38,53 +60,245 @@ pub struct Chunk {
     pub end: u64,
 }
 
-/// Splits regions (sorted by process and address) into chunks, in order.
-pub fn chunks(regions: &[Region]) -> Vec<Chunk> {
-    let mut sorted = regions.to_vec();
-    sorted.sort();
-    let mut out = Vec::new();
-    for r in sorted {
-        let mut a = r.start;
-        while a < r.end {
-            let end = a.saturating_add(CHUNK).min(r.end);
-            out.push(Chunk {
-                pid: r.pid,
-                start: a,
-                end,
-            });
-            a = end;
-        }
-    }
-    out
+/// The chunks of regions (sorted by process and address), made one at a time.
+#[derive(Debug, Clone)]
+pub struct Chunks {
+    regions: std::vec::IntoIter<Region>,
+    current: Option<Region>,
 }
 
-/// Runs `per_chunk` over `chunks` in parallel windows and returns the results in chunk
-/// order, stopping after the first window that brings the total to `max` (then truncated
-/// to `max`). `per_chunk` must return its results in address order.
-pub fn ordered<T: Send>(
-    chunks: &[Chunk],
-    max: usize,
-    progress: &indicatif::ProgressBar,
-    per_chunk: impl Fn(&Chunk) -> Vec<T> + Sync,
-) -> Vec<T> {
-    let window = (rayon::current_num_threads() * 4).max(4);
-    let mut out = Vec::new();
-    for w in chunks.chunks(window) {
-        let parts: Vec<Vec<T>> = w
-            .par_iter()
-            .map(|c| {
-                let r = per_chunk(c);
-                progress.inc(c.end - c.start);
-                r
-            })
-            .collect();
-        out.extend(parts.into_iter().flatten());
-        if out.len() >= max {
-            break;
+/// Splits regions (sorted by process and address) into chunks, in order, lazily.
+pub fn chunks(regions: &[Region]) -> Chunks {
+    let mut sorted = regions.to_vec();
+    sorted.sort();
+    Chunks {
+        regions: sorted.into_iter(),
+        current: None,
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Chunk;
+    fn next(&mut self) -> Option<Chunk> {
+        loop {
+            match &mut self.current {
+                Some(r) if r.start < r.end => {
+                    let end = r.start.saturating_add(CHUNK).min(r.end);
+                    let c = Chunk {
+                        pid: r.pid,
+                        start: r.start,
+                        end,
+                    };
+                    r.start = end;
+                    return Some(c);
+                }
+                _ => self.current = Some(self.regions.next()?),
+            }
         }
     }
-    out.truncate(max);
-    out
+}
+
+/// What one chunk produced: its first results in address order and, when it stopped
+/// early (at its budget), the address from which the rest of the chunk is still to scan.
+#[derive(Debug)]
+pub struct Part<T> {
+    /// Results, in address order.
+    pub items: Vec<T>,
+    /// Every result at or after this address is not in `items` yet.
+    pub resume: Option<u64>,
+}
+
+/// Collects one chunk's results, which must come in address order, up to `limit` of
+/// them (what is still wanted) or [`CHUNK_BUDGET`] bytes, then cuts them into a [`Part`].
+#[derive(Debug)]
+pub struct Collector<T> {
+    items: Vec<T>,
+    limit: usize,
+    weight: usize,
+}
+
+impl<T> Collector<T> {
+    /// An empty collector for at most `limit` results.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            items: Vec::new(),
+            limit,
+            weight: 0,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.items.len() > self.limit || self.weight > CHUNK_BUDGET
+    }
+
+    /// Adds a result that owns `text_len` bytes of text; `false` once the collector is
+    /// full: the caller stops, and this last result marks where the chunk is cut.
+    pub fn push(&mut self, item: T, text_len: usize) -> bool {
+        self.weight = self
+            .weight
+            .saturating_add(std::mem::size_of::<T>())
+            .saturating_add(text_len);
+        self.items.push(item);
+        !self.full()
+    }
+
+    /// The results, cut at an address boundary when the collector filled up: every
+    /// result at the address of the last one pushed is left out and `resume` is that
+    /// address (the results came in address order, so all before it are in). When all of
+    /// them share that address, which only happens when `limit` (the end of `--max`) is
+    /// smaller than the results at one address, the first `limit` are kept and the scan
+    /// ends with them.
+    pub fn finish(mut self, addr: impl Fn(&T) -> u64) -> Part<T> {
+        if !self.full() {
+            return Part {
+                items: self.items,
+                resume: None,
+            };
+        }
+        let at = self.items.last().map_or(0, &addr);
+        let keep = self.items.partition_point(|t| addr(t) < at);
+        if keep == 0 {
+            self.items.truncate(self.limit);
+            return Part {
+                items: self.items,
+                resume: None,
+            };
+        }
+        self.items.truncate(keep);
+        Part {
+            items: self.items,
+            resume: Some(at),
+        }
+    }
+}
+
+enum Slot<T> {
+    Todo(Chunk),
+    Done(Vec<T>),
+}
+
+/// Results of a scan in address order; see the module documentation. Made by [`ordered`].
+pub struct Ordered<'p, T, I, F> {
+    chunks: I,
+    per_chunk: F,
+    progress: &'p indicatif::ProgressBar,
+    window: usize,
+    left: usize,
+    slots: VecDeque<Slot<T>>,
+    ready: std::vec::IntoIter<T>,
+}
+
+/// Runs `per_chunk(chunk, limit)` over `chunks` in parallel windows and hands out the
+/// results in chunk order, at most `max` in all. `per_chunk` returns the chunk's first
+/// results in address order (at most `limit`, what is still wanted), with the address to
+/// resume from when it stopped early: see [`Collector`].
+pub fn ordered<T, I, F>(
+    chunks: I,
+    max: usize,
+    progress: &indicatif::ProgressBar,
+    per_chunk: F,
+) -> Ordered<'_, T, I::IntoIter, F>
+where
+    T: Send,
+    I: IntoIterator<Item = Chunk>,
+    F: Fn(&Chunk, usize) -> Part<T> + Sync,
+{
+    Ordered {
+        chunks: chunks.into_iter(),
+        per_chunk,
+        progress,
+        window: (rayon::current_num_threads().saturating_mul(4)).clamp(4, MAX_WINDOW),
+        left: max,
+        slots: VecDeque::new(),
+        ready: Vec::new().into_iter(),
+    }
+}
+
+impl<T, I, F> Ordered<'_, T, I, F>
+where
+    T: Send,
+    I: Iterator<Item = Chunk>,
+    F: Fn(&Chunk, usize) -> Part<T> + Sync,
+{
+    /// Scans the pending chunks among the first `window` slots (never so many that the
+    /// slots could exceed `2 × window`), in parallel, and puts their results in place.
+    fn round(&mut self) {
+        while self.slots.len() < self.window {
+            match self.chunks.next() {
+                Some(c) => self.slots.push_back(Slot::Todo(c)),
+                None => break,
+            }
+        }
+        let room = (2 * self.window).saturating_sub(self.slots.len()).max(1);
+        let todo: Vec<(usize, Chunk)> = self
+            .slots
+            .iter()
+            .take(self.window)
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Todo(c) => Some((i, *c)),
+                Slot::Done(_) => None,
+            })
+            .take(room)
+            .collect();
+        let (left, f, pb) = (self.left, &self.per_chunk, self.progress);
+        let parts: Vec<Part<T>> = todo
+            .par_iter()
+            .map(|(_, c)| {
+                let p = f(c, left);
+                // A continuation must make progress and stay inside the chunk.
+                let resume = p.resume.filter(|r| *r > c.start && *r < c.end);
+                pb.inc(resume.unwrap_or(c.end) - c.start);
+                Part {
+                    items: p.items,
+                    resume,
+                }
+            })
+            .collect();
+        for ((i, c), p) in todo.into_iter().zip(parts).rev() {
+            self.slots[i] = Slot::Done(p.items);
+            if let Some(r) = p.resume {
+                self.slots
+                    .insert(i + 1, Slot::Todo(Chunk { start: r, ..c }));
+            }
+        }
+    }
+}
+
+impl<T, I, F> Iterator for Ordered<'_, T, I, F>
+where
+    T: Send,
+    I: Iterator<Item = Chunk>,
+    F: Fn(&Chunk, usize) -> Part<T> + Sync,
+{
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        loop {
+            if let Some(t) = self.ready.next() {
+                return Some(t);
+            }
+            if self.left == 0 {
+                return None;
+            }
+            match self.slots.pop_front() {
+                Some(Slot::Done(mut items)) => {
+                    items.truncate(self.left);
+                    self.left -= items.len();
+                    self.ready = items.into_iter();
+                }
+                Some(todo) => {
+                    self.slots.push_front(todo);
+                    self.round();
+                }
+                None => {
+                    self.round();
+                    if self.slots.is_empty() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Which bytes of a buffer a read filled. All of them in the common case, which costs
@@ -119,7 +333,7 @@ impl Valid {
         match e.root_cause() {
             Error::Partial { failed, .. } => {
                 for s in failed {
-                    let end = (s.offset + s.len).min(valid.len());
+                    let end = s.offset.saturating_add(s.len).min(valid.len());
                     valid[s.offset.min(end)..end].fill(false);
                 }
             }
@@ -225,9 +439,34 @@ pub fn process_regions(
     Ok((regions, views))
 }
 
+/// Memory from a vector at address 0, every byte of it readable (for tests).
+#[cfg(test)]
+pub struct VecMem(pub Vec<u8>);
+
+#[cfg(test)]
+impl ChunkSource for VecMem {
+    fn read(&self, _: Option<u32>, addr: u64, buf: &mut [u8]) -> Valid {
+        let mut valid = vec![false; buf.len()];
+        for (i, b) in buf.iter_mut().enumerate() {
+            if let Some(v) = usize::try_from(addr).ok().and_then(|a| self.0.get(a + i)) {
+                *b = *v;
+                valid[i] = true;
+            }
+        }
+        Valid::from_bools(valid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two results per chunk, at its first two addresses.
+    fn two_per_chunk(c: &Chunk, limit: usize) -> Part<(Option<u32>, u64)> {
+        let mut col = Collector::new(limit);
+        let _ = col.push((c.pid, c.start), 0) && col.push((c.pid, c.start + 1), 0);
+        col.finish(|t| t.1)
+    }
 
     #[test]
     fn ordered_keeps_the_first_results_in_address_order() {
@@ -243,21 +482,86 @@ mod tests {
                 end: CHUNK * 100 + 5,
             },
         ];
-        let cs = chunks(&regions);
+        let cs: Vec<Chunk> = chunks(&regions).collect();
         assert_eq!(cs.len(), 99 + 1 + 3);
         assert_eq!((cs[0].pid, cs[0].start), (Some(1), CHUNK));
         let pb = indicatif::ProgressBar::hidden();
-        let all = ordered(&cs, usize::MAX, &pb, |c| {
-            vec![(c.pid, c.start), (c.pid, c.start + 1)]
-        });
+        let all: Vec<_> = ordered(cs.clone(), usize::MAX, &pb, two_per_chunk).collect();
         assert_eq!(all.len(), cs.len() * 2);
         assert!(all.windows(2).all(|w| w[0] < w[1]), "not in order");
         for max in [1, 7, 50, 205] {
-            let some = ordered(&cs, max, &pb, |c| {
-                vec![(c.pid, c.start), (c.pid, c.start + 1)]
-            });
+            let some: Vec<_> = ordered(cs.clone(), max, &pb, two_per_chunk).collect();
             assert_eq!(some, all[..max.min(all.len())]);
         }
+    }
+
+    /// A forged mapping of almost 2^64 bytes: chunks are made as they are scanned, so
+    /// asking for the first results costs a few chunks, never a list of 4.4e12 of them.
+    #[test]
+    fn a_forged_huge_region_costs_only_the_chunks_scanned() {
+        let forged = Region {
+            pid: Some(1),
+            start: 0x1000,
+            end: u64::MAX - 4095,
+        };
+        assert_eq!(total_bytes(&[forged, forged]), u64::MAX);
+        let mut cs = chunks(&[forged]);
+        assert_eq!(
+            cs.next().map(|c| (c.start, c.end)),
+            Some((0x1000, 0x1000 + CHUNK))
+        );
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let pb = indicatif::ProgressBar::hidden();
+        let first: Vec<_> = ordered(chunks(&[forged]), 5, &pb, |c, limit| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            two_per_chunk(c, limit)
+        })
+        .collect();
+        assert_eq!(first.len(), 5);
+        assert_eq!(first[4], (Some(1), 0x1000 + 2 * CHUNK));
+        assert!(calls.into_inner() <= 2 * MAX_WINDOW);
+        // The last chunk ends exactly at the region's end, without overflow.
+        let last = Region {
+            pid: None,
+            start: u64::MAX - CHUNK - 10,
+            end: u64::MAX,
+        };
+        let v: Vec<Chunk> = chunks(&[last]).collect();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].end, u64::MAX);
+    }
+
+    /// Memory where every 16th byte is a result with 4 KiB of text: each chunk stops at
+    /// its budget and continues, and the results are still all there, once, in order.
+    #[test]
+    fn dense_chunks_stop_at_their_budget_and_continue() {
+        let regions = [Region {
+            pid: None,
+            start: 0,
+            end: 2 * CHUNK,
+        }];
+        let biggest = std::sync::atomic::AtomicUsize::new(0);
+        let pb = indicatif::ProgressBar::hidden();
+        let per_chunk = |c: &Chunk, limit: usize| {
+            let mut col = Collector::new(limit);
+            let mut a = c.start.next_multiple_of(16);
+            while a < c.end && col.push(a, 4096) {
+                a += 16;
+            }
+            let p = col.finish(|a| *a);
+            biggest.fetch_max(p.items.len(), std::sync::atomic::Ordering::Relaxed);
+            p
+        };
+        let all: Vec<u64> = ordered(chunks(&regions), usize::MAX, &pb, per_chunk).collect();
+        let want: Vec<u64> = (0..2 * CHUNK).step_by(16).collect();
+        assert_eq!(all.len(), want.len());
+        assert!(all == want, "results lost, repeated or out of order");
+        let per_part = CHUNK_BUDGET / 4096;
+        // With --max, a dense chunk stops at what is wanted.
+        let few: Vec<u64> = ordered(chunks(&regions), 3, &pb, per_chunk).collect();
+        assert_eq!(few, [0, 16, 32]);
+        let biggest = biggest.into_inner();
+        assert!(biggest > 0 && biggest <= per_part, "{biggest}");
     }
 
     #[test]

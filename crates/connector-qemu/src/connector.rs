@@ -17,6 +17,7 @@ use crate::layout;
 use crate::memory::{Backend, QemuMemory, ResumeGuard};
 use crate::qmp::QmpSocket;
 use crate::regs;
+use crate::vcpu::QmpCpu;
 
 /// A QEMU guest as listed by [`list_targets`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -297,11 +298,11 @@ impl QemuConnector {
         let mut memory = QemuMemory::new(backend, map, block_len)?;
         let cpu = match &qmp_ok {
             Some(q) => match q.cpu_count() {
-                Ok(n) => Some(Arc::new(QmpCpu {
-                    qmp: q.clone(),
-                    count: n,
-                    aarch64: target.cmdline.target == "aarch64",
-                })),
+                Ok(n) => Some(Arc::new(QmpCpu::new(
+                    q.clone(),
+                    n,
+                    target.cmdline.target == "aarch64",
+                ))),
                 Err(e) => {
                     // Memory works without registers (OS plugins find their roots), so
                     // this degrades instead of failing; `info` shows why they are missing.
@@ -533,35 +534,6 @@ impl QemuConnector {
                 details: self.details.clone(),
             },
         }
-    }
-}
-
-/// vCPU registers through QMP, read on every call (the guest may be running).
-#[derive(Debug)]
-pub struct QmpCpu {
-    qmp: QmpSocket,
-    count: usize,
-    aarch64: bool,
-}
-
-impl CpuState for QmpCpu {
-    fn cpu_count(&self) -> usize {
-        self.count
-    }
-
-    fn registers(&self, cpu: usize) -> memlens_core::Result<CpuRegisters> {
-        let text = self.qmp.hmp("info registers -a")?;
-        regs::parse_all(&text, self.aarch64)
-            .into_iter()
-            .find(|(n, _)| *n == cpu)
-            .map(|(_, r)| r)
-            .ok_or_else(|| {
-                memlens_core::Error::Other(format!(
-                    "QMP {}: no registers for vCPU {cpu} in `info registers -a` ({} vCPUs)",
-                    self.qmp.path().display(),
-                    self.count
-                ))
-            })
     }
 }
 

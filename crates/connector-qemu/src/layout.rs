@@ -84,21 +84,29 @@ fn parse_flat_line(t: &str) -> Option<FlatRange> {
     })
 }
 
+impl FlatRange {
+    /// Length in bytes; `None` for the whole 64-bit space (2^64 bytes do not fit a u64).
+    pub fn byte_len(&self) -> Option<u64> {
+        (self.last - self.start).checked_add(1)
+    }
+}
+
 /// The RAM block's pieces of a flat view: the `ram`/`rom` region with the most bytes
-/// whose every offset lies inside `ram_size`; adjacent pieces are merged.
+/// whose every offset lies inside `ram_size`; adjacent pieces are merged. All sums are
+/// checked: the text comes from the monitor.
 pub fn map_from_mtree(ranges: &[FlatRange], ram_size: u64) -> Result<MemoryMap, String> {
     let mut totals: Vec<(String, u64)> = Vec::new();
     for r in ranges.iter().filter(|r| r.kind == "ram" || r.kind == "rom") {
-        let len = r.last - r.start + 1;
+        let len = r.byte_len().unwrap_or(u64::MAX);
         match totals.iter_mut().find(|(n, _)| *n == r.name) {
-            Some((_, t)) => *t += len,
+            Some((_, t)) => *t = t.saturating_add(len),
             None => totals.push((r.name.clone(), len)),
         }
     }
     let fits = |name: &str| {
         ranges.iter().filter(|r| r.name == name).all(|r| {
-            r.offset
-                .checked_add(r.last - r.start + 1)
+            r.byte_len()
+                .and_then(|l| r.offset.checked_add(l))
                 .is_some_and(|e| e <= ram_size)
         })
     };
@@ -115,10 +123,13 @@ pub fn map_from_mtree(ranges: &[FlatRange], ram_size: u64) -> Result<MemoryMap, 
         .iter()
         .filter(|r| r.name == main && (r.kind == "ram" || r.kind == "rom"))
     {
-        let len = r.last - r.start + 1;
+        // Every piece of `main` fits in `ram_size` (checked above), so its length does.
+        let len = r.byte_len().unwrap_or(u64::MAX);
         if let Some(last) = entries.last_mut() {
-            if last.base.0 + last.len == r.start && last.backing + last.len == r.offset {
-                last.len += len;
+            let follows = last.base.0.checked_add(last.len) == Some(r.start)
+                && last.backing.checked_add(last.len) == Some(r.offset);
+            if let Some(merged) = last.len.checked_add(len).filter(|_| follows) {
+                last.len = merged;
                 continue;
             }
         }
@@ -281,6 +292,20 @@ FlatView #2
         assert!(map_from_machine("aarch64", None, GIB, None).is_err());
         assert!(map_from_machine("x86_64", Some("microvm"), GIB, None).is_err());
         assert!(map_from_machine("riscv64", None, GIB, None).is_err());
+    }
+
+    /// Ranges covering the whole 64-bit space or ending at its top: no overflow, and no
+    /// such range is taken for RAM.
+    #[test]
+    fn mtree_extremes_do_not_overflow() {
+        let text = "FlatView #0\n AS \"memory\", root: system\n Root memory region: system\n  0000000000000000-ffffffffffffffff (prio 0, ram): huge\n  ffffffffffff0000-ffffffffffffffff (prio 0, ram): huge @ffffffffffff0000\n  0000000000000000-000000000009ffff (prio 0, ram): pc.ram\n";
+        let r = parse_mtree(text);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].byte_len(), None);
+        let m = map_from_mtree(&r, GIB).unwrap();
+        assert_eq!(m.entries().len(), 1);
+        assert_eq!(m.entries()[0].len, 0xa_0000);
+        assert!(map_from_mtree(&r[..2], u64::MAX).is_err());
     }
 
     #[test]

@@ -55,10 +55,12 @@ pub mod memory;
 pub mod plugin;
 pub mod qmp;
 pub mod regs;
+pub mod vcpu;
 
 pub use cmdline::QemuCommandLine;
-pub use connector::{list_targets, open, QemuArgs, QemuConnector, QemuTarget, QmpCpu};
+pub use connector::{list_targets, open, QemuArgs, QemuConnector, QemuTarget};
 pub use error::QemuError;
 pub use memory::QemuMemory;
 pub use plugin::QemuPlugin;
 pub use qmp::QmpSocket;
+pub use vcpu::QmpCpu;

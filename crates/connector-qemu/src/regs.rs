@@ -16,10 +16,7 @@ use memlens_core::CpuRegisters;
 pub fn tokens(block: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for line in block.lines() {
-        let mut l = line.to_string();
-        while l.contains(" =") {
-            l = l.replace(" =", "=");
-        }
+        let l = glue_equals(line);
         let toks: Vec<&str> = l.split_whitespace().collect();
         let mut i = 0;
         while i < toks.len() {
@@ -47,6 +44,29 @@ pub fn tokens(block: &str) -> BTreeMap<String, u64> {
             i += 1;
         }
     }
+    out
+}
+
+/// `line` without the spaces just before each `=` (`R8 =…` becomes `R8=…`), in one pass
+/// (a loop of `replace` would be quadratic in a line of spaces).
+fn glue_equals(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut spaces = 0;
+    for c in line.chars() {
+        match c {
+            ' ' => spaces += 1,
+            '=' => {
+                spaces = 0;
+                out.push('=');
+            }
+            c => {
+                out.extend(std::iter::repeat_n(' ', spaces));
+                spaces = 0;
+                out.push(c);
+            }
+        }
+    }
+    out.extend(std::iter::repeat_n(' ', spaces));
     out
 }
 
@@ -188,6 +208,15 @@ CR0=80050033 CR2=0000000000000000 CR3=0000000001234000 CR4=000006f0
         assert_eq!(r.sp, 0xffff_8000_0a00_3e80);
         assert_eq!(r.pstate, 0x604000c5);
         assert_eq!(r.ttbr1, None);
+    }
+
+    #[test]
+    fn spaces_before_equals_go_in_one_pass() {
+        assert_eq!(glue_equals("R8 =1 R9  =2 A B=3 "), "R8=1 R9=2 A B=3 ");
+        // A megabyte of spaces before a `=`: linear, not a replace per space.
+        let long = format!("X{}=1", " ".repeat(1 << 20));
+        assert_eq!(glue_equals(&long), "X=1");
+        assert_eq!(tokens(&long).get("X"), Some(&1));
     }
 
     #[test]

@@ -14,12 +14,23 @@ use serde::Serialize;
 use crate::addr::Address;
 use crate::mem::{MemRange, MemoryView, ReadOp};
 
+/// Most bytes one batch may read (`size × batch`): the batch's buffers are allocated at
+/// once, and 64 MiB reads in batches of a million would be 64 TiB. Combinations above it
+/// are skipped (the CLI refuses them first, with a message).
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
+/// The bytes of a batch of `batch` reads of `size` bytes, if at most [`MAX_BATCH_BYTES`].
+pub fn batch_bytes(size: usize, batch: usize) -> Option<usize> {
+    size.checked_mul(batch).filter(|b| *b <= MAX_BATCH_BYTES)
+}
+
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
     /// Read sizes in bytes.
     pub sizes: Vec<usize>,
-    /// Batch lengths.
+    /// Batch lengths (a combination reading more than [`MAX_BATCH_BYTES`] per batch is
+    /// skipped).
     pub batches: Vec<usize>,
     /// Time per (size, batch) combination.
     pub duration: Duration,
@@ -133,16 +144,16 @@ fn offsets<A: Address>(ranges: &[MemRange<A>], size: usize, n: usize, seed: u64)
                 let end = r.end_u64();
                 let slots = end.checked_sub(first)? / size;
                 let start_span = span;
-                span += r.len;
+                span = span.saturating_add(r.len);
                 (slots > 0).then_some((
                     A::from_u64(first),
                     slots,
-                    start_span + (first - r.base.to_u64()),
+                    start_span.saturating_add(first - r.base.to_u64()),
                 ))
             })
             .collect()
     };
-    let total: u64 = usable.iter().map(|u| u.1).sum();
+    let total: u64 = usable.iter().map(|u| u.1).fold(0, u64::saturating_add);
     if total == 0 {
         return Vec::new();
     }
@@ -152,7 +163,7 @@ fn offsets<A: Address>(ranges: &[MemRange<A>], size: usize, n: usize, seed: u64)
             let mut k = rng.next() % total;
             for (base, slots, span_off) in &usable {
                 if k < *slots {
-                    return (base.wrapping_add(k * size), span_off + k * size);
+                    return (base.wrapping_add(k * size), span_off.wrapping_add(k * size));
                 }
                 k -= slots;
             }
@@ -164,7 +175,7 @@ fn offsets<A: Address>(ranges: &[MemRange<A>], size: usize, n: usize, seed: u64)
 /// Measures `mem` as described by `cfg` (see the module documentation).
 pub fn run<M: MemoryView + ?Sized>(mem: &M, cfg: &BenchConfig) -> BenchReport {
     let ranges = mem.ranges();
-    let span: u64 = ranges.iter().map(|r| r.len).sum();
+    let span: u64 = ranges.iter().map(|r| r.len).fold(0, u64::saturating_add);
     let cap = span.min(4 << 30);
     let ceiling_buf: Option<Vec<u8>> = cfg.ceiling.then(|| {
         // Touch every page so the ceiling does not measure page faults.
@@ -185,7 +196,13 @@ pub fn run<M: MemoryView + ?Sized>(mem: &M, cfg: &BenchConfig) -> BenchReport {
         }
         for &batch in &cfg.batches {
             let batch = batch.max(1);
-            let mut slab = vec![0u8; size * batch];
+            let Some(slab_len) = batch_bytes(size, batch) else {
+                log::warn!(
+                    "bench: {size} × {batch} bytes per batch is over {MAX_BATCH_BYTES}: skipped"
+                );
+                continue;
+            };
+            let mut slab = vec![0u8; slab_len];
             let (reads, failed, secs) = measure(cfg.duration, batch, &addrs, |chunk| {
                 let mut ops: Vec<ReadOp<'_, M::Addr>> = slab
                     .chunks_mut(size)
@@ -197,7 +214,7 @@ pub fn run<M: MemoryView + ?Sized>(mem: &M, cfg: &BenchConfig) -> BenchReport {
             });
             let (c_reads, c_secs) = match &ceiling_buf {
                 Some(buf) => {
-                    let mut dst = vec![0u8; size * batch];
+                    let mut dst = vec![0u8; slab_len];
                     let (r, _, s) = measure(cfg.duration / 2, batch, &addrs, |chunk| {
                         for (d, (_, off)) in dst.chunks_mut(size).zip(chunk) {
                             let o = (*off % cap.saturating_sub(size as u64).max(1)) as usize;
@@ -288,5 +305,48 @@ mod tests {
             );
         }
         assert!(offsets(&ranges, 1 << 20, 10, 7).is_empty());
+        // Ranges whose lengths add up past 2^64 do not overflow.
+        let huge = [
+            MemRange::new(PhysAddr(0), u64::MAX / 2 + 4096),
+            MemRange::new(PhysAddr(u64::MAX / 2 + 8192), u64::MAX / 2 - 8192),
+        ];
+        assert_eq!(offsets(&huge, 4096, 10, 7).len(), 10);
+    }
+
+    /// A size × batch above MAX_BATCH_BYTES is refused by `batch_bytes` and skipped by
+    /// `run` instead of allocating it.
+    #[test]
+    fn huge_batches_are_skipped() {
+        assert_eq!(batch_bytes(64 << 20, 16), Some(1 << 30));
+        assert_eq!(batch_bytes(64 << 20, 1 << 20), None);
+        assert_eq!(batch_bytes(usize::MAX, 2), None);
+        struct Zeros;
+        impl MemoryView for Zeros {
+            type Addr = PhysAddr;
+            fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+                for op in ops {
+                    op.buf.fill(0);
+                    op.result = Ok(());
+                }
+            }
+            fn metadata(&self) -> crate::mem::MemoryMetadata<PhysAddr> {
+                crate::mem::MemoryMetadata {
+                    max_addr: PhysAddr((256 << 20) - 1),
+                    real_size: 256 << 20,
+                    readonly: true,
+                    preferred_batch: 1,
+                }
+            }
+        }
+        let cfg = BenchConfig {
+            sizes: vec![64 << 20, 4096],
+            batches: vec![1 << 20, 17],
+            duration: Duration::from_millis(1),
+            ceiling: false,
+            ..BenchConfig::default()
+        };
+        let r = run(&Zeros, &cfg);
+        let rows: Vec<(usize, usize)> = r.rows.iter().map(|r| (r.size, r.batch)).collect();
+        assert_eq!(rows, [(4096, 17)]);
     }
 }

@@ -513,11 +513,11 @@ impl MiddlewareSpec {
             ))
             .arg(ArgDecl::size(
                 "cache_size",
-                "cache capacity (implies cache)",
+                "cache capacity, at most 64GiB (implies cache)",
             ))
             .arg(ArgDecl::size(
                 "cache_page_size",
-                "cache page size, a power of two (implies cache)",
+                "cache page size, a power of two, 64 to 2MiB (implies cache)",
             ))
             .arg(
                 ArgDecl::string(
@@ -555,14 +555,12 @@ impl MiddlewareSpec {
         };
         let cache_size = a.size("cache_size")?;
         let cache_page_size = a.size("cache_page_size")?;
-        if let Some(p) = cache_page_size {
-            if !p.is_power_of_two() || p < 64 {
-                return Err(Error::Args {
-                    plugin: "middleware".into(),
-                    message: format!("cache_page_size {p} is not a power of two >= 64"),
-                });
-            }
-        }
+        memlens_core::middleware::cache::check_settings(cache_page_size, cache_size).map_err(
+            |m| Error::Args {
+                plugin: "middleware".into(),
+                message: m,
+            },
+        )?;
         let cache_time = dur("cache_time")?;
         Ok(MiddlewareSpec {
             cache: a.flag("cache")

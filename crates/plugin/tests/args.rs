@@ -244,8 +244,16 @@ fn middleware_table() {
         MiddlewareSpec::parse("delay=2").unwrap().delay,
         Some(Duration::from_millis(2))
     );
+    assert!(MiddlewareSpec::parse("cache_page_size=2MiB,cache_size=64GiB").is_ok());
     for (bad, sub) in [
         ("cache_page_size=1000", "power of two"),
+        // A page is read whole on every miss; the capacity is what may be allocated.
+        ("cache_page_size=4MiB", "64 to 2097152"),
+        ("cache_page_size=1TiB", "power of two"),
+        (
+            "cache_size=65GiB",
+            "cache_size 69793218560 is over 68719476736",
+        ),
         ("cache_time=1h", "unknown duration unit"),
         ("cash", "unknown argument 'cash'"),
         ("cache_size=big", "cache_size"),

@@ -44,7 +44,7 @@ pub struct WalkBenchArgs {
     target: crate::target::TargetArgs,
     #[command(flatten)]
     walk: crate::cmd::translate::WalkArgs,
-    /// Number of runs.
+    /// Number of runs (1 to 1000).
     #[arg(long, default_value_t = 10)]
     runs: usize,
     /// Print JSON.
@@ -62,7 +62,7 @@ pub struct TranslateBenchArgs {
     /// Addresses per batch.
     #[arg(long, default_value_t = 4096)]
     batch: usize,
-    /// Number of runs (median reported).
+    /// Number of runs (median reported; 1 to 1000).
     #[arg(long, default_value_t = 20)]
     runs: usize,
     /// Print JSON.
@@ -80,7 +80,7 @@ pub struct VirtBenchArgs {
     /// Read sizes, comma-separated (units allowed).
     #[arg(long, value_delimiter = ',', default_value = "8,4096,65536")]
     sizes: Vec<String>,
-    /// Batch lengths, comma-separated.
+    /// Batch lengths, comma-separated (size × batch at most 1 GiB).
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     batch: Vec<usize>,
     /// Seconds per (size, batch) combination.
@@ -99,7 +99,7 @@ pub struct PhysArgs {
     /// Read sizes, comma-separated (units allowed).
     #[arg(long, value_delimiter = ',', default_value = "8,256,4096,65536")]
     sizes: Vec<String>,
-    /// Batch lengths, comma-separated.
+    /// Batch lengths, comma-separated (size × batch at most 1 GiB).
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     batch: Vec<usize>,
     /// Seconds per (size, batch) combination.
@@ -145,6 +145,39 @@ fn check_batches(batch: &[usize]) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Every batch of every size is allocated at once: at most
+/// [`bench::MAX_BATCH_BYTES`] each.
+fn check_slabs(sizes: &[usize], batch: &[usize]) -> Result<(), CliError> {
+    for &s in sizes {
+        for &b in batch {
+            if bench::batch_bytes(s, b).is_none() {
+                return Err(CliError::usage(
+                    format!(
+                        "--sizes {s} with --batch {b} reads {} per batch (at most {})",
+                        memlens::core::size::format_size_approx(
+                            (s as u64).saturating_mul(b as u64)
+                        ),
+                        memlens::core::size::format_size_approx(bench::MAX_BATCH_BYTES as u64)
+                    ),
+                    Some("use smaller sizes or batches"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--runs` of walk and translate: their times are kept for the median.
+fn check_runs(runs: usize) -> Result<(), CliError> {
+    if runs == 0 || runs > memlens_arch::bench::MAX_RUNS {
+        return Err(CliError::usage(
+            format!("--runs must be 1 to {}", memlens_arch::bench::MAX_RUNS),
+            None,
+        ));
+    }
+    Ok(())
+}
+
 fn check_seconds(s: f64) -> Result<(), CliError> {
     if !(s > 0.0 && s <= 3600.0) {
         return Err(CliError::usage(
@@ -156,6 +189,7 @@ fn check_seconds(s: f64) -> Result<(), CliError> {
 }
 
 fn walk(a: WalkBenchArgs) -> Result<(), CliError> {
+    check_runs(a.runs)?;
     let t = crate::target::open_physical(&a.target)?;
     let (mmu, roots) = crate::cmd::translate::mmu_and_roots(&t, &a.walk)?;
     let r = memlens_arch::bench::bench_walk(&*t.memory, &mmu, &roots, a.runs);
@@ -183,6 +217,7 @@ fn view(
 
 fn translate(a: TranslateBenchArgs) -> Result<(), CliError> {
     check_batches(&[a.batch])?;
+    check_runs(a.runs)?;
     let v = view(&a.target, &a.walk)?;
     let r = memlens_arch::bench::bench_translate(&v, a.batch, a.runs, 0x6d6c)
         .map_err(CliError::target)?;
@@ -196,6 +231,7 @@ fn translate(a: TranslateBenchArgs) -> Result<(), CliError> {
 fn virt(a: VirtBenchArgs) -> Result<(), CliError> {
     let sizes = parse_sizes(&a.sizes)?;
     check_batches(&a.batch)?;
+    check_slabs(&sizes, &a.batch)?;
     check_seconds(a.seconds)?;
     let v = view(&a.target, &a.walk)?;
     let cfg = memlens_arch::bench::VirtBenchConfig {
@@ -215,6 +251,7 @@ fn virt(a: VirtBenchArgs) -> Result<(), CliError> {
 fn phys(a: PhysArgs) -> Result<(), CliError> {
     let sizes = parse_sizes(&a.sizes)?;
     check_batches(&a.batch)?;
+    check_slabs(&sizes, &a.batch)?;
     check_seconds(a.seconds)?;
     let t = crate::target::open_physical(&a.target)?;
     let cfg = BenchConfig {

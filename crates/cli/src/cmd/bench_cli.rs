@@ -121,7 +121,7 @@ pub fn search(a: SearchBenchArgs) -> Result<(), CliError> {
         let r = crate::cmd::search::physical_regions(&phys);
         (space, regions, src) = ("physical", r, Box::new(scan::Physical(&*phys.memory)));
     }
-    let bytes: u64 = regions.iter().map(|r| r.end - r.start).sum();
+    let bytes: u64 = scan::total_bytes(&regions);
     let memcpy = memcpy_ceiling();
     let mut rates = Vec::new();
     let mut matches = 0;

@@ -13,7 +13,8 @@ use crate::target::TargetArgs;
 pub struct Args {
     #[command(flatten)]
     target: TargetArgs,
-    /// Show the parent/child tree.
+    /// Show the parent/child tree (indented up to 32 levels; deeper ones show their extra
+    /// depth as `…(+N)`).
     #[arg(long)]
     tree: bool,
     /// Hide kernel threads.
@@ -45,7 +46,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     for (depth, p) in order {
         let name = format!(
             "{}{}",
-            "  ".repeat(depth),
+            indent(depth),
             if p.kernel_thread {
                 format!("[{}]", p.name)
             } else {
@@ -63,6 +64,20 @@ pub fn run(a: Args) -> Result<(), CliError> {
         ]);
     }
     t.print(format)
+}
+
+/// Deepest tree level shown by indentation: parent links come from the target, and a
+/// chain of a million processes would otherwise print a million-space indent on each of a
+/// million lines (terabytes of output).
+pub const MAX_INDENT: usize = 32;
+
+/// Two spaces per level up to [`MAX_INDENT`], then the levels left as `…(+N)`.
+fn indent(depth: usize) -> String {
+    let mut s = "  ".repeat(depth.min(MAX_INDENT));
+    if depth > MAX_INDENT {
+        s.push_str(&format!("…(+{}) ", depth - MAX_INDENT));
+    }
+    s
 }
 
 /// Depth-first order of the process tree; processes whose parent is missing are roots.
@@ -121,5 +136,26 @@ mod tests {
             .map(|(d, p)| (d, p.pid))
             .collect();
         assert_eq!(order, vec![(0, 1), (1, 2), (2, 3), (1, 4), (0, 7), (0, 8)]);
+    }
+
+    /// A forged chain of 100 000 parents: the order is found in one pass and no line is
+    /// indented by more than MAX_INDENT levels plus a depth marker.
+    #[test]
+    fn deep_chains_have_a_bounded_indent() {
+        let procs: Vec<ProcessInfo> = (1..=100_000).map(|i| p(i, i - 1)).collect();
+        let order = tree_order(&procs);
+        assert_eq!(order.len(), procs.len());
+        assert_eq!(
+            order.last().map(|(d, p)| (*d, p.pid)),
+            Some((99_999, 100_000))
+        );
+        assert_eq!(indent(2), "    ");
+        assert_eq!(indent(MAX_INDENT), "  ".repeat(MAX_INDENT));
+        let deepest = indent(99_999);
+        assert_eq!(
+            deepest,
+            format!("{}…(+{}) ", "  ".repeat(MAX_INDENT), 99_999 - MAX_INDENT)
+        );
+        assert!(order.iter().all(|(d, _)| indent(*d).len() <= deepest.len()));
     }
 }

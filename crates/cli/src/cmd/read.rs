@@ -29,6 +29,7 @@ pub struct Args {
     out: Option<PathBuf>,
     /// Print one JSON object: address, length, the bytes as hex (unreadable bytes as
     /// zeros) and the unreadable spans. The exit status still reports unreadable bytes.
+    /// At most 64 MiB (the document is built in memory; use --out for more).
     #[arg(long, conflicts_with = "out")]
     json: bool,
 }
@@ -53,6 +54,11 @@ struct JsonSpan {
 
 const CHUNK: usize = 1 << 20;
 
+/// Longest read `--json` accepts: the document (two hex digits per byte) is built in
+/// memory before it is printed, so LEN would otherwise be an allocation size. `--out`
+/// and the hexdump stream any length.
+pub const MAX_JSON_LEN: u64 = 64 << 20;
+
 /// Runs `read`.
 pub fn run(a: Args) -> Result<(), CliError> {
     let (path, addr_s, len_s) = match a.positional.as_slice() {
@@ -74,6 +80,15 @@ pub fn run(a: Args) -> Result<(), CliError> {
         return Err(CliError::usage(
             format!("{addr:#x} + {len:#x} runs past the end of the 64-bit address space"),
             None,
+        ));
+    }
+    if a.json && len > MAX_JSON_LEN {
+        return Err(CliError::usage(
+            format!(
+                "--json reads at most {} ({MAX_JSON_LEN} bytes); {len} asked",
+                memlens::core::size::format_size_approx(MAX_JSON_LEN)
+            ),
+            Some("write the bytes with --out FILE, or read less"),
         ));
     }
     let sel = a.chain.with_path(path);
@@ -180,7 +195,7 @@ fn mark_failed(e: &Error, bad: &mut [bool], buf: &mut [u8]) {
     match e.root_cause() {
         Error::Partial { failed, .. } => {
             for s in failed {
-                let end = (s.offset + s.len).min(bad.len());
+                let end = s.offset.saturating_add(s.len).min(bad.len());
                 for i in s.offset.min(end)..end {
                     bad[i] = true;
                     buf[i] = 0;

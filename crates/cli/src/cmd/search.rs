@@ -9,7 +9,34 @@ use serde::Serialize;
 
 use crate::exit::CliError;
 use crate::output::{Format, FormatArgs, Table};
-use crate::scan::{self, Chunk, ChunkSource, Region};
+use crate::scan::{self, Chunk, ChunkSource, Collector, Part, Region};
+
+/// Most matches `--max` may ask for: `search` keeps its matches to print them as one
+/// table or JSON array, and a million is more than anyone reads (about 150 MB at the
+/// default context).
+pub const MAX_HITS: usize = 1_000_000;
+
+/// Most bytes of context `--context` may ask for on each side of a match; also the most
+/// bytes of one match shown in its preview (longer regex matches end with `…`).
+pub const MAX_CONTEXT: usize = 4096;
+
+/// Most bytes of previews `--max × (2 × --context + 1)` may keep: a million matches with
+/// 4 KiB of context each would be 8 GiB.
+pub const MAX_PREVIEW_BYTES: usize = 1 << 30;
+
+fn parse_max(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_HITS).contains(&n) => Ok(n),
+        _ => Err(format!("expected 1 to {MAX_HITS}")),
+    }
+}
+
+fn parse_context(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_CONTEXT => Ok(n),
+        _ => Err(format!("expected 0 to {MAX_CONTEXT}")),
+    }
+}
 
 /// Arguments of `search`.
 #[derive(clap::Args, Debug)]
@@ -35,11 +62,12 @@ pub struct Args {
     /// Search the virtual memory of every process (user space).
     #[arg(long)]
     all_processes: bool,
-    /// Stop after this many matches.
-    #[arg(long, default_value_t = 1000)]
+    /// Stop after this many matches (at most 1000000).
+    #[arg(long, default_value_t = 1000, value_parser = parse_max)]
     max: usize,
-    /// Bytes of context shown around a match.
-    #[arg(long, default_value_t = 16)]
+    /// Bytes of context shown around a match (at most 4096; with --max, at most 1 GiB of
+    /// previews in all).
+    #[arg(long, default_value_t = 16, value_parser = parse_context)]
     context: usize,
     #[command(flatten)]
     format: FormatArgs,
@@ -75,20 +103,34 @@ impl Matcher {
         }
     }
 
-    fn find_all(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
+    /// Calls `f(offset, len)` for every match in `hay` in address order (by offset, then
+    /// length: the literals of --utf16 are merged), until `f` returns `false`.
+    fn find_each(&self, hay: &[u8], mut f: impl FnMut(usize, usize) -> bool) {
         match self {
             Matcher::Literals(fs) => {
-                for finder in fs {
-                    let n = finder.needle().len();
-                    for i in finder.find_iter(hay) {
-                        f(i, n);
+                let mut its: Vec<_> = fs
+                    .iter()
+                    .map(|finder| {
+                        let n = finder.needle().len();
+                        finder.find_iter(hay).map(move |i| (i, n)).peekable()
+                    })
+                    .collect();
+                loop {
+                    let next = its
+                        .iter_mut()
+                        .filter_map(|it| it.peek().copied().map(|m| (m, it)))
+                        .min_by_key(|(m, _)| *m);
+                    let Some((m, it)) = next else { return };
+                    it.next();
+                    if !f(m.0, m.1) {
+                        return;
                     }
                 }
             }
             Matcher::Regex(r) => {
                 for m in r.find_iter(hay) {
-                    if !m.is_empty() {
-                        f(m.start(), m.len());
+                    if !m.is_empty() && !f(m.start(), m.len()) {
+                        return;
                     }
                 }
             }
@@ -140,9 +182,66 @@ pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The matches of `matcher` in `chunk` of `src`, in address order, at most `limit` (see
+/// [`Collector`]).
+fn scan_chunk(
+    c: &Chunk,
+    limit: usize,
+    matcher: &Matcher,
+    context: usize,
+    space: &'static str,
+    src: &dyn ChunkSource,
+) -> Part<Hit> {
+    let overlap = matcher.max_len().saturating_sub(1) as u64;
+    let owned = c.end - c.start;
+    let mut col = Collector::new(limit);
+    // Read the chunk plus the overlap; an unreadable tail simply yields invalid bytes.
+    let len = (owned + overlap) as usize;
+    scan::with_buffer(len, |buf| {
+        let valid = src.read(c.pid, c.start, buf);
+        matcher.find_each(buf, |i, n| {
+            // Matches starting in the overlap belong to the next chunk.
+            if (i as u64) >= owned {
+                return false;
+            }
+            if !valid.all(i..i.saturating_add(n)) {
+                return true;
+            }
+            let lo = i.saturating_sub(context);
+            let shown = n.min(MAX_CONTEXT);
+            let hi = i
+                .saturating_add(shown)
+                .saturating_add(context)
+                .min(buf.len());
+            let mut preview: String = (lo..hi)
+                .map(|j| match (valid.at(j), buf[j]) {
+                    (false, _) => '?',
+                    (true, b) if b.is_ascii_graphic() || b == b' ' => b as char,
+                    _ => '.',
+                })
+                .collect();
+            if shown < n {
+                preview.push('…');
+            }
+            let text = preview.len();
+            col.push(
+                Hit {
+                    space,
+                    pid: c.pid,
+                    addr: c.start + i as u64,
+                    len: n,
+                    preview,
+                },
+                text,
+            )
+        });
+    });
+    col.finish(|h| h.addr)
+}
+
 /// Finds `matcher` in `chunks` of `src`: the first `max` hits in address order.
 fn scan(
-    chunks: &[Chunk],
+    chunks: impl IntoIterator<Item = Chunk>,
     matcher: &Matcher,
     context: usize,
     max: usize,
@@ -150,41 +249,10 @@ fn scan(
     src: &dyn ChunkSource,
     progress: &indicatif::ProgressBar,
 ) -> Vec<Hit> {
-    let overlap = matcher.max_len().saturating_sub(1) as u64;
-    scan::ordered(chunks, max, progress, |c| {
-        let mut out = Vec::new();
-        // Read the chunk plus the overlap; an unreadable tail simply yields invalid bytes.
-        let len = (c.end - c.start + overlap) as usize;
-        scan::with_buffer(len, |buf| {
-            let valid = src.read(c.pid, c.start, buf);
-            matcher.find_all(buf, |i, n| {
-                // Matches starting in the overlap belong to the next chunk.
-                if (i as u64) >= c.end - c.start || !valid.all(i..i + n) {
-                    return;
-                }
-                let lo = i.saturating_sub(context);
-                let hi = (i + n + context).min(buf.len());
-                let preview: String = (lo..hi)
-                    .map(|j| match (valid.at(j), buf[j]) {
-                        (false, _) => '?',
-                        (true, b) if b.is_ascii_graphic() || b == b' ' => b as char,
-                        _ => '.',
-                    })
-                    .collect();
-                out.push(Hit {
-                    space,
-                    pid: c.pid,
-                    addr: c.start + i as u64,
-                    len: n,
-                    preview,
-                });
-            });
-        });
-        // Several literals (--utf16) report in needle order: restore address order.
-        out.sort_by_key(|h| (h.addr, h.len));
-        out.dedup_by_key(|h| (h.addr, h.len));
-        out
+    scan::ordered(chunks, max, progress, |c, limit| {
+        scan_chunk(c, limit, matcher, context, space, src)
     })
+    .collect()
 }
 
 /// Runs `search`.
@@ -194,6 +262,21 @@ pub fn run(a: Args) -> Result<(), CliError> {
         [t, p] => (a.chain.with_path(Some(t.into())), p.clone()),
         _ => return Err(CliError::usage("expected [TARGET] PATTERN", None)),
     };
+    let kept = a
+        .max
+        .saturating_mul(a.context.saturating_mul(2).saturating_add(1));
+    if kept > MAX_PREVIEW_BYTES {
+        return Err(CliError::usage(
+            format!(
+                "--max {} with --context {} could keep {} of previews (at most {})",
+                a.max,
+                a.context,
+                memlens::core::size::format_size_approx(kept as u64),
+                memlens::core::size::format_size_approx(MAX_PREVIEW_BYTES as u64)
+            ),
+            Some("lower --max or --context"),
+        ));
+    }
     let matcher = compile(&a, &pattern)?;
     let hits = if a.pid.is_some() || a.all_processes {
         let os = crate::target::open_os(&target)?;
@@ -258,7 +341,11 @@ pub fn physical_regions(t: &memlens::core::PhysicalTarget) -> Vec<Region> {
 pub fn count_literal(regions: &[Region], src: &dyn ChunkSource, needle: &[u8]) -> usize {
     let m = Matcher::Literals(vec![memchr::memmem::Finder::new(needle).into_owned()]);
     let pb = indicatif::ProgressBar::hidden();
-    scan(&scan::chunks(regions), &m, 0, usize::MAX, "", src, &pb).len()
+    // Counted as they come: a needle repeated all over memory keeps nothing.
+    scan::ordered(scan::chunks(regions), usize::MAX, &pb, |c, limit| {
+        scan_chunk(c, limit, &m, 0, "", src)
+    })
+    .count()
 }
 
 /// Scans `regions` with a progress bar.
@@ -269,10 +356,9 @@ fn run_scan(
     space: &'static str,
     src: &dyn ChunkSource,
 ) -> Vec<Hit> {
-    let total = regions.iter().map(|r| r.end - r.start).sum();
-    let pb = crate::progress::bar(total, "searching");
+    let pb = crate::progress::bar(scan::total_bytes(regions), "searching");
     let h = scan(
-        &scan::chunks(regions),
+        scan::chunks(regions),
         matcher,
         a.context,
         a.max,
@@ -330,7 +416,7 @@ mod tests {
         let src = Fake(mem, bad_at);
         let pb = indicatif::ProgressBar::hidden();
         let hits = scan(
-            &scan::chunks(&regions),
+            scan::chunks(&regions),
             &matcher,
             2,
             100,
@@ -341,5 +427,73 @@ mod tests {
         let addrs: Vec<u64> = hits.iter().map(|h| h.addr).collect();
         assert_eq!(addrs, vec![100, at as u64]);
         assert_eq!(hits[0].preview, "..needle!..");
+    }
+
+    use crate::scan::VecMem as Mem;
+
+    fn whole(m: &Mem) -> [Region; 1] {
+        [Region {
+            pid: None,
+            start: 0,
+            end: m.0.len() as u64,
+        }]
+    }
+
+    /// Memory made of one repeated byte: `--max` stops the scan after max hits (never a
+    /// window of millions first), and counting every hit keeps none of them.
+    #[test]
+    fn a_pattern_everywhere_stops_at_max_and_is_counted_in_bounded_memory() {
+        let m = Mem(vec![b'a'; (CHUNK * 2) as usize]);
+        let regions = whole(&m);
+        let matcher = Matcher::Literals(vec![memchr::memmem::Finder::new(b"a").into_owned()]);
+        let pb = indicatif::ProgressBar::hidden();
+        let hits = scan(scan::chunks(&regions), &matcher, 4, 10, "physical", &m, &pb);
+        let addrs: Vec<u64> = hits.iter().map(|h| h.addr).collect();
+        assert_eq!(addrs, (0..10).collect::<Vec<u64>>());
+        assert_eq!(hits[5].preview, "aaaaaaaaa");
+        assert_eq!(count_literal(&regions, &m, b"a"), (CHUNK * 2) as usize);
+        assert_eq!(count_literal(&regions, &m, b"aa"), CHUNK as usize);
+    }
+
+    /// With --utf16 both literals are merged in address order; a long regex match shows
+    /// at most MAX_CONTEXT bytes of itself.
+    #[test]
+    fn literals_merge_in_order_and_long_matches_are_cut_in_previews() {
+        let mut v = vec![0u8; 20_000];
+        v[5..9].copy_from_slice(b"a\0b\0");
+        v[12..14].copy_from_slice(b"ab");
+        v[30..32].copy_from_slice(b"ab");
+        v[100..10_100].fill(b'x');
+        let m = Mem(v);
+        let matcher = Matcher::Literals(vec![
+            memchr::memmem::Finder::new(b"ab").into_owned(),
+            memchr::memmem::Finder::new(b"a\0b\0").into_owned(),
+        ]);
+        let pb = indicatif::ProgressBar::hidden();
+        let hits = scan(
+            scan::chunks(&whole(&m)),
+            &matcher,
+            0,
+            10,
+            "physical",
+            &m,
+            &pb,
+        );
+        let got: Vec<(u64, usize)> = hits.iter().map(|h| (h.addr, h.len)).collect();
+        assert_eq!(got, [(5, 4), (12, 2), (30, 2)]);
+        let re = Matcher::Regex(regex::bytes::Regex::new("x+").unwrap());
+        let hits = scan(scan::chunks(&whole(&m)), &re, 2, 10, "physical", &m, &pb);
+        assert_eq!((hits[0].addr, hits[0].len), (100, 10_000));
+        assert_eq!(hits[0].preview.chars().count(), 2 + MAX_CONTEXT + 2 + 1);
+        assert!(hits[0].preview.ends_with('…'));
+    }
+
+    #[test]
+    fn max_and_context_have_documented_caps() {
+        assert!(parse_max("0").is_err());
+        assert!(parse_max(&(MAX_HITS + 1).to_string()).is_err());
+        assert_eq!(parse_max("1000"), Ok(1000));
+        assert!(parse_context(&(MAX_CONTEXT + 1).to_string()).is_err());
+        assert_eq!(parse_context("4096"), Ok(4096));
     }
 }

@@ -10,7 +10,6 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use memlens_core::error::FailedSpan;
 use memlens_core::mem::{MemRange, MemoryMetadata, MemoryView, MemoryWrite, ReadOp, WriteOp};
 use memlens_core::os::ModuleDetails;
 use memlens_core::{
@@ -19,6 +18,7 @@ use memlens_core::{
 };
 use serde::de::DeserializeOwned;
 
+use super::reports::Reports;
 use super::*;
 
 /// Where imported objects come from: a loaded library (kept alive by this value) or the
@@ -144,99 +144,6 @@ pub(crate) unsafe fn decode_error(c: &CError) -> Error {
             limit: c.a,
         },
         _ => Error::Other(m1.into_owned()),
-    }
-}
-
-/// Receives reports for one batch, writing outcomes straight into the caller's ops.
-struct Reports {
-    /// The ops of the batch (`ReadOp<A>` or `WriteOp<A>`, type-erased).
-    base: *mut c_void,
-    /// Number of ops.
-    n: usize,
-    /// The outcome slot of op `i`.
-    slot: unsafe fn(base: *mut c_void, i: usize) -> *mut Result<(), Error>,
-    /// Message of a panic reported for the whole batch.
-    panic: Option<String>,
-}
-
-unsafe fn read_slot<A>(base: *mut c_void, i: usize) -> *mut Result<(), Error> {
-    // SAFETY: `base` points to the batch's `ReadOp<A>` array and `i` is in bounds (checked
-    // by the caller); taking the field's address does not touch the op's buffer.
-    unsafe { std::ptr::addr_of_mut!((*(base as *mut ReadOp<'_, A>).add(i)).result) }
-}
-
-unsafe fn write_slot<A>(base: *mut c_void, i: usize) -> *mut Result<(), Error> {
-    // SAFETY: as in `read_slot`, for a `WriteOp<A>` array.
-    unsafe { std::ptr::addr_of_mut!((*(base as *mut WriteOp<'_, A>).add(i)).result) }
-}
-
-impl Reports {
-    fn for_reads<A>(ops: &mut [ReadOp<'_, A>]) -> Self {
-        Reports {
-            base: ops.as_mut_ptr() as *mut c_void,
-            n: ops.len(),
-            slot: read_slot::<A>,
-            panic: None,
-        }
-    }
-    fn for_writes<A>(ops: &mut [WriteOp<'_, A>]) -> Self {
-        Reports {
-            base: ops.as_mut_ptr() as *mut c_void,
-            n: ops.len(),
-            slot: write_slot::<A>,
-            panic: None,
-        }
-    }
-    fn report(&mut self) -> ErrReport {
-        ErrReport {
-            ctx: self as *mut Reports as *mut c_void,
-            report: on_report,
-        }
-    }
-}
-
-unsafe extern "C" fn on_report(
-    ctx: *mut c_void,
-    index: usize,
-    err: *const CError,
-    offset: usize,
-    len: usize,
-    total: usize,
-) {
-    // SAFETY: `ctx` is the `Reports` of the running batch; `err` valid for the call.
-    let (r, c) = unsafe { (&mut *(ctx as *mut Reports), &*err) };
-    // SAFETY: strings valid for the call.
-    let e = unsafe { decode_error(c) };
-    if index == usize::MAX {
-        r.panic = Some(e.to_string());
-        return;
-    }
-    if index >= r.n {
-        log::warn!(
-            "plugin reported an outcome for op {index} of a batch of {}",
-            r.n
-        );
-        return;
-    }
-    // SAFETY: `index` is in bounds; the ops outlive the batch call.
-    let slot = unsafe { &mut *(r.slot)(r.base, index) };
-    if total == 0 {
-        *slot = Err(e);
-        return;
-    }
-    let span = FailedSpan {
-        offset,
-        len,
-        cause: Box::new(e),
-    };
-    match slot {
-        Err(Error::Partial { failed, .. }) => failed.push(span),
-        _ => {
-            *slot = Err(Error::Partial {
-                total,
-                failed: vec![span],
-            })
-        }
     }
 }
 
@@ -477,7 +384,8 @@ impl Drop for ImportedCpu {
 impl CpuState for ImportedCpu {
     fn cpu_count(&self) -> usize {
         // SAFETY: valid object.
-        unsafe { (self.obj.vt.cpu_count)(self.obj.this) }
+        let n = unsafe { (self.obj.vt.cpu_count)(self.obj.this) };
+        n.min(super::reports::MAX_CPUS)
     }
     fn registers(&self, cpu: usize) -> memlens_core::Result<CpuRegisters> {
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -504,6 +412,9 @@ fn json_result<T: DeserializeOwned>(
     if status != STATUS_OK {
         return Err(origin.err(during, status, err));
     }
+    super::check_sink(out, || {
+        format!("result of {during} from plugin '{}'", origin.name)
+    })?;
     serde_json::from_slice(out).map_err(|e| Error::Corrupt {
         location: format!("result of {during} from plugin '{}'", origin.name),
         what: e.to_string(),

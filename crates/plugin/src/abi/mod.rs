@@ -21,7 +21,10 @@
 
 pub mod export;
 pub mod import;
+mod reports;
 pub mod types;
+
+pub use reports::{MAX_CPUS, MAX_SPANS};
 
 use std::any::Any;
 use std::ffi::c_void;
@@ -305,6 +308,12 @@ impl StrRef {
     }
 }
 
+/// Most bytes a [`StrSink::to_vec`] sink keeps: what a plugin writes (JSON listings,
+/// messages) is held whole before it is parsed, so a plugin writing without end would
+/// otherwise exhaust the host's memory. Bytes past it are dropped, and a result that
+/// reached it is refused by [`check_sink`].
+pub const MAX_SINK_BYTES: usize = 256 << 20;
+
 unsafe extern "C" fn string_sink_write(ctx: *mut c_void, ptr: *const u8, len: usize) {
     if ctx.is_null() || (ptr.is_null() && len > 0) {
         return;
@@ -313,10 +322,22 @@ unsafe extern "C" fn string_sink_write(ctx: *mut c_void, ptr: *const u8, len: us
     // points to `len` bytes by the sink contract.
     unsafe {
         let v = &mut *(ctx as *mut Vec<u8>);
+        let len = len.min(MAX_SINK_BYTES.saturating_sub(v.len()));
         if len > 0 {
             v.extend_from_slice(std::slice::from_raw_parts(ptr, len));
         }
     }
+}
+
+/// Refuses the contents of a sink that reached [`MAX_SINK_BYTES`] (they were cut).
+pub(crate) fn check_sink(out: &[u8], what: impl FnOnce() -> String) -> memlens_core::Result<()> {
+    if out.len() >= MAX_SINK_BYTES {
+        return Err(memlens_core::Error::Limit {
+            what: what(),
+            limit: MAX_SINK_BYTES as u64,
+        });
+    }
+    Ok(())
 }
 
 impl StrSink {

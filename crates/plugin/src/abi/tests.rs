@@ -168,3 +168,111 @@ fn long_descriptions_are_cut_at_a_character_boundary() {
     let s = super::inline_str(&h.description);
     assert!(s.chars().all(|c| c == 'é') && !s.is_empty() && s.len() < super::DESCRIPTION_LEN);
 }
+
+/// A plugin's memory that lies about failures: op 0 reports a span far outside its
+/// buffer, op 1 reports one span per byte, op 2 a valid span with a made-up total.
+struct Liar;
+
+impl MemoryView for Liar {
+    type Addr = PhysAddr;
+    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+        use memlens_core::error::FailedSpan;
+        let span = |offset, len| FailedSpan {
+            offset,
+            len,
+            cause: Box::new(Error::Gap { addr: PhysAddr(0) }),
+        };
+        for op in ops {
+            op.result = Err(Error::Partial {
+                total: usize::MAX,
+                failed: match op.addr.0 {
+                    0 => vec![span(usize::MAX - 1, 10), span(2, 2)],
+                    1 => (0..5000).map(|i| span(i, 1)).collect(),
+                    _ => vec![span(2, 2)],
+                },
+            });
+        }
+    }
+    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+        Small.metadata()
+    }
+}
+
+#[test]
+fn failed_spans_from_a_plugin_are_checked() {
+    for native in [true, false] {
+        let mut obj = export_memory(Arc::new(Liar) as Arc<dyn PhysicalMemory>);
+        if !native {
+            obj.vt.native_fingerprint ^= 1;
+        }
+        // SAFETY: a fresh object exported in this process.
+        let m = unsafe { ImportedMemory::<PhysAddr>::new(obj, Origin::host("liar")) };
+        let mut bufs = vec![[0u8; 8000]; 3];
+        let mut ops: Vec<ReadOp<'_, PhysAddr>> = bufs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, b)| ReadOp::new(PhysAddr(i as u64), &mut b[..]))
+            .collect();
+        m.read_batch(&mut ops);
+        assert!(
+            matches!(ops[0].result, Err(Error::Gap { .. })),
+            "{:?}",
+            ops[0].result
+        );
+        assert!(
+            matches!(ops[1].result, Err(Error::Gap { .. })),
+            "native={native}"
+        );
+        match &ops[2].result {
+            Err(Error::Partial { total, failed }) => {
+                assert_eq!((*total, failed.len()), (8000, 1));
+                assert_eq!((failed[0].offset, failed[0].len), (2, 2));
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+}
+
+/// A CPU state claiming usize::MAX vCPUs is seen with at most MAX_CPUS.
+#[test]
+fn vcpu_counts_are_clamped() {
+    struct Many;
+    impl memlens_core::CpuState for Many {
+        fn cpu_count(&self) -> usize {
+            usize::MAX
+        }
+        fn registers(&self, _: usize) -> memlens_core::Result<memlens_core::CpuRegisters> {
+            Err(Error::Other("none".into()))
+        }
+    }
+    let t = memlens_core::PhysicalTarget {
+        memory: Arc::new(Small),
+        writer: None,
+        cpu: Some(Arc::new(Many)),
+        info: Default::default(),
+    };
+    let (obj, info) = super::export::export_target(t).unwrap();
+    // SAFETY: fresh objects exported in this process; `info` lives for the call.
+    let t = unsafe {
+        super::import::import_target(obj, super::StrRef::new(&info), Origin::host("many"))
+    }
+    .unwrap();
+    assert_eq!(t.cpu.unwrap().cpu_count(), super::MAX_CPUS);
+}
+
+/// A plugin writing more than MAX_SINK_BYTES into a sink: the host keeps no more, and
+/// the result is refused as over the limit.
+#[test]
+fn string_sinks_are_capped() {
+    let piece = vec![b'x'; 1 << 20];
+    let mut v = Vec::new();
+    let sink = super::StrSink::to_vec(&mut v);
+    for _ in 0..(super::MAX_SINK_BYTES >> 20) + 3 {
+        // SAFETY: the sink writes into `v`, alive; `piece` is valid.
+        unsafe { (sink.write)(sink.ctx, piece.as_ptr(), piece.len()) };
+    }
+    assert_eq!(v.len(), super::MAX_SINK_BYTES);
+    let e = super::check_sink(&v, || "result".into()).unwrap_err();
+    assert!(matches!(e, Error::Limit { .. }), "{e}");
+    assert!(super::check_sink(b"[]", || "result".into()).is_ok());
+}
