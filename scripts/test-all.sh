@@ -6,7 +6,8 @@
 #
 # Steps: system packages (qemu, busybox, makedumpfile, static libc) -> the real-target lab
 # (downloads the current Debian kernel, boots guests under QEMU, writes dumps + ground
-# truth into target/testlab) -> fmt, clippy, docs -> cargo test of the whole workspace.
+# truth into target/testlab) -> fmt, clippy, docs -> cargo test of the whole workspace ->
+# a 20-second fuzz smoke run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +46,9 @@ echo "==> tests"
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.log
 grep -q "test result" target/test-output.log
+
+# Every fuzz target for ~20 s on its seeds and regression inputs, then mutations: a parser
+# that panics, leaks or allocates past 2 GB on them fails here (cargo-fuzz is installed
+# from crates.io when missing; the long campaign is `scripts/fuzz.sh campaign`).
+echo "==> fuzz smoke (docs/fuzzing.md)"
+scripts/fuzz.sh smoke
