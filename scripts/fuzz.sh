@@ -6,6 +6,8 @@
 #   scripts/fuzz.sh campaign [TARGET...]   each target 30 min or 10 M executions,
 #                                          whichever comes first (docs/fuzzing.md)
 #   scripts/fuzz.sh targets                the targets and their seed directories
+#   scripts/fuzz.sh report [MODE]          a Markdown table of the last runs' logs
+#                                          (fuzz/logs/MODE-*.log; MODE campaign by default)
 #
 # Any failure (crash, leak, out-of-memory over 2 GB, an input slower than 10 s) fails the
 # run; libFuzzer writes the input to fuzz/artifacts/TARGET/. Builds with AddressSanitizer
@@ -36,6 +38,26 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(all_targets)
 
 case "$mode" in
+  report)
+    m="${targets[0]:-campaign}"
+    echo "| target | executions | exec/s | slowest input (s) | coverage (edges / features) | corpus | peak RSS (MB) | result |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|"
+    for log in logs/"$m"-*.log; do
+      t="${log#logs/$m-}"; t="${t%.log}"
+      stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
+      cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
+      edges=$(echo "$cov" | awk '{print $2}'); ft=$(echo "$cov" | awk '{print $4}')
+      corp=$(echo "$cov" | awk '{print $6}')
+      if grep -qE '^==[0-9]+==ERROR|^ERROR:|deadly signal|out-of-memory|Timeout' "$log"; then
+        result="FAILED (see fuzz/$log)"
+      elif [ -n "$(stat number_of_executed_units)" ]; then
+        result="clean"
+      else
+        result="running or stopped early"
+      fi
+      echo "| \`$t\` | $(stat number_of_executed_units) | $(stat average_exec_per_sec) | $(stat slowest_unit_time_sec) | $edges / $ft | $corp | $(stat peak_rss_mb) | $result |"
+    done
+    exit 0 ;;
   targets)
     for t in "${targets[@]}"; do echo "$t: $(seeds "$t")"; done
     exit 0 ;;
