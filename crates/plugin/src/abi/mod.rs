@@ -311,7 +311,7 @@ impl StrRef {
 /// Most bytes a [`StrSink::to_vec`] sink keeps: what a plugin writes (JSON listings,
 /// messages) is held whole before it is parsed, so a plugin writing without end would
 /// otherwise exhaust the host's memory. Bytes past it are dropped, and a result that
-/// reached it is refused by [`check_sink`].
+/// reached it is refused (`check_sink`).
 pub const MAX_SINK_BYTES: usize = 256 << 20;
 
 unsafe extern "C" fn string_sink_write(ctx: *mut c_void, ptr: *const u8, len: usize) {
