@@ -605,6 +605,51 @@ fn from_registers() {
     let _ = Fmt::X64;
 }
 
+/// The mode choices of `from_registers` read EFER.LMA, CR4.PAE and CR4.LA57 by name; these
+/// pin which MMU each combination of real register values selects.
+#[test]
+fn from_registers_modes_and_linux_values() {
+    use memlens_core::cpu::{Aarch64Registers, X86Registers};
+    use memlens_core::CpuRegisters;
+    let x86 = |cr4: u64, efer: Option<u64>| {
+        let regs = CpuRegisters::X86(X86Registers {
+            cr0: 0x8005_0033,
+            cr3: 0x1000,
+            cr4,
+            efer,
+            ..Default::default()
+        });
+        Mmu::from_registers(&regs).unwrap().0.name()
+    };
+    // Linux x86-64 values: EFER 0xd01 (LMA), CR4 with and without LA57.
+    assert_eq!(x86(0x3506f0, Some(0xd01)), "x86_64");
+    assert_eq!(x86(0x751ef0, Some(0xd01)), "x86_64-la57");
+    // EFER unknown: long mode assumed.
+    assert_eq!(x86(0x6f0, None), "x86_64");
+    // LME without LMA (paging not yet on) is not long mode: PAE or not by CR4.PAE.
+    assert_eq!(x86(0x6f0, Some(0x100)), "x86-pae");
+    assert_eq!(x86(0x690, Some(0)), "x86");
+    let arm = |tcr: u64| {
+        let regs = CpuRegisters::Aarch64(Aarch64Registers {
+            ttbr0: Some(0x4000_0000),
+            ttbr1: Some(0x4100_0000),
+            tcr: Some(tcr),
+            ..Default::default()
+        });
+        Mmu::from_registers(&regs).map(|(m, _)| (m.name(), m.va_bits()))
+    };
+    // Linux's TCR_EL1 with 4 KiB pages: 48-bit and 39-bit halves.
+    assert_eq!(arm(0x0000_0034_b550_3510).unwrap(), ("aarch64", 48));
+    assert_eq!(arm(0x0000_0032_b559_3519).unwrap(), ("aarch64", 39));
+    // Reserved granule encodings (TG1 = 0b00, TG0 = 0b11) read as 4 KiB, as before.
+    assert_eq!(arm((16 << 16) | (3 << 14) | 16).unwrap(), ("aarch64", 48));
+    // 16 KiB halves: TG1 = 0b01, TG0 = 0b10.
+    assert_eq!(
+        arm((17 << 16) | (1 << 30) | (2 << 14) | 17).unwrap(),
+        ("aarch64-16k", 47)
+    );
+}
+
 #[test]
 fn kpti_user_cr3_and_kernel_copy() {
     let mut b = Builder::new(Fmt::X64, 0x10_0000);

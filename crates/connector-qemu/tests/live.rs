@@ -9,6 +9,7 @@ mod common;
 
 use common::native;
 use memlens_connector_qemu::{list_targets, QemuArgs, QemuConnector};
+use memlens_core::cpu::{Cr0, Efer};
 use memlens_core::{CpuRegisters, MemoryViewExt, PhysAddr};
 
 /// The guest is listed under its name, RAM size and QMP socket; its marker strings are at
@@ -113,7 +114,7 @@ fn live_guest_markers_registers_and_listing() {
     let CpuRegisters::X86(r0) = &ours[0] else {
         panic!()
     };
-    assert!(r0.efer.unwrap_or(0) & 0x400 != 0 && r0.cr0 & 0x8000_0000 != 0);
+    assert!(Efer::from(r0.efer.unwrap_or(0)).lma() && Cr0::from(r0.cr0).pg());
     guest.qmp().unwrap().cont().unwrap();
 }
 

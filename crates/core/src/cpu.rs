@@ -1,5 +1,12 @@
 //! CPU state: the registers a connector knows (a dump's notes, QEMU's monitor). OS plugins
 //! use them as hints — mainly the page-table root — and never require them.
+//!
+//! The register sets hold plain `u64`s as the CPU does; [`regs`] gives them meaning
+//! (`Cr4::from(r.cr4).la57()`), so bit numbers are written in one place.
+
+pub mod regs;
+
+pub use regs::{Cr0, Cr3, Cr4, Efer, Granule, SctlrEl1, TcrEl1, Ttbr};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,15 +45,16 @@ pub struct X86Registers {
     pub rip: u64,
     /// Flags.
     pub rflags: u64,
-    /// CR0.
+    /// CR0 (decode with [`Cr0`]).
     pub cr0: u64,
     /// CR2.
     pub cr2: u64,
-    /// CR3: page-table root (with PCID / flag bits as the CPU holds it).
+    /// CR3: page-table root (with PCID / flag bits as the CPU holds it; decode with
+    /// [`Cr3`]).
     pub cr3: u64,
-    /// CR4 (bit 12 = LA57: 5-level paging).
+    /// CR4 (decode with [`Cr4`]; bit 12 = LA57: 5-level paging).
     pub cr4: u64,
-    /// EFER MSR, when known.
+    /// EFER MSR, when known (decode with [`Efer`]).
     pub efer: Option<u64>,
     /// FS base.
     pub fs_base: u64,
@@ -59,11 +67,11 @@ pub struct X86Registers {
 impl X86Registers {
     /// The page-table root with the PCID and flag bits (0..12) and bit 63 cleared.
     pub fn root(&self) -> PhysAddr {
-        PhysAddr(self.cr3 & 0x000f_ffff_ffff_f000)
+        Cr3::from(self.cr3).base()
     }
     /// Whether 5-level paging is on (CR4.LA57).
     pub fn la57(&self) -> bool {
-        self.cr4 & (1 << 12) != 0
+        Cr4::from(self.cr4).la57()
     }
 }
 
@@ -78,11 +86,11 @@ pub struct Aarch64Registers {
     pub pc: u64,
     /// PSTATE.
     pub pstate: u64,
-    /// TTBR0_EL1 (user half root), when known.
+    /// TTBR0_EL1 (user half root), when known (decode with [`Ttbr`]).
     pub ttbr0: Option<u64>,
     /// TTBR1_EL1 (kernel half root), when known.
     pub ttbr1: Option<u64>,
-    /// TCR_EL1, when known.
+    /// TCR_EL1, when known (decode with [`TcrEl1`]).
     pub tcr: Option<u64>,
 }
 

@@ -10,8 +10,9 @@
 //! - [`mem`] and [`ext`]: the memory traits and their helpers.
 //! - [`memmap`]: validated guest-physical → backing-offset maps (TOML in and out).
 //! - [`middleware`]: page cache, delay and metrics wrappers around any view.
-//! - [`cpu`], [`target`], [`os`]: registers, what a connector hands to an OS plugin, and
-//!   the OS/process traits with their listing types.
+//! - [`cpu`], [`target`], [`os`]: registers (with typed control registers in
+//!   [`cpu::regs`]: `Cr4::from(r.cr4).la57()`), what a connector hands to an OS plugin,
+//!   and the OS/process traits with their listing types.
 //! - [`error`]: the error type; every variant carries its context.
 //! - [`bounded`]: allocations sized by target data — checked against what they can cover
 //!   and a hard cap, read in chunks.

@@ -8,29 +8,29 @@
 //!
 //! Level numbers count from the leaf: level 1 is the last level (x86 PT, aarch64 L3), so
 //! `Error::NotPresent { level: 4, .. }` on x86-64 means the PML4 entry was not present.
+//!
+//! The module is split by responsibility: this file holds the types and the per-entry
+//! lookup the walker calls ([`Mmu::decode`], [`Mmu::is_canonical`], [`Mmu::mask_root`]);
+//! `tables` holds the MMU descriptions as data (the constructors and [`ARCH_NAMES`]);
+//! `registers` decodes a vCPU's registers into an MMU and roots ([`Mmu::from_registers`])
+//! through core's typed registers ([`memlens_core::cpu::regs`]). Both children use only
+//! this file's types, never each other.
 
-use memlens_core::{Arch, CpuRegisters, PhysAddr};
+use memlens_core::cpu::Ttbr;
+use memlens_core::Arch;
 use serde::Serialize;
 
 use crate::error::ArchError;
 use crate::types::Roots;
 
+mod registers;
+mod tables;
+
+pub use memlens_core::cpu::Granule;
+pub use tables::ARCH_NAMES;
+
 /// Most levels any supported MMU has (x86-64 LA57 has 5; room for one more).
 pub const MAX_LEVELS: usize = 6;
-
-/// Every architecture name accepted by [`Mmu::from_name`].
-pub const ARCH_NAMES: &[&str] = &[
-    "x86_64",
-    "x86_64-la57",
-    "x86",
-    "x86-pae",
-    "aarch64",
-    "aarch64-16k",
-    "aarch64-64k",
-    "aarch64-64k-52",
-    "aarch64-52",
-    "aarch64-16k-52",
-];
 
 /// A test on an entry: it matches when `entry & mask == value`. [`BitRule::NEVER`] never
 /// matches (mask 0, value 1).
@@ -236,342 +236,7 @@ pub struct Mmu {
     rules: EntryRules,
 }
 
-const X86_64_ADDR: u64 = 0x000f_ffff_ffff_f000;
-
-const X86_64_RULES: EntryRules = EntryRules {
-    valid: BitRule::set(0),
-    large: BitRule::set(7),
-    last_ok: BitRule::ALWAYS,
-    read_only: Restriction::both(BitRule::clear(1)),
-    kernel_only: Restriction::both(BitRule::clear(2)),
-    nx_user: Restriction::both(BitRule::set(63)),
-    nx_kernel: Restriction::both(BitRule::set(63)),
-    table_addr_mask: X86_64_ADDR,
-    leaf_addr_mask: X86_64_ADDR,
-    pa_high: PaHigh::None,
-};
-
-const fn pad(levels: &[Level]) -> [Level; MAX_LEVELS] {
-    let mut out = [Level::new(0, 0, 0, false); MAX_LEVELS];
-    let mut i = 0;
-    while i < levels.len() {
-        out[i] = levels[i];
-        i += 1;
-    }
-    out
-}
-
-/// aarch64 page sizes ("translation granules").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Granule {
-    /// 4 KiB pages; blocks of 1 GiB and 2 MiB.
-    K4,
-    /// 16 KiB pages; blocks of 32 MiB.
-    K16,
-    /// 64 KiB pages; blocks of 512 MiB.
-    K64,
-}
-
-impl Granule {
-    /// log2 of the page size.
-    pub const fn shift(self) -> u8 {
-        match self {
-            Granule::K4 => 12,
-            Granule::K16 => 14,
-            Granule::K64 => 16,
-        }
-    }
-}
-
 impl Mmu {
-    /// x86-64 with 4-level paging (48-bit addresses; 4 KiB, 2 MiB and 1 GiB pages).
-    pub const fn x86_64() -> Self {
-        Self {
-            name: "x86_64",
-            arch: Arch::X86_64,
-            entry_bytes: 8,
-            granule_shift: 12,
-            va_bits: 48,
-            layout: VaLayout::SignExtended,
-            root_mask: X86_64_ADDR,
-            levels: pad(&[
-                Level::new(4, 39, 9, false),
-                Level::new(3, 30, 9, true),
-                Level::new(2, 21, 9, true),
-                Level::new(1, 12, 9, false),
-            ]),
-            nlevels: 4,
-            rules: X86_64_RULES,
-        }
-    }
-
-    /// x86-64 with 5-level paging (CR4.LA57; 57-bit addresses).
-    pub const fn x86_64_la57() -> Self {
-        Self {
-            name: "x86_64-la57",
-            arch: Arch::X86_64,
-            entry_bytes: 8,
-            granule_shift: 12,
-            va_bits: 57,
-            layout: VaLayout::SignExtended,
-            root_mask: X86_64_ADDR,
-            levels: pad(&[
-                Level::new(5, 48, 9, false),
-                Level::new(4, 39, 9, false),
-                Level::new(3, 30, 9, true),
-                Level::new(2, 21, 9, true),
-                Level::new(1, 12, 9, false),
-            ]),
-            nlevels: 5,
-            rules: X86_64_RULES,
-        }
-    }
-
-    /// 32-bit x86 without PAE: 4-byte entries, 4 KiB and 4 MiB (PSE, PSE-36) pages, no NX.
-    pub const fn x86() -> Self {
-        Self {
-            name: "x86",
-            arch: Arch::X86,
-            entry_bytes: 4,
-            granule_shift: 12,
-            va_bits: 32,
-            layout: VaLayout::Flat32,
-            root_mask: 0xffff_f000,
-            levels: pad(&[Level::new(2, 22, 10, true), Level::new(1, 12, 10, false)]),
-            nlevels: 2,
-            rules: EntryRules {
-                nx_user: Restriction::NONE,
-                nx_kernel: Restriction::NONE,
-                table_addr_mask: 0xffff_f000,
-                leaf_addr_mask: 0xffff_f000,
-                pa_high: PaHigh::Pse36,
-                ..X86_64_RULES
-            },
-        }
-    }
-
-    /// 32-bit x86 with PAE: 3 levels (a 4-entry PDPT), 8-byte entries, 2 MiB pages, NX.
-    /// CR3 is 32-byte aligned.
-    pub const fn x86_pae() -> Self {
-        let mut pdpt = Level::new(3, 30, 2, false);
-        pdpt.perms = false;
-        Self {
-            name: "x86-pae",
-            arch: Arch::X86,
-            entry_bytes: 8,
-            granule_shift: 12,
-            va_bits: 32,
-            layout: VaLayout::Flat32,
-            root_mask: 0xffff_ffe0,
-            levels: pad(&[
-                pdpt,
-                Level::new(2, 21, 9, true),
-                Level::new(1, 12, 9, false),
-            ]),
-            nlevels: 3,
-            rules: X86_64_RULES,
-        }
-    }
-
-    /// aarch64 (VMSAv8-64 stage 1, EL1&0) with a granule and a virtual-address size (the
-    /// same for both halves: 64 - TnSZ). 25..=48 bits for every granule; 52 bits with the
-    /// 64 KiB granule (FEAT_LVA, with 52-bit output addresses, FEAT_LPA), and with the 4 and
-    /// 16 KiB granules in the FEAT_LPA2 format (`TCR_EL1.DS` = 1: one more level with
-    /// 4 KiB, PA\[51:50\] in descriptor bits 9:8, blocks one level higher).
-    ///
-    /// Descriptors: bit 0 valid; bit 1 table (above the last level) or page (at the last
-    /// level; 0 there is reserved); AP\[2\] (bit 7) read-only, AP\[1\] (bit 6) EL0 access;
-    /// UXN bit 54, PXN bit 53; table descriptors' APTable (62:61), UXNTable (60) and
-    /// PXNTable (59) restrict everything below. A page with DBM (bit 51) set counts as
-    /// writable even when AP\[2\] is set: Linux uses DBM as its software write bit and
-    /// keeps clean writable pages read-only until the first write.
-    pub fn aarch64(granule: Granule, va_bits: u8) -> Result<Self, ArchError> {
-        let g = granule.shift();
-        let b = g - 3;
-        // 52 bits: FEAT_LVA with 64 KiB pages, FEAT_LPA2 (TCR_EL1.DS = 1) with 4/16 KiB.
-        if !((25..=48).contains(&va_bits) || va_bits == 52) {
-            return Err(ArchError::InvalidConfig {
-                arch: "aarch64",
-                what: format!(
-                    "{va_bits}-bit virtual addresses with a {} KiB granule (valid: 25..=48 or 52)",
-                    1u32 << (g - 10),
-                ),
-            });
-        }
-        let lpa2 = va_bits == 52 && granule != Granule::K64;
-        let n = (va_bits - g).div_ceil(b);
-        let mut levels = [Level::new(0, 0, 0, false); MAX_LEVELS];
-        for i in 0..n {
-            // i = 0 is the top level.
-            let number = n - i;
-            let shift = g + (number - 1) * b;
-            let bits = if i == 0 { va_bits - shift } else { b };
-            // Blocks: 2 MiB/1 GiB (4 KiB), 32 MiB (16 KiB), 512 MiB (64 KiB); LPA2 adds
-            // 512 GiB (4 KiB, level 0) and 64 GiB (16 KiB, level 1) blocks.
-            let large = match granule {
-                Granule::K4 => number == 2 || number == 3 || (lpa2 && number == 4),
-                Granule::K16 => number == 2 || (lpa2 && number == 3),
-                Granule::K64 => number == 2,
-            };
-            levels[usize::from(i)] = Level::new(number, shift, bits, large);
-        }
-        // With LPA2 the output address field ends at bit 49 (bits 51:50 sit in 9:8).
-        let addr_top: u64 = if lpa2 {
-            0x0003_ffff_ffff_ffff
-        } else {
-            0x0000_ffff_ffff_ffff
-        };
-        let addr = addr_top & !((1u64 << g) - 1);
-        let (name, pa_high) = match (granule, va_bits) {
-            (Granule::K4, 52) => ("aarch64-52", PaHigh::Aarch64Bits9To8),
-            (Granule::K4, _) => ("aarch64", PaHigh::None),
-            (Granule::K16, 52) => ("aarch64-16k-52", PaHigh::Aarch64Bits9To8),
-            (Granule::K16, _) => ("aarch64-16k", PaHigh::None),
-            (Granule::K64, 52) => ("aarch64-64k-52", PaHigh::Aarch64Bits15To12),
-            (Granule::K64, _) => ("aarch64-64k", PaHigh::None),
-        };
-        Ok(Self {
-            name,
-            arch: Arch::Aarch64,
-            entry_bytes: 8,
-            granule_shift: g,
-            va_bits,
-            layout: VaLayout::Split,
-            root_mask: 0x0000_ffff_ffff_fffe,
-            levels,
-            nlevels: n,
-            rules: EntryRules {
-                valid: BitRule::set(0),
-                large: BitRule::clear(1),
-                last_ok: BitRule::set(1),
-                read_only: Restriction {
-                    table: BitRule::set(62),
-                    leaf: BitRule {
-                        mask: (1 << 7) | (1 << 51),
-                        value: 1 << 7,
-                    },
-                },
-                kernel_only: Restriction {
-                    table: BitRule::set(61),
-                    leaf: BitRule::clear(6),
-                },
-                nx_user: Restriction {
-                    table: BitRule::set(60),
-                    leaf: BitRule::set(54),
-                },
-                nx_kernel: Restriction {
-                    table: BitRule::set(59),
-                    leaf: BitRule::set(53),
-                },
-                table_addr_mask: addr,
-                leaf_addr_mask: addr,
-                pa_high,
-            },
-        })
-    }
-
-    /// The MMU for a name of [`ARCH_NAMES`] (`aarch64*` names use 48-bit halves, or 52 for
-    /// the `-52` ones).
-    pub fn from_name(name: &str) -> Result<Self, ArchError> {
-        Ok(match name {
-            "x86_64" | "x86-64" | "amd64" => Self::x86_64(),
-            "x86_64-la57" | "x86-64-la57" => Self::x86_64_la57(),
-            "x86" | "i386" => Self::x86(),
-            "x86-pae" | "i386-pae" => Self::x86_pae(),
-            "aarch64" | "arm64" => Self::aarch64(Granule::K4, 48)?,
-            "aarch64-16k" => Self::aarch64(Granule::K16, 48)?,
-            "aarch64-64k" => Self::aarch64(Granule::K64, 48)?,
-            "aarch64-64k-52" => Self::aarch64(Granule::K64, 52)?,
-            "aarch64-52" => Self::aarch64(Granule::K4, 52)?,
-            "aarch64-16k-52" => Self::aarch64(Granule::K16, 52)?,
-            _ => {
-                return Err(ArchError::UnknownArch {
-                    name: name.to_string(),
-                    valid: ARCH_NAMES,
-                })
-            }
-        })
-    }
-
-    /// The MMU and page-table roots described by a vCPU's registers.
-    ///
-    /// x86: 5-level when CR4.LA57 is set; 32-bit (PAE or not, by CR4.PAE) when EFER is
-    /// known and EFER.LMA is clear; otherwise 4-level x86-64. aarch64: the granule and
-    /// size come from TCR_EL1's TG1/T1SZ when known (4 KiB / 48-bit otherwise); the roots
-    /// are TTBR0 (lower half) and TTBR1 (upper half).
-    pub fn from_registers(regs: &CpuRegisters) -> Result<(Self, Roots), ArchError> {
-        match regs {
-            CpuRegisters::X86(r) => {
-                let long = r.efer.is_none_or(|e| e & (1 << 10) != 0);
-                let mmu = if !long {
-                    if r.cr4 & (1 << 5) != 0 {
-                        Self::x86_pae()
-                    } else {
-                        Self::x86()
-                    }
-                } else if r.la57() {
-                    Self::x86_64_la57()
-                } else {
-                    Self::x86_64()
-                };
-                Ok((mmu, Roots::single(PhysAddr(r.cr3))))
-            }
-            CpuRegisters::Aarch64(r) => {
-                let (granule, va_bits) = match r.tcr {
-                    Some(tcr) => {
-                        let g = match (tcr >> 30) & 3 {
-                            1 => Granule::K16,
-                            3 => Granule::K64,
-                            _ => Granule::K4,
-                        };
-                        let t1sz = ((tcr >> 16) & 0x3f) as u8;
-                        // One description serves both halves, as Linux configures them
-                        // (TG0/T0SZ equal to TG1/T1SZ); say so when they differ.
-                        let g0 = match (tcr >> 14) & 3 {
-                            1 => Granule::K64,
-                            2 => Granule::K16,
-                            _ => Granule::K4,
-                        };
-                        let t0sz = (tcr & 0x3f) as u8;
-                        if g0 != g || t0sz != t1sz {
-                            return Err(ArchError::InvalidConfig {
-                                arch: "aarch64",
-                                what: format!(
-                                    "TCR_EL1 {tcr:#x}: the TTBR0 half ({g0:?}, T0SZ {t0sz}) differs from the TTBR1 half ({g:?}, T1SZ {t1sz}); halves with different settings are not supported"
-                                ),
-                            });
-                        }
-                        let va = 64u8.saturating_sub(t1sz);
-                        // TCR_EL1.DS selects the LPA2 descriptor format (4/16 KiB only),
-                        // which memlens pairs with 52-bit halves.
-                        let ds = (tcr >> 59) & 1 == 1;
-                        if g != Granule::K64 && ds != (va == 52) {
-                            return Err(ArchError::InvalidConfig {
-                                arch: "aarch64",
-                                what: format!(
-                                    "TCR_EL1 {tcr:#x}: DS = {} with {va}-bit halves ({g:?}); memlens reads the LPA2 format with 52-bit halves only",
-                                    u8::from(ds)
-                                ),
-                            });
-                        }
-                        (g, va)
-                    }
-                    None => (Granule::K4, 48),
-                };
-                let mmu = Self::aarch64(granule, va_bits)?;
-                let (Some(t0), Some(t1)) = (r.ttbr0, r.ttbr1) else {
-                    return Err(ArchError::NoRoot {
-                        what: "aarch64 registers without TTBR0_EL1/TTBR1_EL1".into(),
-                    });
-                };
-                Ok((mmu, Roots::split(PhysAddr(t0), PhysAddr(t1))))
-            }
-            other => Err(ArchError::NoRoot {
-                what: format!("unsupported register set {other:?}"),
-            }),
-        }
-    }
-
     /// The name (one of [`ARCH_NAMES`]).
     pub const fn name(&self) -> &'static str {
         self.name
@@ -669,7 +334,9 @@ impl Mmu {
         let base = raw & self.root_mask & !(table_bytes - 1);
         match self.rules.pa_high {
             // 52-bit physical roots: TTBR bits 5:2 hold BADDR[51:48].
-            PaHigh::Aarch64Bits15To12 | PaHigh::Aarch64Bits9To8 => base | ((raw >> 2) & 0xf) << 48,
+            PaHigh::Aarch64Bits15To12 | PaHigh::Aarch64Bits9To8 => {
+                base | Ttbr::from(raw).baddr_51_48() << 48
+            }
             PaHigh::None | PaHigh::Pse36 => base,
         }
     }
