@@ -29,16 +29,24 @@ use memlens_core::{Error, MemRange, MemoryMetadata, MemoryView, PhysAddr, ReadOp
 
 use crate::bytes::Bytes;
 use crate::cache::BlockCache;
-use crate::detect::{Format, AVML_MAGIC};
-use crate::dump::{Memory, Parsed};
 use crate::error::FileError;
-use crate::lime::{
+use crate::format::ranges::{
     check_disjoint, check_header_count, check_zero_claims, header_at, missing_data, HEADER_LEN,
     MAX_ZERO_BLOCK,
 };
+use crate::format::{Detected, Format, Open, Parsed, Reader};
 use crate::limits::Caps;
 pub use crate::limits::MAX_AVML_CHUNKS;
 use crate::mapped::MappedFile;
+
+/// AVML header magic (`AVML` on disk, 0x4C4D5641 little-endian).
+pub const AVML_MAGIC: u32 = 0x4C4D_5641;
+
+/// The format table's signature check: the first header's magic.
+pub(crate) fn detect(head: &[u8]) -> Option<Detected> {
+    head.starts_with(&AVML_MAGIC.to_le_bytes())
+        .then_some(Detected::Known(Format::Avml))
+}
 
 /// The snappy framing stream identifier chunk.
 const STREAM_ID: &[u8; 10] = b"\xff\x06\x00\x00sNaPpY";
@@ -265,8 +273,8 @@ fn parse(data: &[u8], path: &Path, caps: &Caps) -> Result<(Vec<Chunk>, usize), F
     Ok((chunks, headers.len()))
 }
 
-pub(crate) fn open(file: MappedFile, cache_bytes: u64, caps: &Caps) -> Result<Parsed, FileError> {
-    let (chunks, headers) = parse(file.bytes(), file.path(), caps)?;
+pub(crate) fn open(file: MappedFile, o: &Open<'_>) -> Result<Parsed<Arc<AvmlMemory>>, FileError> {
+    let (chunks, headers) = parse(file.bytes(), file.path(), o.caps)?;
     // Coalesced as built: chunks are sorted and disjoint, and mostly continue each other.
     let mut ranges: Vec<MemRange<PhysAddr>> = Vec::new();
     for c in &chunks {
@@ -281,19 +289,25 @@ pub(crate) fn open(file: MappedFile, cache_bytes: u64, caps: &Caps) -> Result<Pa
         ("snappy chunks".to_string(), chunks.len().to_string()),
     ];
     Ok(Parsed {
-        memory: Memory::Avml(Arc::new(AvmlMemory {
+        memory: Arc::new(AvmlMemory {
             file,
             chunks,
             ranges,
             real_size,
-            cache: BlockCache::new(cache_bytes, MAX_CHUNK),
-        })),
+            cache: BlockCache::new(o.cache_bytes, MAX_CHUNK),
+        }),
         format: Format::Avml,
         version: Some("2".into()),
         cpus: Vec::new(),
         vmcoreinfo: None,
         details,
     })
+}
+
+impl Reader for AvmlMemory {
+    fn file_size(&self) -> u64 {
+        AvmlMemory::file_size(self)
+    }
 }
 
 impl AvmlMemory {

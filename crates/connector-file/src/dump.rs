@@ -3,6 +3,10 @@
 //! [`DumpInfo`] summary); it is itself a [`PhysicalMemory`]
 //! and turns into a core [`PhysicalTarget`] so OS plugins get the page-table roots and
 //! kernel notes as hints without knowing the format.
+//!
+//! [`open_dump`] is the dispatcher: it detects or forces a format and calls its opener
+//! through the crate's table of formats (the private `registry` module), naming no format
+//! itself; the reader it keeps is an enum, so reads are a `match` and a direct call.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,8 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{self, Detected, Format, FormatChoice};
 use crate::error::FileError;
+use crate::format::{Open, Parsed};
 use crate::limits::Caps;
 use crate::mapped::MappedFile;
+use crate::registry::{self, Memory, FORMATS};
 
 /// How to open a dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +59,6 @@ impl DumpOptions {
             ..Self::default()
         }
     }
-}
-
-pub(crate) enum Memory {
-    Mapped(Arc<MappedFile>),
-    Kdump(Arc<crate::kdump::KdumpMemory>),
-    Avml(Arc<crate::avml::AvmlMemory>),
 }
 
 /// An opened dump. See the module documentation.
@@ -191,16 +191,6 @@ impl fmt::Display for DumpInfo {
     }
 }
 
-/// What a format parser hands to [`Dump`].
-pub(crate) struct Parsed {
-    pub memory: Memory,
-    pub format: Format,
-    pub version: Option<String>,
-    pub cpus: Vec<CpuRegisters>,
-    pub vmcoreinfo: Option<BTreeMap<String, String>>,
-    pub details: Vec<(String, String)>,
-}
-
 /// Opens a dump, detecting its format by content unless `opts.format` forces one. What the
 /// file can make this allocate is bounded by the caps of [`limits`](crate::limits).
 pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, FileError> {
@@ -218,14 +208,6 @@ pub(crate) fn open_dump_with_caps(
     let head_copy = file.bytes()[..file.bytes().len().min(64)].to_vec();
     let head = head_copy.as_slice();
     let format = match opts.format {
-        FormatChoice::Raw => Format::Raw,
-        FormatChoice::Elf => Format::Elf,
-        FormatChoice::Lime => Format::Lime,
-        FormatChoice::Avml => Format::Avml,
-        FormatChoice::Kdump => match detect::detect(head) {
-            Detected::Known(Format::KdumpFlat) => Format::KdumpFlat,
-            _ => Format::Kdump,
-        },
         FormatChoice::Auto => match detect::detect(head) {
             Detected::Known(f) => f,
             Detected::Foreign(what) => {
@@ -246,6 +228,19 @@ pub(crate) fn open_dump_with_caps(
                 })
             }
         },
+        // The choice's row whose signature matches (kdump: normal or flattened), else its
+        // first row.
+        choice => {
+            let mut rows = FORMATS.iter().filter(|s| s.choice == choice);
+            let first = rows.clone().next().map(|s| s.format);
+            rows.find(|s| (s.detect)(head) == Some(Detected::Known(s.format)))
+                .map(|s| s.format)
+                .or(first)
+                .ok_or_else(|| FileError::BadOption {
+                    what: format!("format={}", choice.name()),
+                    why: "no format has this choice".into(),
+                })?
+        }
     };
     if opts.writable && format != Format::Raw {
         return Err(FileError::BadOption {
@@ -263,7 +258,15 @@ pub(crate) fn open_dump_with_caps(
             ),
         });
     }
-    let parsed = match parse_as(path, file, format, opts, caps) {
+    let open = Open {
+        path,
+        format,
+        cache_bytes: opts.cache_bytes,
+        caps,
+        map: opts.map.as_ref(),
+        writable: opts.writable,
+    };
+    let parsed = match (registry::spec(format).open)(file, &open) {
         Ok(p) => p,
         Err(e) => {
             // A forced format that the content contradicts: say what the file is.
@@ -272,13 +275,13 @@ pub(crate) fn open_dump_with_caps(
                     if opts.format != FormatChoice::Auto && family(found) != family(format) =>
                 {
                     FileError::BadOption {
-                        what: format!("format={}", format_choice_name(opts.format)),
+                        what: format!("format={}", opts.format.name()),
                         why: format!(
                             "{} is {} by its content, not {}; drop format= to detect it, or \
                              pass format={} ({e})",
                             path.display(),
                             found,
-                            format_choice_name(opts.format),
+                            opts.format.name(),
                             family(found).name()
                         ),
                     }
@@ -290,120 +293,17 @@ pub(crate) fn open_dump_with_caps(
     Ok(Dump::from_parsed(path, parsed))
 }
 
-/// Normal and flattened kdump are one choice (`format=kdump`).
-fn family(f: Format) -> Format {
-    match f {
-        Format::KdumpFlat => Format::Kdump,
-        f => f,
-    }
-}
-
-fn format_choice_name(c: FormatChoice) -> &'static str {
-    match c {
-        FormatChoice::Auto => "auto",
-        FormatChoice::Raw => "raw",
-        FormatChoice::Elf => "elf",
-        FormatChoice::Kdump => "kdump",
-        FormatChoice::Lime => "lime",
-        FormatChoice::Avml => "avml",
-    }
-}
-
-fn parse_as(
-    path: &Path,
-    file: MappedFile,
-    format: Format,
-    opts: &DumpOptions,
-    caps: &Caps,
-) -> Result<Parsed, FileError> {
-    Ok(match format {
-        Format::Raw => Parsed {
-            memory: Memory::Mapped(Arc::new(match (&opts.map, opts.writable) {
-                (None, false) => file,
-                (map, writable) => {
-                    drop(file);
-                    MappedFile::open_with(path, map.clone(), writable)?
-                }
-            })),
-            format,
-            version: None,
-            cpus: Vec::new(),
-            vmcoreinfo: None,
-            details: Vec::new(),
-        },
-        Format::Elf => open_elf(file)?,
-        Format::Kdump | Format::KdumpFlat => {
-            crate::kdump::open(file, format, opts.cache_bytes, caps)?
-        }
-        Format::Lime => crate::lime::open(file, caps)?,
-        Format::Avml => crate::avml::open(file, opts.cache_bytes, caps)?,
-    })
-}
-
-fn open_elf(file: MappedFile) -> Result<Parsed, FileError> {
-    let layout = crate::elf::parse(file.bytes(), file.path())?;
-    let file = file
-        .with_map(layout.map.clone())?
-        .with_zero_fill(layout.zero_fill.clone())?;
-    let mut details = vec![
-        (
-            "ELF".to_string(),
-            format!(
-                "{}-bit {}, {}, e_type {}",
-                layout.class,
-                if layout.big_endian {
-                    "big-endian"
-                } else {
-                    "little-endian"
-                },
-                crate::elf::machine_name(layout.e_machine),
-                layout.e_type
-            ),
-        ),
-        ("PT_LOAD headers".to_string(), layout.loads.to_string()),
-    ];
-    if !layout.zero_fill.is_empty() {
-        details.push((
-            "zero-filled bytes (p_memsz > p_filesz)".into(),
-            format!("{:#x}", layout.zero_fill.real_size()),
-        ));
-    }
-    if layout.conflicting_bytes > 0 {
-        details.push((
-            "conflicting PT_LOAD bytes (first header wins)".into(),
-            format!("{:#x}", layout.conflicting_bytes),
-        ));
-    }
-    if !layout.notes.counts.is_empty() {
-        details.push(("notes".into(), layout.notes.counts_summary()));
-    }
-    for t in &layout.notes.truncated {
-        details.push(("truncated".into(), t.clone()));
-    }
-    if let Some(raw) = layout.notes.undecoded_summary() {
-        details.push((
-            format!(
-                "register notes not decoded (no {} layout)",
-                crate::elf::machine_name(layout.e_machine)
-            ),
-            raw,
-        ));
-    }
-    Ok(Parsed {
-        memory: Memory::Mapped(Arc::new(file)),
-        format: Format::Elf,
-        version: Some(format!("ELF{}", layout.class)),
-        cpus: layout.notes.cpus,
-        vmcoreinfo: layout.notes.vmcoreinfo,
-        details,
-    })
+/// The forced choice that selects `f` (normal and flattened kdump are one choice,
+/// `format=kdump`).
+fn family(f: Format) -> FormatChoice {
+    registry::spec(f).choice
 }
 
 impl Dump {
-    pub(crate) fn from_parsed(path: &Path, p: Parsed) -> Dump {
+    pub(crate) fn from_parsed(path: &Path, p: Parsed<Memory>) -> Dump {
         let (ranges, md, file_size) = {
-            let m = memory_ref(&p.memory);
-            (m.ranges(), m.metadata(), file_size(&p.memory))
+            let m = p.memory.reader();
+            (m.ranges(), m.metadata(), m.file_size())
         };
         let roots = p
             .cpus
@@ -486,11 +386,7 @@ impl Dump {
 
     /// The physical memory as a shareable trait object.
     pub fn memory(&self) -> Arc<dyn PhysicalMemory> {
-        match &self.memory {
-            Memory::Mapped(m) => m.clone(),
-            Memory::Kdump(m) => m.clone(),
-            Memory::Avml(m) => m.clone(),
-        }
+        self.memory.shared()
     }
 
     /// The memory-mapped reader, for formats read through one (raw, ELF, LiME).
@@ -541,37 +437,17 @@ impl Dump {
     }
 }
 
-fn memory_ref(m: &Memory) -> &dyn PhysicalMemory {
-    match m {
-        Memory::Mapped(m) => &**m,
-        Memory::Kdump(m) => &**m,
-        Memory::Avml(m) => &**m,
-    }
-}
-
-fn file_size(m: &Memory) -> u64 {
-    match m {
-        Memory::Mapped(m) => m.file_size(),
-        Memory::Kdump(m) => m.file_size(),
-        Memory::Avml(m) => m.file_size(),
-    }
-}
-
 impl MemoryView for Dump {
     type Addr = PhysAddr;
     #[inline]
     fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
-        match &self.memory {
-            Memory::Mapped(m) => m.read_batch(ops),
-            Memory::Kdump(m) => m.read_batch(ops),
-            Memory::Avml(m) => m.read_batch(ops),
-        }
+        self.memory.read_batch(ops)
     }
     fn metadata(&self) -> MemoryMetadata<PhysAddr> {
-        memory_ref(&self.memory).metadata()
+        self.memory.reader().metadata()
     }
     fn ranges(&self) -> Vec<MemRange<PhysAddr>> {
-        memory_ref(&self.memory).ranges()
+        self.memory.reader().ranges()
     }
 }
 

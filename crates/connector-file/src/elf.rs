@@ -1,5 +1,5 @@
 //! ELF core dumps (QEMU `dump-guest-memory`, kdump `/proc/vmcore`, `paging=true` dumps):
-//! `PT_LOAD`s become a guest-physical [`MemoryMap`] read by [`MappedFile`](crate::MappedFile),
+//! `PT_LOAD`s become a guest-physical [`MemoryMap`] read by [`MappedFile`],
 //! `PT_NOTE`s become registers and VMCOREINFO.
 //!
 //! **Key decisions:**
@@ -12,7 +12,7 @@
 //!   reported in the dump details.
 //! - `p_memsz > p_filesz`: the tail `[p_paddr + p_filesz, p_paddr + p_memsz)` reads as
 //!   zeros (ELF semantics, used by kdump for excluded zero pages). It is a zero-fill region
-//!   of the [`MappedFile`](crate::MappedFile), listed in `ranges()` like backed memory.
+//!   of the [`MappedFile`], listed in `ranges()` like backed memory.
 //! - 32- and 64-bit, little- and big-endian; `PN_XNUM` (more than 65 534 headers, as in
 //!   `paging=true` dumps) is followed to section header 0. Adjacent `PT_LOAD`s that
 //!   continue each other (tens of thousands of 4 KiB segments) are coalesced.
@@ -24,15 +24,18 @@
 //!   (`p_memsz - p_filesz`) adding up to at most [`MAX_PHYS_ADDR`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use memlens_core::memmap::MapEntry;
 use memlens_core::{MemoryMap, PhysAddr};
 
 use crate::bytes::Bytes;
 use crate::error::FileError;
+use crate::format::{Detected, Format, Open, Parsed};
 use crate::intervals::{Backing, IntervalMap};
 use crate::limits::{claim, Table};
 pub use crate::limits::{MAX_NOTE_BYTES, MAX_NOTE_SEGMENTS, MAX_PHDRS, MAX_PHYS_ADDR};
+use crate::mapped::MappedFile;
 use crate::notes::{self, Machine, NoteBudget, NoteInfo};
 
 const PT_LOAD: u32 = 1;
@@ -313,4 +316,79 @@ pub fn machine_name(e_machine: u16) -> String {
         40 => "arm".into(),
         m => format!("e_machine {m}"),
     }
+}
+
+/// The format table's signature check: an ELF core, or (another `e_type`) an ELF file
+/// named in the error (it can still be forced with `format=elf`).
+pub(crate) fn detect(head: &[u8]) -> Option<Detected> {
+    head.starts_with(b"\x7fELF").then(|| {
+        if looks_like_core(head) {
+            Detected::Known(Format::Elf)
+        } else {
+            Detected::Foreign(
+                "an ELF file that is not a core dump (e_type != ET_CORE; force with format=elf)",
+            )
+        }
+    })
+}
+
+/// The format table's opener: the `PT_LOAD`s become the memory map of the [`MappedFile`],
+/// the notes give registers and VMCOREINFO.
+pub(crate) fn open(file: MappedFile, _: &Open<'_>) -> Result<Parsed<Arc<MappedFile>>, FileError> {
+    let layout = parse(file.bytes(), file.path())?;
+    let file = file
+        .with_map(layout.map.clone())?
+        .with_zero_fill(layout.zero_fill.clone())?;
+    let mut details = vec![
+        (
+            "ELF".to_string(),
+            format!(
+                "{}-bit {}, {}, e_type {}",
+                layout.class,
+                if layout.big_endian {
+                    "big-endian"
+                } else {
+                    "little-endian"
+                },
+                machine_name(layout.e_machine),
+                layout.e_type
+            ),
+        ),
+        ("PT_LOAD headers".to_string(), layout.loads.to_string()),
+    ];
+    if !layout.zero_fill.is_empty() {
+        details.push((
+            "zero-filled bytes (p_memsz > p_filesz)".into(),
+            format!("{:#x}", layout.zero_fill.real_size()),
+        ));
+    }
+    if layout.conflicting_bytes > 0 {
+        details.push((
+            "conflicting PT_LOAD bytes (first header wins)".into(),
+            format!("{:#x}", layout.conflicting_bytes),
+        ));
+    }
+    if !layout.notes.counts.is_empty() {
+        details.push(("notes".into(), layout.notes.counts_summary()));
+    }
+    for t in &layout.notes.truncated {
+        details.push(("truncated".into(), t.clone()));
+    }
+    if let Some(raw) = layout.notes.undecoded_summary() {
+        details.push((
+            format!(
+                "register notes not decoded (no {} layout)",
+                machine_name(layout.e_machine)
+            ),
+            raw,
+        ));
+    }
+    Ok(Parsed {
+        memory: Arc::new(file),
+        format: Format::Elf,
+        version: Some(format!("ELF{}", layout.class)),
+        cpus: layout.notes.cpus,
+        vmcoreinfo: layout.notes.vmcoreinfo,
+        details,
+    })
 }

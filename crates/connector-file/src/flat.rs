@@ -29,6 +29,8 @@ use crate::intervals::{Backing, IntervalMap};
 
 /// Size of the flattened-format header.
 pub const FLAT_HEADER_LEN: u64 = 4096;
+/// Flattened makedumpfile signature (NUL-padded to 16 bytes).
+pub const FLAT_SIGNATURE: &[u8; 12] = b"makedumpfile";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seg {
@@ -62,7 +64,7 @@ impl Source {
     ) -> Result<Source, FileError> {
         let b = Bytes::new(data, 0, path).endian(true);
         let sig = b.slice(0, 16, "flattened header signature")?;
-        if !sig.starts_with(crate::detect::FLAT_SIGNATURE) {
+        if !sig.starts_with(FLAT_SIGNATURE) {
             return Err(b.bad(0, "flattened header signature", "not `makedumpfile`"));
         }
         let kind = b.i64(16, "flattened header type")?;

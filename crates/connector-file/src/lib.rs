@@ -45,6 +45,18 @@
 //! | [`MAX_RANGE_HEADERS`](limits::MAX_RANGE_HEADERS) | 2^20 | LiME/AVML range headers |
 //! | [`MAX_ZERO_EXCESS`](limits::MAX_ZERO_EXCESS) | 1 TiB | LiME/AVML header-only zero blocks beyond the data |
 //!
+//! **Adding a format** (a Windows crash dump, a VMware snapshot): one new file and one
+//! row in a table. The file imports only the format contract (the private `format`
+//! module: `Parsed`, `Open`, `Detected`, the shared LiME-style range headers) and the
+//! helpers (`bytes`, [`limits`], [`error`], [`mapped`], [`cache`]), never [`dump`] or
+//! another format, and exposes `detect(head) -> Option<Detected>` (its signature) and
+//! `open(MappedFile, &Open) -> Result<Parsed<Arc<Reader>>, FileError>`. Its [`Format`]
+//! variant (and [`FormatChoice`] variant, if it can be forced) names it, and one
+//! `FormatSpec` row in the private `registry` module's `FORMATS` table (detection order)
+//! makes [`open_dump`] and [`detect::detect`] use it. A format read through a memory map
+//! returns an `Arc<MappedFile>`; one with a reader of its own also adds a line to the
+//! `readers!` list there, so reads stay an enum match, not a dynamic dispatch.
+//!
 //! ```no_run
 //! use memlens_connector_file::{open_dump, DumpOptions};
 //! use memlens_core::{MemoryViewExt, PhysAddr};
@@ -62,6 +74,7 @@ pub mod dump;
 pub mod elf;
 pub mod error;
 mod flat;
+mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 mod intervals;
@@ -71,6 +84,8 @@ pub mod mapped;
 pub mod notes;
 #[cfg(feature = "plugin")]
 pub mod plugin;
+mod raw;
+mod registry;
 pub mod write;
 
 pub mod avml;
@@ -88,22 +103,3 @@ pub use mapped::MappedFile;
 /// A raw physical memory image: a [`MappedFile`] with the identity map (or a map given by
 /// the user to place file ranges at other physical addresses).
 pub type RawFile = MappedFile;
-
-/// Merges sorted ranges that touch or overlap.
-pub(crate) fn coalesce(
-    sorted: Vec<memlens_core::MemRange<memlens_core::PhysAddr>>,
-) -> Vec<memlens_core::MemRange<memlens_core::PhysAddr>> {
-    let mut out: Vec<memlens_core::MemRange<memlens_core::PhysAddr>> =
-        Vec::with_capacity(sorted.len());
-    for r in sorted {
-        if let Some(last) = out.last_mut() {
-            if last.end_u64() >= r.base.0 {
-                let end = last.end_u64().max(r.end_u64());
-                last.len = end - last.base.0;
-                continue;
-            }
-        }
-        out.push(r);
-    }
-    out
-}

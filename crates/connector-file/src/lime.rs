@@ -18,150 +18,30 @@
 use memlens_core::memmap::MapEntry;
 use memlens_core::{MemoryMap, PhysAddr};
 
+use std::sync::Arc;
+
 use crate::bytes::Bytes;
-use crate::detect::{Format, LIME_MAGIC};
-use crate::dump::{Memory, Parsed};
 use crate::error::FileError;
+use crate::format::ranges::{
+    check_disjoint, check_header_count, check_zero_claims, header_at, missing_data,
+};
+pub use crate::format::ranges::{HEADER_LEN, MAX_ZERO_BLOCK};
+use crate::format::{Detected, Format, Open, Parsed};
 use crate::limits::Caps;
 pub use crate::limits::{MAX_RANGE_HEADERS, MAX_ZERO_EXCESS};
 use crate::mapped::MappedFile;
 
-/// Size of a LiME/AVML range header.
-pub const HEADER_LEN: u64 = 32;
-/// Largest range a header without data may claim as an all-zero block: AVML's block size
-/// (`MAX_BLOCK_SIZE`, 4096 pages); larger ranges are always written with their data.
-pub const MAX_ZERO_BLOCK: u64 = 16 << 20;
+/// LiME header magic (`EMiL` on disk, 0x4C694D45 little-endian).
+pub const LIME_MAGIC: u32 = 0x4C69_4D45;
 
-/// The error for a header that is followed by neither its data nor (for a block of at most
-/// [`MAX_ZERO_BLOCK`]) the next header.
-pub(crate) fn missing_data(b: &Bytes<'_>, off: u64, h: RangeHeader, what: &str) -> FileError {
-    b.bad(
-        off + 16,
-        "range header e_addr",
-        format!(
-            "the range {:#x}+{:#x} has no data in the file: {what} (offset {:#x}); \
-             only an all-zero block of at most {MAX_ZERO_BLOCK:#x} bytes may be written \
-             without it",
-            h.start,
-            h.len,
-            off + HEADER_LEN
-        ),
-    )
-}
-
-/// One parsed range header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RangeHeader {
-    pub start: u64,
-    /// Length in bytes (`e_addr - s_addr + 1`).
-    pub len: u64,
-}
-
-/// Reads the header at `off`: `Ok(None)` if the magic/version do not match.
-pub(crate) fn header_at(
-    b: &Bytes<'_>,
-    off: u64,
-    magic: u32,
-    version: u32,
-) -> Result<Option<RangeHeader>, FileError> {
-    if b.u32(off, "range header magic")? != magic {
-        return Ok(None);
-    }
-    let v = b.u32(off + 4, "range header version")?;
-    if v != version {
-        return Err(b.bad(
-            off + 4,
-            "range header version",
-            format!("{v} (expected {version})"),
-        ));
-    }
-    let s = b.u64(off + 8, "range header s_addr")?;
-    let e = b.u64(off + 16, "range header e_addr")?;
-    b.u64(off + 24, "range header reserved")?;
-    if e < s {
-        return Err(b.bad(
-            off + 16,
-            "range header e_addr",
-            format!("{e:#x} is below s_addr {s:#x}"),
-        ));
-    }
-    let len = (e - s)
-        .checked_add(1)
-        .ok_or_else(|| b.bad(off + 16, "range header e_addr", "range covers all of 2^64"))?;
-    Ok(Some(RangeHeader { start: s, len }))
+/// The format table's signature check: the first header's magic.
+pub(crate) fn detect(head: &[u8]) -> Option<Detected> {
+    head.starts_with(&LIME_MAGIC.to_le_bytes())
+        .then_some(Detected::Known(Format::Lime))
 }
 
 fn is_header(b: &Bytes<'_>, off: u64, magic: u32) -> bool {
     off.checked_add(HEADER_LEN).is_some_and(|e| e <= b.len()) && b.u32(off, "").ok() == Some(magic)
-}
-
-/// Error if the header at `off` would be one more than `cap` (`count` read so far).
-pub(crate) fn check_header_count(
-    b: &Bytes<'_>,
-    off: u64,
-    count: usize,
-    cap: usize,
-) -> Result<(), FileError> {
-    if count >= cap {
-        return Err(b.limit(
-            off,
-            "range header",
-            format!("header number {}", count + 1),
-            "MAX_RANGE_HEADERS",
-            cap as u64,
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that header-only (all-zero) blocks, given as (header offset, length) in file
-/// order, add up to at most `backed` (the bytes of memory the file holds) plus
-/// [`MAX_ZERO_EXCESS`]; the error names the first header past that.
-pub(crate) fn check_zero_claims(
-    b: &Bytes<'_>,
-    zero: impl Iterator<Item = (u64, u64)>,
-    backed: u64,
-) -> Result<(), FileError> {
-    let budget = backed.saturating_add(MAX_ZERO_EXCESS);
-    let mut total = 0u64;
-    for (off, len) in zero {
-        total = total.saturating_add(len);
-        if total > budget {
-            return Err(b.limit(
-                off + 16,
-                "range header e_addr of a header-only (all-zero) block",
-                format!(
-                    "{total:#x} bytes of header-only blocks up to here, for {backed:#x} bytes of data in the file"
-                ),
-                "MAX_ZERO_EXCESS",
-                MAX_ZERO_EXCESS,
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks that `ranges` (with the file offset of their header) do not overlap.
-pub(crate) fn check_disjoint(
-    b: &Bytes<'_>,
-    ranges: &mut [(RangeHeader, u64)],
-) -> Result<(), FileError> {
-    ranges.sort_by_key(|(r, _)| r.start);
-    for w in ranges.windows(2) {
-        let (a, _) = w[0];
-        let (c, at) = w[1];
-        if a.start + (a.len - 1) >= c.start {
-            return Err(b.bad(
-                at + 8,
-                "range header s_addr",
-                format!(
-                    "range {:#x}+{:#x} overlaps the range {:#x}+{:#x}",
-                    c.start, c.len, a.start, a.len
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Parses a LiME file into (memory map, zero-fill map).
@@ -239,8 +119,8 @@ fn parse_with(
     Ok((MemoryMap::new(backed)?, MemoryMap::new(zero)?))
 }
 
-pub(crate) fn open(file: MappedFile, caps: &Caps) -> Result<Parsed, FileError> {
-    let (map, zero) = parse_with(file.bytes(), file.path(), caps)?;
+pub(crate) fn open(file: MappedFile, o: &Open<'_>) -> Result<Parsed<Arc<MappedFile>>, FileError> {
+    let (map, zero) = parse_with(file.bytes(), file.path(), o.caps)?;
     let n = map.entries().len() + zero.entries().len();
     let mut details = vec![("LiME ranges".to_string(), n.to_string())];
     if !zero.is_empty() {
@@ -251,7 +131,7 @@ pub(crate) fn open(file: MappedFile, caps: &Caps) -> Result<Parsed, FileError> {
     }
     let file = file.with_map(map)?.with_zero_fill(zero)?;
     Ok(Parsed {
-        memory: Memory::Mapped(std::sync::Arc::new(file)),
+        memory: Arc::new(file),
         format: Format::Lime,
         version: Some("1".into()),
         cpus: Vec::new(),

@@ -342,7 +342,7 @@ impl MemoryView for MappedFile {
             .map(|e: &MapEntry| MemRange::new(e.base, e.len))
             .collect();
         all.sort_unstable();
-        crate::coalesce(all)
+        coalesce(all)
     }
 }
 
@@ -390,6 +390,25 @@ impl MemoryWrite for MappedFile {
             memlens_core::mem::finish_partial(&mut op.result);
         }
     }
+}
+
+/// Merges sorted ranges that touch or overlap.
+fn coalesce(
+    sorted: Vec<memlens_core::MemRange<memlens_core::PhysAddr>>,
+) -> Vec<memlens_core::MemRange<memlens_core::PhysAddr>> {
+    let mut out: Vec<memlens_core::MemRange<memlens_core::PhysAddr>> =
+        Vec::with_capacity(sorted.len());
+    for r in sorted {
+        if let Some(last) = out.last_mut() {
+            if last.end_u64() >= r.base.0 {
+                let end = last.end_u64().max(r.end_u64());
+                last.len = end - last.base.0;
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    out
 }
 
 #[cfg(test)]

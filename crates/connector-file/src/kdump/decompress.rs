@@ -3,7 +3,14 @@
 
 use std::cell::RefCell;
 
-use super::{COMPRESSED_LZO, COMPRESSED_SNAPPY, COMPRESSED_ZLIB, COMPRESSED_ZSTD};
+/// Page flag: zlib-compressed.
+pub const COMPRESSED_ZLIB: u32 = 0x1;
+/// Page flag: LZO-compressed.
+pub const COMPRESSED_LZO: u32 = 0x2;
+/// Page flag: snappy-compressed.
+pub const COMPRESSED_SNAPPY: u32 = 0x4;
+/// Page flag: zstd-compressed.
+pub const COMPRESSED_ZSTD: u32 = 0x20;
 
 thread_local! {
     static INFLATE: RefCell<flate2::Decompress> = RefCell::new(flate2::Decompress::new(true));

@@ -42,57 +42,33 @@ use std::sync::Arc;
 use memlens_core::{Error, MemRange, MemoryMetadata, MemoryView, PhysAddr, ReadOp};
 
 pub(crate) use decompress::decompress_page;
+pub use decompress::{COMPRESSED_LZO, COMPRESSED_SNAPPY, COMPRESSED_ZLIB, COMPRESSED_ZSTD};
 use parse::{parse_header, read_notes, read_vmcoreinfo_text, read_words, readable_runs};
+pub use parse::{KdumpHeader, KDUMP_SIGNATURE};
 
 use crate::bytes::{le32, le64};
 use crate::cache::BlockCache;
-use crate::detect::Format;
-use crate::dump::{Memory, Parsed};
 use crate::error::FileError;
-use crate::flat::Source;
+use crate::flat::{Source, FLAT_SIGNATURE};
+use crate::format::{Detected, Format, Open, Parsed, Reader};
 use crate::limits::{claim, limit, Caps, Table};
 pub use crate::limits::{MAX_BITMAP_BYTES, MAX_PHYS_ADDR, MAX_RANGES};
 use crate::mapped::MappedFile;
 
-/// Page flag: zlib-compressed.
-pub const COMPRESSED_ZLIB: u32 = 0x1;
-/// Page flag: LZO-compressed.
-pub const COMPRESSED_LZO: u32 = 0x2;
-/// Page flag: snappy-compressed.
-pub const COMPRESSED_SNAPPY: u32 = 0x4;
-/// Page flag: zstd-compressed.
-pub const COMPRESSED_ZSTD: u32 = 0x20;
 const COMPRESSED_ANY: u32 = COMPRESSED_ZLIB | COMPRESSED_LZO | COMPRESSED_SNAPPY | COMPRESSED_ZSTD;
 /// Size of a page descriptor.
 pub const DESC_LEN: u64 = 24;
 
-/// What the headers say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KdumpHeader {
-    /// `header_version`.
-    pub version: u32,
-    /// `utsname` fields: sysname, nodename, release, version, machine, domainname.
-    pub utsname: [String; 6],
-    /// Page size.
-    pub block_size: u64,
-    /// Sub-header length in blocks.
-    pub sub_hdr_size: u64,
-    /// Bitmap length in blocks (both bitmaps).
-    pub bitmap_blocks: u64,
-    /// Number of page frames covered.
-    pub max_mapnr: u64,
-    /// `nr_cpus`.
-    pub nr_cpus: u32,
-    /// `status` (compression flags of the whole dump).
-    pub status: u32,
-    /// `phys_base`.
-    pub phys_base: u64,
-    /// `dump_level`.
-    pub dump_level: u32,
-    /// Whether this file is one part of a split dump.
-    pub split: bool,
-    /// First and last+1 pfn of this part (split dumps).
-    pub pfn_range: (u64, u64),
+/// The format table's signature check for a normal kdump file.
+pub(crate) fn detect(head: &[u8]) -> Option<Detected> {
+    head.starts_with(KDUMP_SIGNATURE)
+        .then_some(Detected::Known(Format::Kdump))
+}
+
+/// The format table's signature check for a flattened stream.
+pub(crate) fn detect_flat(head: &[u8]) -> Option<Detected> {
+    head.starts_with(FLAT_SIGNATURE)
+        .then_some(Detected::Known(Format::KdumpFlat))
 }
 
 /// Physical memory of a kdump file. See the module documentation.
@@ -123,12 +99,8 @@ fn bit(words: &[u64], pfn: u64) -> bool {
         .is_some_and(|w| w & (1u64 << (pfn % 64)) != 0)
 }
 
-pub(crate) fn open(
-    file: MappedFile,
-    format: Format,
-    cache_bytes: u64,
-    caps: &Caps,
-) -> Result<Parsed, FileError> {
+pub(crate) fn open(file: MappedFile, o: &Open<'_>) -> Result<Parsed<Arc<KdumpMemory>>, FileError> {
+    let (format, cache_bytes, caps): (Format, u64, &Caps) = (o.format, o.cache_bytes, o.caps);
     let path = file.path().to_path_buf();
     let data = file.bytes();
     let source = match format {
@@ -360,7 +332,7 @@ pub(crate) fn open(
         cache: BlockCache::new(cache_bytes, page as u64),
     };
     Ok(Parsed {
-        memory: Memory::Kdump(Arc::new(mem)),
+        memory: Arc::new(mem),
         format,
         version,
         cpus: notes.cpus,
@@ -381,6 +353,12 @@ impl PageBytes<'_> {
             PageBytes::Mapped(c) => c,
             PageBytes::Shared(a) => a,
         }
+    }
+}
+
+impl Reader for KdumpMemory {
+    fn file_size(&self) -> u64 {
+        KdumpMemory::file_size(self)
     }
 }
 

@@ -8,12 +8,43 @@ use std::path::Path;
 use memlens_core::bounded::CHUNK;
 use memlens_core::{MemRange, PhysAddr};
 
-use super::KdumpHeader;
 use crate::bytes::{le64, Bytes};
 use crate::error::FileError;
 use crate::flat::Source;
 use crate::limits::{claim, Table, MAX_CPUS, MAX_NOTE_BYTES, MAX_VMCOREINFO};
 use crate::notes::{self, Machine, NoteBudget};
+
+/// makedumpfile signature.
+pub const KDUMP_SIGNATURE: &[u8; 8] = b"KDUMP   ";
+
+/// What the headers say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KdumpHeader {
+    /// `header_version`.
+    pub version: u32,
+    /// `utsname` fields: sysname, nodename, release, version, machine, domainname.
+    pub utsname: [String; 6],
+    /// Page size.
+    pub block_size: u64,
+    /// Sub-header length in blocks.
+    pub sub_hdr_size: u64,
+    /// Bitmap length in blocks (both bitmaps).
+    pub bitmap_blocks: u64,
+    /// Number of page frames covered.
+    pub max_mapnr: u64,
+    /// `nr_cpus`.
+    pub nr_cpus: u32,
+    /// `status` (compression flags of the whole dump).
+    pub status: u32,
+    /// `phys_base`.
+    pub phys_base: u64,
+    /// `dump_level`.
+    pub dump_level: u32,
+    /// Whether this file is one part of a split dump.
+    pub split: bool,
+    /// First and last+1 pfn of this part (split dumps).
+    pub pfn_range: (u64, u64),
+}
 
 /// The first `bits` bits of the bitmap at logical offset `off`, as little-endian words,
 /// read [`CHUNK`] bytes at a time (a flattened file assembles at most one chunk at once).
@@ -57,7 +88,7 @@ pub(super) fn parse_header(
 ) -> Result<KdumpHeader, FileError> {
     let head = source.need(data, path, 0, 464, "kdump disk_dump_header")?;
     let b = Bytes::new(&head, 0, path);
-    if b.slice(0, 8, "kdump signature")? != crate::detect::KDUMP_SIGNATURE {
+    if b.slice(0, 8, "kdump signature")? != KDUMP_SIGNATURE {
         return Err(b.bad(0, "kdump signature", "not `KDUMP   `"));
     }
     let version = b.u32(8, "kdump header_version")?;
