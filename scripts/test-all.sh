@@ -34,6 +34,8 @@ echo "==> style: cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> lint: cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "==> features: the memlens facade with only what a dump reader needs (file, linux)"
+cargo check --quiet -p memlens --no-default-features --features file,linux
 echo "==> docs: cargo doc --no-deps (warnings are errors)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
 

@@ -146,19 +146,21 @@ fn main() {
         .format_timestamp(None)
         .parse_env("MEMLENS_LOG")
         .init();
+    // The `metrics` middleware's counters of the chain this command builds.
+    let mut metrics = plugins::ChainMetrics::default();
     let result = match cli.command {
-        Command::Info(a) => cmd::info::run(a),
-        Command::Ps(a) => cmd::ps::run(a),
-        Command::Maps(a) => cmd::maps::run(a),
-        Command::Modules(a) => cmd::modules::run(a),
-        Command::Read(a) => cmd::read::run(a),
-        Command::Dump(a) => cmd::dump::run(a),
-        Command::Search(a) => cmd::search::run(a),
-        Command::Strings(a) => cmd::strings::run(a),
-        Command::Bench(b) => cmd::bench::run(b),
-        Command::Translate(a) => cmd::translate::translate(a),
-        Command::Write(a) => cmd::write::run(a),
-        Command::Pagemap(a) => cmd::translate::pagemap(a),
+        Command::Info(a) => cmd::info::run(a, &mut metrics),
+        Command::Ps(a) => cmd::ps::run(a, &mut metrics),
+        Command::Maps(a) => cmd::maps::run(a, &mut metrics),
+        Command::Modules(a) => cmd::modules::run(a, &mut metrics),
+        Command::Read(a) => cmd::read::run(a, &mut metrics),
+        Command::Dump(a) => cmd::dump::run(a, &mut metrics),
+        Command::Search(a) => cmd::search::run(a, &mut metrics),
+        Command::Strings(a) => cmd::strings::run(a, &mut metrics),
+        Command::Bench(b) => cmd::bench::run(b, &mut metrics),
+        Command::Translate(a) => cmd::translate::translate(a, &mut metrics),
+        Command::Write(a) => cmd::write::run(a, &mut metrics),
+        Command::Pagemap(a) => cmd::translate::pagemap(a, &mut metrics),
         Command::Plugins(c) => cmd::plugins::run(c),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -171,7 +173,7 @@ fn main() {
             Ok(())
         }
     };
-    plugins::print_metrics();
+    metrics.print();
     if let Err(e) = result {
         std::process::exit(exit::report(&e));
     }

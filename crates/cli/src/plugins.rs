@@ -2,16 +2,16 @@
 //! libraries found on the search paths (a file replaces a linked plugin of the same name
 //! only with a strictly higher version).
 //! Also the two defaults: the host OS when no target is given, and OS detection (`-o auto`)
-//! on a dump.
+//! on a dump. This module builds what it is given; reading the command line (which steps,
+//! which dump) is [`crate::target`]'s job.
 
 use std::sync::Arc;
 
 use memlens::core::{Os, PhysicalTarget};
-use memlens_plugin::builder::Output;
-use memlens_plugin::{Builder, Built, Inventory, StaticRegistry};
+use memlens_plugin::builder::{ChainSpec, Output, Step, StepMetrics};
+use memlens_plugin::{Builder, Built, Inventory, PluginKind, PluginSpec, StaticRegistry};
 
 use crate::exit::CliError;
-use crate::target::TargetArgs;
 
 /// The statically linked plugins.
 pub fn registry() -> StaticRegistry {
@@ -24,104 +24,62 @@ pub fn registry() -> StaticRegistry {
 
 /// A chain that starts with a connector needing an OS as input (`-c qemu:vm`) reads
 /// through the host: `-o native` is put in front.
-fn with_default_input(words: Vec<String>, b: &Builder<'_>) -> Vec<String> {
-    let first_conn = match words.as_slice() {
-        [flag, v, ..] if flag == "-c" || flag == "--connector" => Some(v.as_str()),
-        [w, ..] => w.strip_prefix("--connector="),
-        [] => None,
-    };
-    let needs_os = first_conn
-        .map(|c| c.split(':').next().unwrap_or(c))
-        .and_then(|name| b.connector(name).ok())
+fn with_default_input(mut chain: ChainSpec, b: &Builder<'_>) -> Result<ChainSpec, CliError> {
+    let needs_os = chain
+        .steps
+        .first()
+        .filter(|s| s.kind == PluginKind::Connector)
+        .and_then(|s| b.connector(&s.spec.name).ok())
         .is_some_and(|f| f.meta().input == memlens_plugin::InputKind::Required);
     if needs_os {
-        let mut w = vec!["-o".to_string(), "native".to_string()];
-        w.extend(words);
-        w
-    } else {
-        words
+        let spec = PluginSpec::parse("native").map_err(chain_error)?;
+        chain.steps.insert(
+            0,
+            Step {
+                kind: PluginKind::Os,
+                spec,
+            },
+        );
     }
+    Ok(chain)
 }
 
-/// Builds the `-c`/`-o` chain of the command line (a positional dump file, when given,
-/// becomes the first step; `-o auto` as the last step detects the OS).
-pub fn build(t: &TargetArgs) -> Result<Built, CliError> {
-    let mut words = crate::target::chain_words();
-    // `-o auto` / `--os=auto` at the end: detect the OS on what the chain produced.
-    let auto = match words.as_slice() {
-        [.., flag, last] if (flag == "-o" || flag == "--os") && last == "auto" => {
-            words.truncate(words.len() - 2);
-            true
-        }
-        [.., last] if last == "--os=auto" => {
-            words.pop();
-            true
-        }
-        _ => false,
-    };
-    if words.iter().any(|w| w == "auto" || w == "--os=auto") {
-        return Err(CliError::usage(
-            "-o auto can only be the last step of a chain",
-            None,
-        ));
+/// Builds a chain of plugins, on `input` when the caller already opened a physical target
+/// (a positional dump file), and keeps the steps' metrics in `metrics`.
+pub fn build(
+    input: Option<PhysicalTarget>,
+    chain: ChainSpec,
+    metrics: &mut ChainMetrics,
+) -> Result<Built, CliError> {
+    let reg = registry();
+    let inv = Inventory::scan();
+    let b = Builder::new().registry(&reg).inventory(&inv);
+    let mut built = match input {
+        Some(t) => b.build_on(Output::Target(t), &chain),
+        None => b.build(&with_default_input(chain, &b)?),
     }
-    let target = match (&t.path, words.is_empty()) {
-        (Some(_), false) => {
-            return Err(CliError::usage(
-                "give either a dump file or a -c/-o chain, not both",
-                Some("put the dump inside the chain: -c file:PATH -o auto"),
-            ))
-        }
-        (Some(p), true) => crate::target::open_file(p, t.allow_write)?,
-        (None, true) => return Err(CliError::usage("-o auto needs a target before it", None)),
-        (None, false) => {
-            let reg = registry();
-            let inv = Inventory::scan();
-            let b = Builder::new().registry(&reg).inventory(&inv);
-            let words = with_default_input(words, &b);
-            let built = b.build_cli(&words).map_err(chain_error)?;
-            remember_metrics(&built.metrics);
-            if !auto {
-                return Ok(built);
-            }
-            built
-                .target()
-                .ok_or_else(|| CliError::usage("-o auto must follow a connector (-c)", None))?
-        }
-    };
-    let output = if auto {
-        Output::Os(detect_os(target)?)
-    } else {
-        Output::Target(target)
-    };
-    Ok(Built {
-        output,
-        metrics: Vec::new(),
-    })
+    .map_err(chain_error)?;
+    metrics.0.append(&mut built.metrics);
+    Ok(built)
 }
 
-/// Steps built with the `metrics` middleware, summarised when the command ends.
-static METRICS: std::sync::Mutex<Vec<memlens_plugin::builder::StepMetrics>> =
-    std::sync::Mutex::new(Vec::new());
+/// The `metrics` middleware's counters of every chain step that asked for them
+/// (`-c NAME:…:…:metrics`), owned by the running command and printed when it ends.
+#[derive(Default)]
+pub struct ChainMetrics(Vec<StepMetrics>);
 
-fn remember_metrics(m: &[memlens_plugin::builder::StepMetrics]) {
-    if let Ok(mut all) = METRICS.lock() {
-        all.extend(m.iter().cloned());
-    }
-}
-
-/// Prints the `metrics` middleware's counters of every chain step that asked for them
-/// (`-c NAME:…:…:metrics`), to standard error so they never mix with the output.
-pub fn print_metrics() {
-    let Ok(all) = METRICS.lock() else { return };
-    for (name, m) in all.iter() {
-        eprintln!("metrics {name}: {}", m.snapshot());
+impl ChainMetrics {
+    /// Prints the counters to standard error, so they never mix with the output.
+    pub fn print(&self) {
+        for (name, m) in &self.0 {
+            eprintln!("metrics {name}: {}", m.snapshot());
+        }
     }
 }
 
 /// A chain error: the user's words (unknown plugin, bad arguments, bad order) are usage
 /// errors; a plugin that failed to open its target is a target error.
-fn chain_error(e: memlens_plugin::Error) -> CliError {
+pub fn chain_error(e: memlens_plugin::Error) -> CliError {
     use memlens_plugin::Error as E;
     match e {
         E::Plugin { .. } | E::Panic { .. } | E::Io { .. } | E::Core(_) | E::Load { .. } => {

@@ -32,6 +32,23 @@
 //! The host itself is [`native::NativeOs`]; a live QEMU guest is
 //! [`qemu::QemuConnector`] (its memory) feeding [`linux::LinuxOs`]; [`plugin`] loads the
 //! same pieces from shared libraries and chains them from strings (`-c qemu:vm -o linux`).
+//!
+//! ## Features
+//!
+//! Each piece beyond the core types and translation ([`core`], [`arch`]) is a feature, all
+//! on by default; with `default-features = false` a user takes only what it needs (reading
+//! dumps of Linux guests: `features = ["file", "linux"]`, without QMP, dlopen or
+//! `process_vm_readv`):
+//!
+//! | feature | module | what |
+//! |---|---|---|
+//! | `file` | `file` | dump files: raw, ELF core, kdump, LiME, AVML |
+//! | `qemu` | `qemu` | live QEMU guests: RAM through the QEMU process, QMP |
+//! | `native` | `native` | the host itself: `/proc`, `process_vm_readv` |
+//! | `linux` | `linux` | Linux guests from kallsyms and BTF in memory |
+//! | `plugins` | `plugin` | plugin ABI, shared-library inventory, chains; the plugin exports of `file` and `linux` |
+//!
+//! A `windows` feature will join them with the Windows OS plugin.
 
 pub use memlens_core as core;
 pub use memlens_core::{
@@ -42,12 +59,17 @@ pub use memlens_core::{
 /// Virtual address translation: MMU descriptions, page-table walks, page maps, views.
 pub use memlens_arch as arch;
 /// Dump-file connector (raw, ELF core, kdump, LiME, AVML) and ELF core writing.
+#[cfg(feature = "file")]
 pub use memlens_connector_file as file;
 /// Live QEMU guests (RAM through the QEMU process, layout and registers from QMP).
+#[cfg(feature = "qemu")]
 pub use memlens_connector_qemu as qemu;
 /// Linux guests from the kallsyms and BTF in their memory.
+#[cfg(feature = "linux")]
 pub use memlens_os_linux as linux;
 /// The host itself as an OS (`/proc`, `process_vm_readv`).
+#[cfg(feature = "native")]
 pub use memlens_os_native as native;
 /// Plugins: the ABI, inventory of shared libraries, argument syntax and chains.
+#[cfg(feature = "plugins")]
 pub use memlens_plugin as plugin;

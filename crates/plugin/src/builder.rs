@@ -244,8 +244,19 @@ impl<'a> Builder<'a> {
                 "no steps: give at least one -c CONNECTOR or -o OS".into(),
             ));
         }
+        self.build_steps(None, chain)
+    }
+
+    /// Builds a chain on an input the caller already opened: a physical target (a dump
+    /// file opened directly) feeds a first OS step, an OS feeds a first connector step.
+    /// An empty chain returns the input.
+    pub fn build_on(&self, input: Output, chain: &ChainSpec) -> Result<Built> {
+        self.build_steps(Some(input), chain)
+    }
+
+    fn build_steps(&self, input: Option<Output>, chain: &ChainSpec) -> Result<Built> {
         let mut metrics = Vec::new();
-        let mut out: Option<Output> = None;
+        let mut out = input;
         for step in &chain.steps {
             out = Some(match step.kind {
                 PluginKind::Connector => {

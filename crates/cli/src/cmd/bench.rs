@@ -114,13 +114,13 @@ pub struct PhysArgs {
 }
 
 /// Runs a bench subcommand.
-pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
+pub fn run(cmd: BenchCommand, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     match cmd {
-        BenchCommand::Phys(a) => phys(a),
-        BenchCommand::Walk(a) => walk(a),
-        BenchCommand::Translate(a) => translate(a),
-        BenchCommand::Virt(a) => virt(a),
-        BenchCommand::Search(a) => crate::cmd::bench_cli::search(a),
+        BenchCommand::Phys(a) => phys(a, metrics),
+        BenchCommand::Walk(a) => walk(a, metrics),
+        BenchCommand::Translate(a) => translate(a, metrics),
+        BenchCommand::Virt(a) => virt(a, metrics),
+        BenchCommand::Search(a) => crate::cmd::bench_cli::search(a, metrics),
         BenchCommand::Cli(a) => crate::cmd::bench_cli::cli(a),
     }
 }
@@ -188,9 +188,9 @@ fn check_seconds(s: f64) -> Result<(), CliError> {
     Ok(())
 }
 
-fn walk(a: WalkBenchArgs) -> Result<(), CliError> {
+fn walk(a: WalkBenchArgs, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     check_runs(a.runs)?;
-    let t = crate::target::open_physical(&a.target)?;
+    let t = crate::target::open_physical(&a.target, metrics)?;
     let (mmu, roots) = crate::cmd::translate::mmu_and_roots(&t, &a.walk)?;
     let r = memlens_arch::bench::bench_walk(&*t.memory, &mmu, &roots, a.runs);
     if a.json {
@@ -203,11 +203,12 @@ fn walk(a: WalkBenchArgs) -> Result<(), CliError> {
 fn view(
     target: &crate::target::TargetArgs,
     walk: &crate::cmd::translate::WalkArgs,
+    metrics: &mut crate::plugins::ChainMetrics,
 ) -> Result<
     memlens_arch::view::VirtualView<std::sync::Arc<dyn memlens::core::PhysicalMemory>>,
     CliError,
 > {
-    let t = crate::target::open_physical(target)?;
+    let t = crate::target::open_physical(target, metrics)?;
     let (mmu, roots) = crate::cmd::translate::mmu_and_roots(&t, walk)?;
     Ok(
         memlens_arch::view::VirtualView::new(t.memory.clone(), mmu, roots)
@@ -215,10 +216,13 @@ fn view(
     )
 }
 
-fn translate(a: TranslateBenchArgs) -> Result<(), CliError> {
+fn translate(
+    a: TranslateBenchArgs,
+    metrics: &mut crate::plugins::ChainMetrics,
+) -> Result<(), CliError> {
     check_batches(&[a.batch])?;
     check_runs(a.runs)?;
-    let v = view(&a.target, &a.walk)?;
+    let v = view(&a.target, &a.walk, metrics)?;
     let r = memlens_arch::bench::bench_translate(&v, a.batch, a.runs, 0x6d6c)
         .map_err(CliError::target)?;
     if a.json {
@@ -228,12 +232,12 @@ fn translate(a: TranslateBenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn virt(a: VirtBenchArgs) -> Result<(), CliError> {
+fn virt(a: VirtBenchArgs, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     let sizes = parse_sizes(&a.sizes)?;
     check_batches(&a.batch)?;
     check_slabs(&sizes, &a.batch)?;
     check_seconds(a.seconds)?;
-    let v = view(&a.target, &a.walk)?;
+    let v = view(&a.target, &a.walk, metrics)?;
     let cfg = memlens_arch::bench::VirtBenchConfig {
         sizes,
         batches: a.batch,
@@ -248,12 +252,12 @@ fn virt(a: VirtBenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn phys(a: PhysArgs) -> Result<(), CliError> {
+fn phys(a: PhysArgs, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     let sizes = parse_sizes(&a.sizes)?;
     check_batches(&a.batch)?;
     check_slabs(&sizes, &a.batch)?;
     check_seconds(a.seconds)?;
-    let t = crate::target::open_physical(&a.target)?;
+    let t = crate::target::open_physical(&a.target, metrics)?;
     let cfg = BenchConfig {
         sizes,
         batches: a.batch,

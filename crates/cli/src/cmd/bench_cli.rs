@@ -95,7 +95,10 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Runs `bench search`.
-pub fn search(a: SearchBenchArgs) -> Result<(), CliError> {
+pub fn search(
+    a: SearchBenchArgs,
+    metrics: &mut crate::plugins::ChainMetrics,
+) -> Result<(), CliError> {
     if a.runs == 0 || a.runs > 1000 {
         return Err(CliError::usage("--runs must be 1 to 1000", None));
     }
@@ -106,7 +109,7 @@ pub fn search(a: SearchBenchArgs) -> Result<(), CliError> {
     let phys;
     let (space, regions, src): (_, _, Box<dyn scan::ChunkSource>);
     if a.all_processes {
-        let os = crate::target::open_os(&a.target)?;
+        let os = crate::target::open_os(&a.target, metrics)?;
         let pids: Vec<u32> = os
             .processes()
             .map_err(CliError::target)?
@@ -117,7 +120,7 @@ pub fn search(a: SearchBenchArgs) -> Result<(), CliError> {
         let (r, views) = scan::process_regions(&*os, &pids, false).map_err(CliError::target)?;
         (space, regions, src) = ("virtual", r, Box::new(views));
     } else {
-        phys = crate::target::open_physical(&a.target)?;
+        phys = crate::target::open_physical(&a.target, metrics)?;
         let r = crate::cmd::search::physical_regions(&phys);
         (space, regions, src) = ("physical", r, Box::new(scan::Physical(&*phys.memory)));
     }

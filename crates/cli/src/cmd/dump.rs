@@ -198,7 +198,7 @@ fn write_core(
 }
 
 /// Runs `dump`.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     if a.pid.is_some() && a.format == DumpFormat::Raw {
         return Err(CliError::usage(
             "a process dump is an ELF core (its mappings are sparse)",
@@ -206,8 +206,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
         ));
     }
     let (written, bad) = match a.pid {
-        Some(pid) => dump_process(&a, pid)?,
-        None => dump_physical(&a)?,
+        Some(pid) => dump_process(&a, pid, metrics)?,
+        None => dump_physical(&a, metrics)?,
     };
     if bad > 0 {
         log::warn!("{bad} bytes could not be read and were left as zeros");
@@ -231,9 +231,12 @@ fn max_size(a: &Args) -> Result<u64, CliError> {
     })
 }
 
-fn dump_physical(a: &Args) -> Result<(u64, u64), CliError> {
+fn dump_physical(
+    a: &Args,
+    metrics: &mut crate::plugins::ChainMetrics,
+) -> Result<(u64, u64), CliError> {
     let max = max_size(a)?;
-    let t = crate::target::open_physical(&a.target)?;
+    let t = crate::target::open_physical(&a.target, metrics)?;
     let ranges = t.memory.ranges();
     let lens: Vec<u64> = ranges.iter().map(|r| r.len).collect();
     let total = check_total(&lens, max, "physical ranges", a.format == DumpFormat::Elf)?;
@@ -303,9 +306,13 @@ fn dump_physical(a: &Args) -> Result<(u64, u64), CliError> {
     Ok((total, bad))
 }
 
-fn dump_process(a: &Args, pid: u32) -> Result<(u64, u64), CliError> {
+fn dump_process(
+    a: &Args,
+    pid: u32,
+    metrics: &mut crate::plugins::ChainMetrics,
+) -> Result<(u64, u64), CliError> {
     let max = max_size(a)?;
-    let os = crate::target::open_os(&a.target)?;
+    let os = crate::target::open_os(&a.target, metrics)?;
     let proc = os.process(pid).map_err(CliError::target)?;
     let maps = proc.maps().map_err(CliError::target)?;
     let mem = proc.memory();

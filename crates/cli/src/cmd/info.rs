@@ -39,17 +39,16 @@ struct PhysicalInfo {
 }
 
 /// Runs `info`.
-pub fn run(a: Args) -> Result<(), CliError> {
-    let doc = if a.target.path.is_none() && a.target.connector.is_empty() && a.target.os.is_empty()
-    {
-        let os = crate::target::open_os(&a.target)?;
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
+    let doc = if a.target.path.is_none() && a.target.chain.is_empty() {
+        let os = crate::target::open_os(&a.target, metrics)?;
         Info {
             target: None,
             os: Some(os.info()),
             os_error: None,
         }
     } else {
-        let t = crate::target::open_physical(&a.target)?;
+        let t = crate::target::open_physical(&a.target, metrics)?;
         let md = t.memory.metadata();
         let cpus = match &t.cpu {
             Some(c) => (0..c.cpu_count())

@@ -17,8 +17,8 @@ pub struct Args {
 }
 
 /// Runs `maps`.
-pub fn run(a: Args) -> Result<(), CliError> {
-    let os = crate::target::open_os(&a.target)?;
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
+    let os = crate::target::open_os(&a.target, metrics)?;
     let proc = os.process(a.pid).map_err(CliError::target)?;
     let maps = proc.maps().map_err(CliError::target)?;
     let format = a.format.format();

@@ -35,8 +35,8 @@ struct Detailed {
 }
 
 /// Runs `modules`.
-pub fn run(a: Args) -> Result<(), CliError> {
-    let os = crate::target::open_os(&a.target)?;
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
+    let os = crate::target::open_os(&a.target, metrics)?;
     if let (Some(pid), true) = (a.pid, a.details) {
         return details(&*os, pid, a.module.as_deref(), a.format.format());
     }

@@ -25,8 +25,8 @@ pub struct Args {
 }
 
 /// Runs `ps`.
-pub fn run(a: Args) -> Result<(), CliError> {
-    let os = crate::target::open_os(&a.target)?;
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
+    let os = crate::target::open_os(&a.target, metrics)?;
     let mut procs = os.processes().map_err(CliError::target)?;
     if a.no_kernel_threads {
         procs.retain(|p| !p.kernel_thread);

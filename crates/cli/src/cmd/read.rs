@@ -60,7 +60,7 @@ const CHUNK: usize = 1 << 20;
 pub const MAX_JSON_LEN: u64 = 64 << 20;
 
 /// Runs `read`.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     let (path, addr_s, len_s) = match a.positional.as_slice() {
         [addr, len] => (None, addr, len),
         [path, addr, len] => (Some(PathBuf::from(path)), addr, len),
@@ -95,12 +95,12 @@ pub fn run(a: Args) -> Result<(), CliError> {
     type Reader = Box<dyn Fn(u64, &mut [u8]) -> Result<(), Error>>;
     let reader: Reader = match a.pid {
         Some(pid) => {
-            let os = crate::target::open_os(&sel)?;
+            let os = crate::target::open_os(&sel, metrics)?;
             let mem = os.process(pid).map_err(CliError::target)?.memory();
             Box::new(move |at, buf| mem.read_into(VirtAddr(at), buf))
         }
         None => {
-            let t = crate::target::open_physical(&sel)?;
+            let t = crate::target::open_physical(&sel, metrics)?;
             Box::new(move |at, buf| t.memory.read_into(PhysAddr(at), buf))
         }
     };

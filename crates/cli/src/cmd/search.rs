@@ -256,7 +256,7 @@ fn scan(
 }
 
 /// Runs `search`.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     let (target, pattern) = match a.positional.as_slice() {
         [p] => (a.chain.with_path(None), p.clone()),
         [t, p] => (a.chain.with_path(Some(t.into())), p.clone()),
@@ -279,7 +279,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     }
     let matcher = compile(&a, &pattern)?;
     let hits = if a.pid.is_some() || a.all_processes {
-        let os = crate::target::open_os(&target)?;
+        let os = crate::target::open_os(&target, metrics)?;
         let pids: Vec<u32> = match a.pid {
             Some(p) => vec![p],
             None => os
@@ -294,7 +294,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             scan::process_regions(&*os, &pids, a.pid.is_some()).map_err(CliError::target)?;
         run_scan(&regions, &matcher, &a, "virtual", &views)
     } else {
-        let t = crate::target::open_physical(&target)?;
+        let t = crate::target::open_physical(&target, metrics)?;
         run_scan(
             &physical_regions(&t),
             &matcher,

@@ -118,19 +118,19 @@ pub fn find(
 }
 
 /// Runs `strings`.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     let min = usize::from(a.min_len);
     let max = a.max.unwrap_or(usize::MAX);
     let format = a.format.format();
     match a.pid {
         Some(pid) => {
-            let os = crate::target::open_os(&a.target)?;
+            let os = crate::target::open_os(&a.target, metrics)?;
             let (regions, views) =
                 scan::process_regions(&*os, &[pid], true).map_err(CliError::target)?;
             print(format, Some(pid), &regions, &views, min, a.encoding, max)
         }
         None => {
-            let t = crate::target::open_physical(&a.target)?;
+            let t = crate::target::open_physical(&a.target, metrics)?;
             let regions = crate::cmd::search::physical_regions(&t);
             let src = scan::Physical(&*t.memory);
             print(format, None, &regions, &src, min, a.encoding, max)

@@ -118,9 +118,12 @@ pub struct TranslateArgs {
 }
 
 /// Runs `translate`.
-pub fn translate(a: TranslateArgs) -> Result<(), CliError> {
+pub fn translate(
+    a: TranslateArgs,
+    metrics: &mut crate::plugins::ChainMetrics,
+) -> Result<(), CliError> {
     // With a chain, every positional is an address; otherwise the first is the dump.
-    let (path, addrs) = if a.chain.connector.is_empty() && a.chain.os.is_empty() {
+    let (path, addrs) = if a.chain.chain.is_empty() {
         match a.positional.split_first() {
             Some((p, rest)) if !rest.is_empty() => (Some(p.into()), rest),
             _ => return Err(CliError::usage("expected TARGET VA...", None)),
@@ -136,7 +139,7 @@ pub fn translate(a: TranslateArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::usage(format!("bad address: {e}"), None))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let t = crate::target::open_physical(&a.chain.with_path(path))?;
+    let t = crate::target::open_physical(&a.chain.with_path(path), metrics)?;
     let (mmu, roots) = mmu_and_roots(&t, &a.walk)?;
     let view = VirtualView::new(t.memory.clone(), mmu, roots);
     let rows = memlens_arch::report::translate_rows(&view, &vas);
@@ -168,7 +171,7 @@ pub struct PageMapArgs {
 }
 
 /// Runs `pagemap`.
-pub fn pagemap(a: PageMapArgs) -> Result<(), CliError> {
+pub fn pagemap(a: PageMapArgs, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     let range = match &a.range {
         None => None,
         Some(r) => {
@@ -183,7 +186,7 @@ pub fn pagemap(a: PageMapArgs) -> Result<(), CliError> {
             Some((p(s)?, p(e)?))
         }
     };
-    let t = crate::target::open_physical(&a.target)?;
+    let t = crate::target::open_physical(&a.target, metrics)?;
     let (mmu, roots) = mmu_and_roots(&t, &a.walk)?;
     let opts = PageMapOptions {
         range,

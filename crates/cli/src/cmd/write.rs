@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 /// Runs `write`.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: Args, metrics: &mut crate::plugins::ChainMetrics) -> Result<(), CliError> {
     let (path, addr_s, hex) = match a.positional.as_slice() {
         [addr, hex] => (None, addr, hex),
         [path, addr, hex] => (Some(PathBuf::from(path)), addr, hex),
@@ -50,7 +50,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     sel.allow_write = true;
     match a.pid {
         Some(pid) => {
-            let os = crate::target::open_os(&sel)?;
+            let os = crate::target::open_os(&sel, metrics)?;
             let p = os.process(pid).map_err(CliError::target)?;
             let w = p.writer().ok_or_else(|| {
                 CliError::target(anyhow::anyhow!(
@@ -61,7 +61,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 .map_err(CliError::target)?;
         }
         None => {
-            let t = crate::target::open_physical(&sel)?;
+            let t = crate::target::open_physical(&sel, metrics)?;
             let w = t.writer.ok_or_else(|| {
                 CliError::target(anyhow::anyhow!(
                     "this target cannot be written (only raw images and live targets opened writable can)"
