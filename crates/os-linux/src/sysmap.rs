@@ -26,19 +26,6 @@ use crate::kallsyms::{Symbol, SymbolTable};
 /// all of them with room while a device or a runaway file is stopped there.
 pub const MAX_SYMBOL_FILE: u64 = 2 << 30;
 
-/// `O_NONBLOCK` (the asm-generic value, used by x86-64, arm64, riscv and powerpc Linux):
-/// opening a FIFO must not wait for a writer. Regular files ignore it.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "powerpc64"
-    )
-))]
-const O_NONBLOCK: i32 = 0o4000;
-
 /// Parses System.map text. Malformed lines are skipped; an input without any symbol is
 /// an error.
 pub fn parse(text: &str, what: &str) -> Result<SymbolTable> {
@@ -79,16 +66,9 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     };
     let mut o = std::fs::OpenOptions::new();
     o.read(true);
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64",
-            target_arch = "powerpc64"
-        )
-    ))]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, O_NONBLOCK);
+    // Opening a FIFO must not wait for a writer; regular files ignore the flag.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NONBLOCK);
     let f = o.open(path).map_err(|e| err(e.to_string()))?;
     let meta = f.metadata().map_err(|e| err(format!("fstat: {e}")))?;
     if !meta.is_file() {
