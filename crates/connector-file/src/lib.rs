@@ -57,13 +57,46 @@
 //! returns an `Arc<MappedFile>`; one with a reader of its own also adds a line to the
 //! `readers!` list there, so reads stay an enum match, not a dynamic dispatch.
 //!
-//! ```no_run
-//! use memlens_connector_file::{open_dump, DumpOptions};
-//! use memlens_core::{MemoryViewExt, PhysAddr};
-//! let dump = open_dump("guest.elf", &DumpOptions::default())?;
-//! println!("{}", dump.info());
-//! let word = dump.read_u64(PhysAddr(0x1000))?;
+//! Open a dump (here a tiny ELF core with two ranges and a VMCOREINFO note, written in
+//! hidden lines), list its physical ranges, read it, and hand it to an OS plugin:
+//!
+//! ```
+//! use memlens_connector_file::{open_dump, DumpOptions, Format};
+//! use memlens_core::{MemRange, MemoryView, MemoryViewExt, PhysAddr};
+//! # use memlens_connector_file::write::{CoreNote, CoreSegment, CoreWriter, EM_X86_64, PF_R, PF_W};
+//! # use std::io::Write;
+//! # let path = std::env::temp_dir().join(format!("memlens-doc-{}-guest.elf", std::process::id()));
+//! # let seg = |paddr, len| CoreSegment { paddr, vaddr: 0, len, flags: PF_R | PF_W };
+//! # let core = CoreWriter::new(
+//! #     EM_X86_64,
+//! #     vec![CoreNote::vmcoreinfo([("OSRELEASE", "6.1.0-doc")])],
+//! #     vec![seg(0, 0x2000), seg(0x10_0000, 0x1000)],
+//! # );
+//! # let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+//! # core.write_head(&mut out)?;
+//! # let mut low = vec![0u8; 0x2000];
+//! # low[0x1000..0x1008].copy_from_slice(&0xfeed_f00d_u64.to_le_bytes());
+//! # out.write_all(&low)?;
+//! # out.write_all(&[0x5a; 0x1000])?;
+//! # out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+//! let dump = open_dump(&path, &DumpOptions::default())?; // format detected by content
+//! assert_eq!(dump.format(), Format::Elf);
+//! println!("{}", dump.info()); // what `memlens info` prints
+//! for r in dump.ranges() {
+//!     println!("{:#x}..{:#x}", r.base.0, r.end_u64());
+//! }
+//! assert_eq!(
+//!     dump.ranges(),
+//!     [MemRange::new(PhysAddr(0), 0x2000), MemRange::new(PhysAddr(0x10_0000), 0x1000)]
+//! );
+//! assert_eq!(dump.read_u64(PhysAddr(0x1000))?, 0xfeed_f00d);
+//! assert_eq!(dump.read_vec(PhysAddr(0x10_0ffe), 2)?, [0x5a, 0x5a]);
+//! assert!(dump.read_u64(PhysAddr(0x8000)).is_err()); // in the gap between the ranges
+//! assert_eq!(dump.vmcoreinfo().unwrap()["OSRELEASE"], "6.1.0-doc");
 //! let target = dump.target(); // memory + CpuState + TargetInfo.vmcoreinfo
+//! assert_eq!(target.info.vmcoreinfo.as_ref().unwrap()["OSRELEASE"], "6.1.0-doc");
+//! # drop((target, dump));
+//! # std::fs::remove_file(&path)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -17,6 +17,72 @@ use crate::error::{Error, Result};
 use crate::mem::{MemoryView, MemoryWrite, ReadOp, WriteOp};
 
 /// Helpers on top of [`MemoryView::read_batch`]; implemented for every view.
+///
+/// Typed values, a pointer followed to a C string, and a cursor, on a small in-memory
+/// view (any connector, process or virtual view works the same way):
+///
+/// ```
+/// use std::io::{Read, Seek, SeekFrom};
+/// use memlens_core::bytemuck::{Pod, Zeroable};
+/// use memlens_core::{MemoryViewExt, PhysAddr};
+/// # use memlens_core::{Error, MemoryMetadata, MemoryView, ReadOp};
+/// # /// Bytes in a vector at physical address 0.
+/// # struct Ram(Vec<u8>);
+/// # impl MemoryView for Ram {
+/// #     type Addr = PhysAddr;
+/// #     fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+/// #         for op in ops {
+/// #             let start = op.addr.0 as usize;
+/// #             op.result = match self.0.get(start..start + op.buf.len()) {
+/// #                 Some(src) => {
+/// #                     op.buf.copy_from_slice(src);
+/// #                     Ok(())
+/// #                 }
+/// #                 None => Err(Error::OutOfRange { addr: op.addr, len: op.buf.len(),
+/// #                                                max: PhysAddr(self.0.len() as u64 - 1) }),
+/// #             };
+/// #         }
+/// #     }
+/// #     fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+/// #         MemoryMetadata { max_addr: PhysAddr(self.0.len() as u64 - 1),
+/// #                          real_size: self.0.len() as u64, readonly: true, preferred_batch: 1 }
+/// #     }
+/// # }
+/// # let mut ram = vec![0u8; 0x2000];
+/// # ram[0x100..0x108].copy_from_slice(&0x1000u64.to_le_bytes()); // pointer to the header
+/// # ram[0x1000..0x1004].copy_from_slice(&7u32.to_le_bytes()); // header.pid
+/// # ram[0x1004..0x1008].copy_from_slice(&2u32.to_le_bytes()); // header.flags
+/// # ram[0x1008..0x1010].copy_from_slice(&0x1800u64.to_le_bytes()); // header.name
+/// # ram[0x1800..0x1805].copy_from_slice(b"init\0");
+/// # let mem = Ram(ram);
+/// // A structure of the target, read in one piece (any bit pattern is valid for `Pod`).
+/// #[derive(Clone, Copy, Pod, Zeroable)]
+/// #[bytemuck(crate = "memlens_core::bytemuck")] // no direct bytemuck dependency needed
+/// #[repr(C)]
+/// struct Header {
+///     pid: u32,
+///     flags: u32,
+///     name: u64, // a pointer to a NUL-terminated string
+/// }
+///
+/// let ptr = mem.read_u64(PhysAddr(0x100))?; // a pointer...
+/// let header: Header = mem.read_pod(PhysAddr(ptr))?; // ...followed
+/// assert_eq!((header.pid, header.flags), (7, 2));
+/// assert_eq!(mem.read_u32(PhysAddr(ptr + 4))?, 2);
+/// assert_eq!(mem.read_cstr(PhysAddr(header.name), 64)?, "init"); // at most 64 bytes
+/// assert_eq!(mem.read_vec(PhysAddr(header.name), 4)?, b"init");
+///
+/// // `std::io::Read + Seek`: hand memory to any parser that takes a reader.
+/// let mut cursor = mem.cursor();
+/// cursor.seek(SeekFrom::Start(0x1800))?;
+/// let mut name = [0u8; 4];
+/// cursor.read_exact(&mut name)?;
+/// assert_eq!(&name, b"init");
+///
+/// // Reads past the end fail with an error naming the address (never a panic).
+/// assert!(mem.read_u64(PhysAddr(0x1ffc)).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait MemoryViewExt: MemoryView {
     /// Reads exactly `buf.len()` bytes at `addr`. A partial read is an error (the valid
     /// bytes are still written into `buf`).

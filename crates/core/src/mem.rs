@@ -107,6 +107,57 @@ pub struct MemoryMetadata<A> {
 }
 
 /// Batched reading of one address space. See the module documentation.
+///
+/// A backend implements `read_batch` and `metadata`; every helper of
+/// [`MemoryViewExt`](crate::MemoryViewExt) comes with it. Here, bytes in a vector at
+/// physical address 0, read as one batch in which one operation fails:
+///
+/// ```
+/// use memlens_core::{Error, MemoryMetadata, MemoryView, MemoryViewExt, PhysAddr, ReadOp};
+///
+/// struct Ram(Vec<u8>);
+///
+/// impl MemoryView for Ram {
+///     type Addr = PhysAddr;
+///     fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+///         for op in ops {
+///             let start = op.addr.0 as usize;
+///             op.result = match self.0.get(start..start.saturating_add(op.buf.len())) {
+///                 Some(src) => {
+///                     op.buf.copy_from_slice(src);
+///                     Ok(())
+///                 }
+///                 // Every op gets an outcome; a bad address fails its op, never the batch.
+///                 None => Err(Error::OutOfRange {
+///                     addr: op.addr,
+///                     len: op.buf.len(),
+///                     max: self.metadata().max_addr,
+///                 }),
+///             };
+///         }
+///     }
+///     fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+///         let len = self.0.len() as u64;
+///         MemoryMetadata { max_addr: PhysAddr(len - 1), real_size: len, readonly: true, preferred_batch: 64 }
+///     }
+/// }
+///
+/// let ram = Ram((0..=255).collect());
+/// let (mut a, mut b, mut c) = ([0u8; 4], [0u8; 2], [0u8; 8]);
+/// let mut ops = [
+///     ReadOp::new(PhysAddr(0x10), &mut a[..]),
+///     ReadOp::new(PhysAddr(0xfe), &mut b[..]),
+///     ReadOp::new(PhysAddr(0xfc), &mut c[..]), // runs past the end
+/// ];
+/// ram.read_batch(&mut ops);
+/// assert!(ops[0].result.is_ok() && ops[1].result.is_ok());
+/// assert!(matches!(ops[2].result, Err(Error::OutOfRange { .. })));
+/// assert_eq!((a, b), ([0x10, 0x11, 0x12, 0x13], [0xfe, 0xff]));
+/// // The provided helpers, for free.
+/// assert_eq!(ram.read_u32(PhysAddr(0x20))?, 0x2322_2120);
+/// assert_eq!(ram.ranges()[0].end_u64(), 0x100);
+/// # Ok::<(), Error>(())
+/// ```
 pub trait MemoryView: Send + Sync {
     /// The address space this view reads.
     type Addr: Address;
