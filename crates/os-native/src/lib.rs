@@ -7,16 +7,32 @@
 //! [`VirtualMemory`](memlens_core::VirtualMemory) view, so it can feed a connector (the QEMU
 //! connector reads a guest's RAM out of the QEMU process through this view).
 //!
-//! ```no_run
-//! use memlens_core::{MemoryViewExt, Os};
+//! This process, listed and read through the OS plugin (the example runs on the host: a
+//! process may always read itself):
+//!
+//! ```
+//! use memlens_core::{MemoryViewExt, Os, VirtAddr};
 //! use memlens_os_native::{NativeOptions, NativeOs};
+//!
+//! static MAGIC: u64 = 0x6d65_6d6c_656e_7321;
+//! static GREETING: &[u8] = b"hello from memlens\0";
+//!
 //! let os = NativeOs::open(NativeOptions::default())?;
-//! for p in os.processes()? {
-//!     println!("{:>7} {}", p.pid, p.name);
+//! let processes = os.processes()?;
+//! for p in &processes {
+//!     println!("{:>7} {:>7} {}", p.pid, p.ppid, p.name);
 //! }
-//! let me = os.process(std::process::id())?;
-//! let maps = me.maps()?;
-//! let first = me.memory().read_u64(maps[0].start)?;
+//! let pid = std::process::id();
+//! assert!(processes.iter().any(|p| p.pid == pid));
+//!
+//! let me = os.process(pid)?;
+//! assert_eq!(me.info().pid, pid);
+//! let at = VirtAddr(&MAGIC as *const u64 as u64);
+//! let map = me.maps()?.into_iter().find(|m| m.start <= at && at < m.end).unwrap();
+//! println!("{:#x}-{:#x} {}", map.start.0, map.end.0, map.path.as_deref().unwrap_or(""));
+//! let memory = me.memory(); // process_vm_readv, batched
+//! assert_eq!(memory.read_u64(at)?, MAGIC);
+//! assert_eq!(memory.read_cstr(VirtAddr(GREETING.as_ptr() as u64), 64)?, "hello from memlens");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
