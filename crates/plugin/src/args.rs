@@ -20,6 +20,42 @@
 //!   ([`MiddlewareSpec`]): `zero_gaps`, `cache`, `cache_size`, `cache_page_size`,
 //!   `cache_time`, `delay`, `metrics`.
 //!
+//! A `-c` value split into its sections, then its arguments checked against what the
+//! plugin declares:
+//!
+//! ```
+//! use memlens_plugin::{ArgDecl, ArgSpec, Args, PluginSpec};
+//!
+//! let step = PluginSpec::parse(r#"file:guest.bin:raw,map="my map.toml",offset=0x1000,ro:cache_size=64MiB"#)?;
+//! assert_eq!(step.name, "file");
+//! assert_eq!(step.target.as_deref(), Some("guest.bin"));
+//! assert_eq!(step.middleware.cache_size, Some(64 << 20)); // implies the cache
+//! assert!(step.middleware.cache);
+//!
+//! // What the plugin declares (its `args()`), and the parse it does on its side.
+//! let spec = ArgSpec::new()
+//!     .target("path of the dump", true)
+//!     .arg(ArgDecl::string("format", "dump format").default("auto"))
+//!     .default_arg("format") // what a first bare token sets
+//!     .arg(ArgDecl::path("map", "TOML memory map"))
+//!     .arg(ArgDecl::number("offset", "first byte of the image"))
+//!     .arg(ArgDecl::flag("ro", "refuse writes"))
+//!     .arg(ArgDecl::size("cache", "page cache size").default("4MiB"));
+//! let args = Args::parse(&step.name, &spec, step.target.as_deref(), &step.args)?;
+//! assert_eq!(args.target(), Some("guest.bin"));
+//! assert_eq!(args.get("format"), Some("raw")); // the first bare token
+//! assert!(args.flag("ro")); // a later bare token is a flag
+//! assert_eq!(args.get("map"), Some("my map.toml")); // quotes removed
+//! assert_eq!(args.number("offset")?, Some(0x1000));
+//! assert_eq!(args.size("cache")?, Some(4 << 20)); // the default
+//!
+//! // A typo is an error that lists the valid keys, never silently dropped.
+//! let err = Args::parse("file", &spec, Some("guest.bin"), "fromat=raw").unwrap_err();
+//! println!("{err}");
+//! assert!(err.to_string().contains("fromat") && err.to_string().contains("offset"));
+//! # Ok::<(), memlens_plugin::Error>(())
+//! ```
+//!
 //! The host splits the sections; the argument section crosses the ABI as its raw text and
 //! the plugin parses it against its own spec with [`Args::parse`], so a plugin built
 //! against this crate validates exactly as the statically linked one does.
