@@ -8,16 +8,38 @@
 //! every piece lives in a crate of its own role (core types, connectors, translation, OS
 //! plugins, the plugin ABI), so a user can also depend on just the piece they need.
 //!
-//! Physical memory of a dump, then the Linux kernel in it, its processes and one
-//! process's memory (`examples/ps.rs` is the same as a program):
+//! Physical memory of a dump (here a tiny raw image written in hidden lines; an ELF core,
+//! kdump, LiME or AVML file opens the same way, detected by content):
+//!
+//! ```
+//! use memlens::core::{MemoryView, MemoryViewExt, PhysAddr};
+//! use memlens::file::{open_dump, DumpOptions, Format};
+//! # let path = std::env::temp_dir().join(format!("memlens-doc-{}-guest.raw", std::process::id()));
+//! # let mut image = vec![0u8; 0x4000];
+//! # image[0x1000..0x1008].copy_from_slice(&0x2000u64.to_le_bytes()); // a pointer
+//! # image[0x2000..0x2006].copy_from_slice(b"kernel");
+//! # std::fs::write(&path, &image)?;
+//! let dump = open_dump(&path, &DumpOptions::default())?;
+//! assert_eq!(dump.format(), Format::Raw);
+//! assert_eq!(dump.ranges()[0].len, 0x4000); // file offset = physical address
+//! let ptr = dump.read_u64(PhysAddr(0x1000))?; // physical memory
+//! assert_eq!(dump.read_cstr(PhysAddr(ptr), 32)?, "kernel");
+//! # drop(dump);
+//! # std::fs::remove_file(&path)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Then the Linux kernel in a dump, its processes and one process's memory
+//! (`examples/ps.rs` is the same as a program):
 //!
 //! ```no_run
-//! use memlens::core::{MemoryViewExt, Os, PhysAddr};
+//! // no_run: it needs a dump of a real Linux guest (kallsyms and BTF in memory), which a
+//! // doc test cannot make; `crates/os-linux/tests/lab.rs` runs these steps on the lab's dumps.
+//! use memlens::core::{MemoryViewExt, Os};
 //! use memlens::file::{open_dump, DumpOptions};
 //! use memlens::linux::{LinuxOptions, LinuxOs};
 //!
-//! let dump = open_dump("guest.elf", &DumpOptions::default())?; // format by content
-//! let first = dump.read_vec(PhysAddr(0x1000), 16)?; // physical memory
+//! let dump = open_dump("guest.elf", &DumpOptions::default())?;
 //! let os = LinuxOs::open(dump.target(), LinuxOptions::default())?; // no symbol files
 //! for p in os.processes()? {
 //!     println!("{:>6} {:>6} {}", p.pid, p.ppid, p.name);
@@ -26,6 +48,19 @@
 //! let maps = init.maps()?; // VMAs with paths
 //! let head = init.memory().read_vec(maps[0].start, 4)?; // virtual memory
 //! assert_eq!(head, b"\x7fELF");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The host itself runs the same OS interface (this runs, listing the host's processes):
+//!
+//! ```
+//! use memlens::core::Os;
+//! use memlens::native::{NativeOptions, NativeOs};
+//!
+//! let os = NativeOs::open(NativeOptions::default())?;
+//! let me = os.process(std::process::id())?;
+//! assert!(os.processes()?.iter().any(|p| p.pid == me.info().pid));
+//! assert!(!me.maps()?.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
