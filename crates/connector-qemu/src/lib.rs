@@ -8,13 +8,48 @@
 //! guest it would be a QEMU inside a VM (chains). The CLI passes the native OS by default.
 //!
 //! ```no_run
-//! # fn demo(os: std::sync::Arc<dyn memlens_core::Os>) -> Result<(), Box<dyn std::error::Error>> {
+//! // no_run: it needs a live QEMU guest named `myvm` on this host, which a doc test cannot
+//! // start; `crates/connector-qemu/tests/live.rs` runs these steps on the lab's live guest.
+//! use std::sync::Arc;
 //! use memlens_connector_qemu::{QemuArgs, QemuConnector};
 //! use memlens_core::{MemoryViewExt, PhysAddr};
+//! use memlens_os_native::{NativeOptions, NativeOs}; // QEMU's process, read on the host
+//! let os = Arc::new(NativeOs::open(NativeOptions::default())?);
 //! let qemu = QemuConnector::open(os, &QemuArgs::parse("myvm")?)?;
 //! let word = qemu.memory().read_u64(PhysAddr(0x1000))?;
 //! let target = qemu.physical_target(); // for an OS plugin
-//! # Ok(()) }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What runs without a guest: the connector's arguments, what a QEMU command line says
+//! about its guest, and discovery on the host (an empty list when no QEMU runs):
+//!
+//! ```
+//! use memlens_connector_qemu::{cmdline, list_targets, QemuArgs};
+//! use memlens_os_native::{NativeOptions, NativeOs};
+//!
+//! let args = QemuArgs::parse("myvm,pause,no-qmp")?; // -c qemu:myvm,pause,no-qmp
+//! assert_eq!(args.name.as_deref(), Some("myvm"));
+//! assert!(args.pause && args.no_qmp && !args.writable);
+//! assert_eq!(QemuArgs::parse("4242")?.pid, Some(4242)); // a number is a pid
+//! assert!(QemuArgs::parse("myvm,bogus").is_err());
+//!
+//! let argv: Vec<String> = "/usr/bin/qemu-system-x86_64 -name guest=myvm -m 2G -M q35 \
+//!                          -qmp unix:/tmp/myvm.qmp,server,nowait"
+//!     .split_whitespace()
+//!     .map(String::from)
+//!     .collect();
+//! let line = cmdline::parse(&argv);
+//! assert_eq!(line.target, "x86_64");
+//! assert_eq!(line.name.as_deref(), Some("myvm"));
+//! assert_eq!(line.ram_size, 2 << 30);
+//! assert_eq!(line.machine.as_deref(), Some("q35"));
+//! assert_eq!(line.qmp_socket.as_deref(), Some("/tmp/myvm.qmp".as_ref()));
+//!
+//! for guest in list_targets(&NativeOs::open(NativeOptions::default())?)? {
+//!     println!("{guest}"); // pid, name, RAM, machine, QMP socket
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! - Discovery ([`cmdline`], [`list_targets`]): pid, `-name`, RAM size (`-m 256M`,
