@@ -7,6 +7,8 @@
 //! required.
 //!
 //! ```no_run
+//! // no_run: it needs the memory of a real Linux kernel (kallsyms and BTF), which a doc
+//! // test cannot make; `tests/lab.rs` runs these steps on the lab's dumps.
 //! use memlens_core::{Os, PhysicalTarget, TargetInfo};
 //! use memlens_os_linux::{LinuxOs, LinuxOptions};
 //! let mem = memlens_connector_file::RawFile::open("guest.raw")?;
@@ -15,6 +17,44 @@
 //! for p in os.processes()? {
 //!     println!("{} {} {}", p.pid, p.ppid, p.name);
 //! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What runs without a kernel: `-o auto`'s cheap [`detect`] (a tiny ELF core with a
+//! VMCOREINFO note, written in hidden lines, names its release; zeros are not Linux),
+//! and a `System.map` given as `symbols=PATH`, moved by the KASLR offset:
+//!
+//! ```
+//! use memlens_connector_file::{open_dump, DumpOptions};
+//! use memlens_os_linux::{detect, sysmap};
+//! # use memlens_connector_file::write::{CoreNote, CoreSegment, CoreWriter, EM_X86_64, PF_R};
+//! # let path = std::env::temp_dir().join(format!("memlens-doc-{}-linux.elf", std::process::id()));
+//! # let core = CoreWriter::new(
+//! #     EM_X86_64,
+//! #     vec![CoreNote::vmcoreinfo([("OSRELEASE", "6.1.0-doc-amd64")])],
+//! #     vec![CoreSegment { paddr: 0, vaddr: 0, len: 0x4000, flags: PF_R }],
+//! # );
+//! # let mut bytes = Vec::new();
+//! # core.write_head(&mut bytes)?;
+//! # bytes.resize(core.file_len() as usize, 0);
+//! # std::fs::write(&path, &bytes)?;
+//! let dump = open_dump(&path, &DumpOptions::default())?;
+//! let found = detect(&dump.target()).expect("VMCOREINFO names a Linux release");
+//! assert_eq!(found.release.as_deref(), Some("6.1.0-doc-amd64"));
+//! # std::fs::remove_file(&path)?;
+//! # std::fs::write(&path, vec![0u8; 0x4000])?; // a raw image of zeros
+//! # let dump = open_dump(&path, &DumpOptions::default())?;
+//! assert!(detect(&dump.target()).is_none()); // no VMCOREINFO, no kallsyms: not Linux
+//! # drop(dump);
+//! # std::fs::remove_file(&path)?;
+//!
+//! let map = "ffffffff81000000 T _stext\n\
+//!            ffffffff82a00000 D init_task\n\
+//!            0000000000000000 A fixed_percpu_data\n";
+//! let symbols = sysmap::parse(map, "System.map")?;
+//! let kaslr = sysmap::shifted(&symbols, 0x1c00_0000); // link-time → run-time
+//! assert_eq!(kaslr.get("init_task"), Some(0xffff_ffff_9ea0_0000));
+//! assert_eq!(kaslr.get("fixed_percpu_data"), Some(0)); // absolute: not moved
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
