@@ -193,6 +193,40 @@ impl fmt::Display for DumpInfo {
 
 /// Opens a dump, detecting its format by content unless `opts.format` forces one. What the
 /// file can make this allocate is bounded by the caps of [`limits`](crate::limits).
+///
+/// A raw image whose two halves sit at other physical addresses (a memory map in TOML,
+/// what `-c file:PATH:map=layout.toml` takes; the image is written in hidden lines):
+///
+/// ```
+/// use memlens_connector_file::{open_dump, DumpOptions};
+/// use memlens_core::{MemRange, MemoryMap, MemoryView, MemoryViewExt, PhysAddr};
+/// # let path = std::env::temp_dir().join(format!("memlens-doc-{}-ram.bin", std::process::id()));
+/// # let mut image = vec![0x11u8; 0x2000];
+/// # image[0x1000..].fill(0x22);
+/// # std::fs::write(&path, &image)?;
+/// let map = MemoryMap::from_toml(
+///     r#"
+///     [[range]]
+///     base = "0x0"
+///     len = "4KiB"
+///     [[range]]
+///     base = "1MiB"
+///     len = "4KiB"
+///     backing = "0x1000" # file offset
+///     "#,
+/// )?;
+/// let dump = open_dump(&path, &DumpOptions { map: Some(map), ..DumpOptions::default() })?;
+/// assert_eq!(
+///     dump.ranges(),
+///     [MemRange::new(PhysAddr(0), 0x1000), MemRange::new(PhysAddr(0x10_0000), 0x1000)]
+/// );
+/// assert_eq!(dump.read_vec(PhysAddr(0xfff), 1)?, [0x11]);
+/// assert_eq!(dump.read_vec(PhysAddr(0x10_0000), 1)?, [0x22]);
+/// assert!(dump.read_vec(PhysAddr(0x1000), 1).is_err()); // a gap of the map
+/// # drop(dump);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn open_dump(path: impl AsRef<Path>, opts: &DumpOptions) -> Result<Dump, FileError> {
     open_dump_with_caps(path.as_ref(), opts, &Caps::HARD)
 }
