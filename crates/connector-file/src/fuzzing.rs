@@ -131,7 +131,9 @@ pub fn warm_up() {
     let page = [0u8; 4096];
     let mut c = flate2::Compress::new(flate2::Compression::fast(), true);
     let mut z = vec![0u8; 8192];
-    if c.compress(&page, &mut z, flate2::FlushCompress::Finish).is_ok() {
+    if c.compress(&page, &mut z, flate2::FlushCompress::Finish)
+        .is_ok()
+    {
         let n = usize::try_from(c.total_out()).unwrap_or(0).min(z.len());
         let mut out = [0u8; 4096];
         let r = crate::kdump::decompress::decompress_page(
