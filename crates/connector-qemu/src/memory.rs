@@ -128,8 +128,9 @@ impl QemuMemory {
             for (o, op) in offs.iter_mut().zip(chunk.iter()) {
                 *o = self.map.resolve_contiguous(op.addr, op.buf.len());
                 if let Some(off) = *o {
-                    // SAFETY: in bounds of the mapping (see below); a prefetch has no effect
-                    // on program state.
+                    // SAFETY: `off` comes from `resolve_contiguous`, so `off <= backing_end <=
+                    // block_len <= mapping length` (checked in `new`): the address is in (or
+                    // one past) the mapping; a prefetch has no effect on program state.
                     prefetch(unsafe { base.add(off as usize) });
                 }
             }
@@ -155,7 +156,10 @@ impl QemuMemory {
                             backing,
                             len: n,
                         } => {
-                            // SAFETY: as above, per piece.
+                            // SAFETY: a backed piece lies in the block: `backing + n <=
+                            // backing_end <= block_len <= mapping length` (checked in `new`),
+                            // and `buf_off + n <= op.buf.len()` (pieces split the op's
+                            // range); the mapping lives as long as `self`.
                             unsafe {
                                 std::ptr::copy_nonoverlapping(
                                     base.add(backing as usize),

@@ -84,12 +84,17 @@ fn wrap(inv: Inventory) -> *mut MlInventory {
     Box::into_raw(Box::new(MlInventory { inv, strings }))
 }
 
-fn write_err(buf: *mut c_char, len: usize, msg: &str) {
+/// Writes `msg` into the caller's error buffer, truncated and NUL-terminated.
+///
+/// # Safety
+/// `buf` must be null or point to `len` writable bytes.
+unsafe fn write_err(buf: *mut c_char, len: usize, msg: &str) {
     if buf.is_null() || len == 0 {
         return;
     }
     let n = msg.len().min(len - 1);
-    // SAFETY: the caller passes a buffer of `len` bytes.
+    // SAFETY: `buf` is non-null, so by the caller's guarantee it holds `len` writable bytes;
+    // `n < len`, so both the copy and the terminator stay inside it.
     unsafe {
         std::ptr::copy_nonoverlapping(msg.as_ptr(), buf as *mut u8, n);
         *buf.add(n) = 0;
@@ -188,11 +193,13 @@ pub unsafe extern "C" fn memlens_connector_open(
 ) -> *mut MlConnector {
     // SAFETY: by the caller's guarantee.
     let Some(i) = (unsafe { inv.as_ref() }) else {
-        write_err(err, err_len, "null inventory");
+        // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+        unsafe { write_err(err, err_len, "null inventory") };
         return std::ptr::null_mut();
     };
     if spec.is_null() {
-        write_err(err, err_len, "null spec");
+        // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+        unsafe { write_err(err, err_len, "null spec") };
         return std::ptr::null_mut();
     }
     // SAFETY: by the caller's guarantee.
@@ -208,16 +215,19 @@ pub unsafe extern "C" fn memlens_connector_open(
         Ok(Ok(b)) => match b.output {
             Output::Target(target) => Box::into_raw(Box::new(MlConnector { target })),
             Output::Os(_) => {
-                write_err(err, err_len, "not a connector");
+                // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+                unsafe { write_err(err, err_len, "not a connector") };
                 std::ptr::null_mut()
             }
         },
         Ok(Err(e)) => {
-            write_err(err, err_len, &e.to_string());
+            // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+            unsafe { write_err(err, err_len, &e.to_string()) };
             std::ptr::null_mut()
         }
         Err(p) => {
-            write_err(err, err_len, &crate::abi::panic_message(&*p));
+            // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+            unsafe { write_err(err, err_len, &crate::abi::panic_message(&*p)) };
             std::ptr::null_mut()
         }
     }
@@ -270,15 +280,18 @@ pub unsafe extern "C" fn memlens_phys_read(
     match r {
         Ok(Ok(())) => MEMLENS_OK,
         Ok(Err(e @ memlens_core::Error::Partial { .. })) => {
-            write_err(err, err_len, &e.to_string());
+            // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+            unsafe { write_err(err, err_len, &e.to_string()) };
             MEMLENS_PARTIAL
         }
         Ok(Err(e)) => {
-            write_err(err, err_len, &e.to_string());
+            // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+            unsafe { write_err(err, err_len, &e.to_string()) };
             MEMLENS_ERROR
         }
         Err(p) => {
-            write_err(err, err_len, &crate::abi::panic_message(&*p));
+            // SAFETY: `err` is null or writable for `err_len` bytes (this function's contract).
+            unsafe { write_err(err, err_len, &crate::abi::panic_message(&*p)) };
             MEMLENS_ERROR
         }
     }

@@ -39,25 +39,37 @@ pub(super) struct Reports {
     warned: bool,
 }
 
+/// # Safety
+/// `base` must point to the batch's live `ReadOp<A>` array and `i` be in bounds.
 unsafe fn read_slot<A>(base: *mut c_void, i: usize) -> *mut Result<(), Error> {
     // SAFETY: `base` points to the batch's `ReadOp<A>` array and `i` is in bounds (checked
     // by the caller); taking the field's address does not touch the op's buffer.
     unsafe { std::ptr::addr_of_mut!((*(base as *mut ReadOp<'_, A>).add(i)).result) }
 }
 
+/// # Safety
+/// `base` must point to the batch's live `WriteOp<A>` array and `i` be in bounds.
 unsafe fn write_slot<A>(base: *mut c_void, i: usize) -> *mut Result<(), Error> {
-    // SAFETY: as in `read_slot`, for a `WriteOp<A>` array.
+    // SAFETY: `base` points to the batch's `WriteOp<A>` array and `i` is in bounds (checked
+    // by the caller); taking the field's address does not touch the op's buffer.
     unsafe { std::ptr::addr_of_mut!((*(base as *mut WriteOp<'_, A>).add(i)).result) }
 }
 
+/// # Safety
+/// `base` must point to the batch's live `ReadOp<A>` array and `i` be in bounds.
 unsafe fn read_len<A>(base: *mut c_void, i: usize) -> usize {
-    // SAFETY: as in `read_slot`; the slice's length is read from its (raw) pointer,
-    // without a reference to the bytes the plugin writes.
+    // SAFETY: `base` points to the batch's `ReadOp<A>` array and `i` is in bounds (checked
+    // by the caller); the slice's length is read from its (raw) pointer, without a
+    // reference to the bytes the plugin writes.
     unsafe { std::ptr::addr_of!(*(*(base as *const ReadOp<'_, A>).add(i)).buf).len() }
 }
 
+/// # Safety
+/// `base` must point to the batch's live `WriteOp<A>` array and `i` be in bounds.
 unsafe fn write_len<A>(base: *mut c_void, i: usize) -> usize {
-    // SAFETY: as in `read_len`, for a `WriteOp<A>` array.
+    // SAFETY: `base` points to the batch's `WriteOp<A>` array and `i` is in bounds (checked
+    // by the caller); the slice's length is read from its (raw) pointer, without a
+    // reference to the bytes the plugin reads.
     unsafe { std::ptr::addr_of!(*(*(base as *const WriteOp<'_, A>).add(i)).buf).len() }
 }
 

@@ -429,5 +429,6 @@ pub struct OsDescriptor {
 // SAFETY: descriptors are immutable statics; their function pointers are plain code
 // addresses, safe to share between threads.
 unsafe impl Sync for ConnectorDescriptor {}
-// SAFETY: as above.
+// SAFETY: descriptors are immutable statics; their function pointers are plain code
+// addresses, safe to share between threads.
 unsafe impl Sync for OsDescriptor {}
