@@ -91,7 +91,7 @@ pub fn translate_batch<P: PhysicalMemory + ?Sized>(
         if !mmu.is_canonical(va.0) {
             out[i] = Err(Error::NonCanonical {
                 va: *va,
-                arch: mmu.name(),
+                arch: mmu.name().into(),
             });
             continue;
         }
@@ -339,7 +339,7 @@ fn walk_chunk<P: PhysicalMemory + ?Sized>(
                             root: PhysAddr(p.root),
                             level: lv.number,
                             entry,
-                            why,
+                            why: why.into(),
                         });
                     }
                 }
@@ -355,7 +355,7 @@ fn walk_chunk<P: PhysicalMemory + ?Sized>(
             root: PhysAddr(p.root),
             level: 1,
             entry: p.parent,
-            why: "walk did not end at the last level",
+            why: "walk did not end at the last level".into(),
         });
     }
 }
@@ -397,6 +397,6 @@ fn unreadable(mmu: &Mmu, li: usize, p: &Pending, cause: Error) -> Error {
         root: PhysAddr(p.root),
         level: parent_level,
         entry: p.parent,
-        why: "points to a page table outside readable physical memory",
+        why: "points to a page table outside readable physical memory".into(),
     }
 }

@@ -3,6 +3,7 @@
 //! never produced. Errors are `Clone` (I/O errors are shared behind an `Arc`) because batch
 //! outcomes and caches hand the same error to several callers.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -63,16 +64,16 @@ pub enum Error {
         level: u8,
         /// The raw entry.
         entry: u64,
-        /// What is wrong with it.
-        why: &'static str,
+        /// What is wrong with it (usually a literal; owned when it crossed the plugin ABI).
+        why: Cow<'static, str>,
     },
     /// The virtual address is not canonical for the architecture.
     #[error("virtual address {va} is not canonical for {arch}")]
     NonCanonical {
         /// The address.
         va: VirtAddr,
-        /// Architecture name.
-        arch: &'static str,
+        /// Architecture name (usually a literal; owned when it crossed the plugin ABI).
+        arch: Cow<'static, str>,
     },
     /// Part of an operation failed; the rest of the buffer holds valid data.
     #[error("{} of {total} bytes could not be accessed, first at buffer offset {}: {}",
@@ -139,6 +140,17 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// An error of an OS layer (or another crate built on core), kept whole so callers
+    /// holding only an `Arc<dyn Os>` can still match it: see [`Error::downcast_ref`]. The
+    /// message is the source's own; [`std::error::Error::source`] returns it.
+    #[error("{source}")]
+    Os {
+        /// Which layer produced it (`linux`, `native`, a plugin name).
+        os: Cow<'static, str>,
+        /// The original error (e.g. a `LinuxError`).
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),
@@ -159,6 +171,50 @@ impl Error {
             path: path.into(),
             offset,
             source: Arc::new(source),
+        }
+    }
+
+    /// An [`Error::Os`] holding `source`, produced by the layer `os`.
+    pub fn os(
+        os: impl Into<Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Os {
+            os: os.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// The typed error of an OS layer inside `self`, if it is a `T`: looks through
+    /// `Context` wrappers, the failed spans of `Partial` (the first one) and the source
+    /// chain of an [`Error::Os`].
+    ///
+    /// ```
+    /// use memlens_core::Error;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("no such thing")]
+    /// struct Mine;
+    ///
+    /// let e = Error::os("mine", Mine).context("opening");
+    /// assert!(e.downcast_ref::<Mine>().is_some());
+    /// assert!(Error::Other("x".into()).downcast_ref::<Mine>().is_none());
+    /// ```
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        match self {
+            Error::Context { source, .. } => source.downcast_ref(),
+            Error::Partial { failed, .. } => failed.first()?.cause.downcast_ref(),
+            Error::Os { source, .. } => {
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&**source);
+                while let Some(e) = cur {
+                    if let Some(t) = e.downcast_ref::<T>() {
+                        return Some(t);
+                    }
+                    cur = e.source();
+                }
+                None
+            }
+            _ => None,
         }
     }
 

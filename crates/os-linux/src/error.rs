@@ -101,11 +101,15 @@ pub enum LinuxError {
     Memory(#[from] memlens_core::Error),
 }
 
+/// Memory errors stay core errors; every other error becomes
+/// [`memlens_core::Error::Os`] holding the `LinuxError` itself, so a caller with only an
+/// `Arc<dyn Os>` gets it back with
+/// [`downcast_ref::<LinuxError>()`](memlens_core::Error::downcast_ref).
 impl From<LinuxError> for memlens_core::Error {
     fn from(e: LinuxError) -> Self {
         match e {
             LinuxError::Memory(m) => m,
-            other => memlens_core::Error::Other(other.to_string()),
+            other => memlens_core::Error::os("linux", other),
         }
     }
 }

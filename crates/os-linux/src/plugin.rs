@@ -48,7 +48,9 @@ impl OsPlugin for LinuxPlugin {
             no_hints: args.flag("nohints"),
             ..LinuxOptions::default()
         };
-        Ok(Arc::new(LinuxOs::open(target, opts)?))
+        // As a core error, so the builder keeps the `LinuxError` (in `Error::Os`).
+        let os = LinuxOs::open(target, opts).map_err(memlens_core::Error::from)?;
+        Ok(Arc::new(os))
     }
 }
 

@@ -140,7 +140,10 @@ impl KernelSpace {
             return Ok((t.pa, t.size.bytes()));
         }
         if !self.canonical(v) {
-            return Err(Error::NonCanonical { va, arch: "x86_64" });
+            return Err(Error::NonCanonical {
+                va,
+                arch: "x86_64".into(),
+            });
         }
         let mut table = self.root.0;
         for level in (1..=self.levels).rev() {
@@ -165,7 +168,7 @@ impl KernelSpace {
                     root: self.root,
                     level,
                     entry,
-                    why: "large-page bit set above level 3",
+                    why: "large-page bit set above level 3".into(),
                 });
             }
             table = entry & ADDR_MASK;

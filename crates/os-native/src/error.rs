@@ -58,12 +58,14 @@ pub enum NativeError {
 }
 
 impl NativeError {
-    /// Converts into a core error for the `Os`/`Process` traits, keeping the message and,
-    /// for core errors, the structure.
+    /// Converts into a core error for the `Os`/`Process` traits: core errors stay as they
+    /// are, every other error becomes [`memlens_core::Error::Os`] holding the
+    /// `NativeError` itself (get it back with
+    /// [`downcast_ref::<NativeError>()`](memlens_core::Error::downcast_ref)).
     pub fn into_core(self) -> memlens_core::Error {
         match self {
             NativeError::Core(e) => e,
-            e => memlens_core::Error::Other(e.to_string()),
+            e => memlens_core::Error::os("native", e),
         }
     }
 

@@ -31,9 +31,12 @@ impl OsPlugin for NativePlugin {
         if input.is_some() {
             return Err("the native OS plugin reads the host itself and takes no connector".into());
         }
-        Ok(Arc::new(NativeOs::open(NativeOptions {
+        // As a core error, so the builder keeps the `NativeError` (in `Error::Os`).
+        let os = NativeOs::open(NativeOptions {
             allow_write: args.flag("write"),
-        })?))
+        })
+        .map_err(memlens_core::Error::from)?;
+        Ok(Arc::new(os))
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Arguments (see [`TestConn::args`]): `size` (default argument), `file` (load the buffer
 //! from a file instead of the pattern), `writable`, and misbehaviour switches for tests:
-//! `panic` / `fail` (in create), `panic_read` (in every read), `log` (emit one record per
+//! `panic` / `fail` (in create), `panic_read` (in every read), `bad_entry` (every read
+//! fails with a `BadEntry` whose reason names the address), `log` (emit one record per
 //! level). Chained after an OS, the target is a pid and the connector exposes that
 //! process's virtual memory as its "physical" memory.
 
@@ -176,6 +177,34 @@ impl MemoryWrite for RwMem {
     }
 }
 
+/// Memory whose every read fails with a page-table error carrying a reason made at run
+/// time (`bad_entry`): checks that owned reasons cross the ABI intact.
+struct BadEntryMem(u64);
+
+impl MemoryView for BadEntryMem {
+    type Addr = PhysAddr;
+    fn read_batch(&self, ops: &mut [ReadOp<'_, PhysAddr>]) {
+        for op in ops {
+            op.buf.fill(0);
+            op.result = Err(Error::BadEntry {
+                va: VirtAddr(op.addr.0),
+                root: PhysAddr(0x1000),
+                level: 2,
+                entry: op.addr.0 ^ 0xdead,
+                why: format!("testconn: entry for {:#x} is bad", op.addr.0).into(),
+            });
+        }
+    }
+    fn metadata(&self) -> MemoryMetadata<PhysAddr> {
+        MemoryMetadata {
+            max_addr: PhysAddr(self.0.saturating_sub(1)),
+            real_size: self.0,
+            readonly: true,
+            preferred_batch: 256,
+        }
+    }
+}
+
 /// A process's virtual memory presented as physical memory (chains).
 struct ProcessAsPhys(Arc<dyn VirtualMemory>);
 
@@ -241,6 +270,10 @@ impl ConnectorPlugin for TestConn {
             .arg(ArgDecl::flag("fail", "return an error from create (tests)"))
             .arg(ArgDecl::flag("panic_read", "panic in every read (tests)"))
             .arg(ArgDecl::flag(
+                "bad_entry",
+                "fail every read with a page-table error naming the address (tests)",
+            ))
+            .arg(ArgDecl::flag(
                 "log",
                 "log one record per level in create (tests)",
             ))
@@ -301,6 +334,10 @@ impl ConnectorPlugin for TestConn {
             }
         };
         info.details.push(("size".into(), data.len().to_string()));
+        if args.flag("bad_entry") {
+            let m = Arc::new(BadEntryMem(data.len() as u64));
+            return Ok(PhysicalTarget::from_memory(m, info));
+        }
         let mut t = if args.flag("writable") || args.flag("panic_read") {
             let m = Arc::new(RwMem {
                 data: RwLock::new(data),

@@ -71,10 +71,17 @@ fn caught<T>(plugin: &str, during: &str, f: impl FnOnce() -> Result<T>) -> Resul
     })
 }
 
+/// A linked plugin's error: a core error stays typed (so an OS plugin's own error kept in
+/// [`memlens_core::Error::Os`] can be matched with
+/// [`downcast_ref`](memlens_core::Error::downcast_ref)), wrapped with the plugin's name;
+/// anything else becomes its message.
 fn plugin_err(plugin: &str, e: BoxError) -> Error {
-    Error::Plugin {
-        plugin: plugin.to_string(),
-        message: e.to_string(),
+    match e.downcast::<memlens_core::Error>() {
+        Ok(core) => Error::Core(core.context(format!("plugin '{plugin}'"))),
+        Err(e) => Error::Plugin {
+            plugin: plugin.to_string(),
+            message: e.to_string(),
+        },
     }
 }
 

@@ -880,3 +880,29 @@ fn static_and_file_duplicates_highest_version_wins_tie_to_static() {
         "{st_file:?}"
     );
 }
+
+#[test]
+fn page_table_errors_keep_their_owned_reason_across_the_abi() {
+    let d = plugin_dir(&[TESTCONN]);
+    let inv = inv(&d);
+    let t = connect(&inv, "testconn::64KiB,bad_entry").unwrap();
+    // Every reason differs: before, each one was interned (leaked) up to a cap, after
+    // which the text was replaced by a fixed message.
+    for i in 0..10_000u64 {
+        let addr = PhysAddr(i * 8);
+        match t.memory.read_vec(addr, 8).unwrap_err() {
+            CoreError::BadEntry {
+                va,
+                root,
+                level,
+                entry,
+                why,
+            } => {
+                assert_eq!((va, root, level), (VirtAddr(addr.0), PhysAddr(0x1000), 2));
+                assert_eq!(entry, addr.0 ^ 0xdead);
+                assert_eq!(why, format!("testconn: entry for {:#x} is bad", addr.0));
+            }
+            e => panic!("wrong error {e:?}"),
+        }
+    }
+}

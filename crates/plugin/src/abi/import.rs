@@ -4,11 +4,10 @@
 //! *before* its fields (the library handle) are dropped — so a library is unloaded only
 //! after the last object from it is gone, and no vtable ever dangles.
 
-use std::collections::HashSet;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use memlens_core::mem::{MemRange, MemoryMetadata, MemoryView, MemoryWrite, ReadOp, WriteOp};
 use memlens_core::os::ModuleDetails;
@@ -72,24 +71,6 @@ impl Origin {
     }
 }
 
-/// Interns a short reason string so it can fill a `&'static str` field of core's `Error`.
-/// Bounded: after 1024 distinct strings, new ones map to a fixed text.
-fn intern(s: &str) -> &'static str {
-    static SET: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let Ok(mut set) = SET.get_or_init(Default::default).lock() else {
-        return "(reason unavailable)";
-    };
-    if let Some(v) = set.get(s) {
-        return v;
-    }
-    if set.len() >= 1024 || s.len() > 256 {
-        return "(reason not kept: too many distinct reasons)";
-    }
-    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
-    set.insert(leaked);
-    leaked
-}
-
 /// Rebuilds a core error from its flattened form.
 ///
 /// # Safety
@@ -122,11 +103,11 @@ pub(crate) unsafe fn decode_error(c: &CError) -> Error {
             root: PhysAddr(c.b),
             level,
             entry: c.c,
-            why: intern(&m1),
+            why: m1.into_owned().into(),
         },
         errcode::NON_CANONICAL => Error::NonCanonical {
             va: VirtAddr(c.a),
-            arch: intern(&m1),
+            arch: m1.into_owned().into(),
         },
         errcode::IO => Error::io(m1.into_owned(), c.a, std::io::Error::other(m2.into_owned())),
         errcode::READ_ONLY => Error::ReadOnly {
