@@ -192,7 +192,8 @@ impl ProcessMemory {
                 Err(e) => e,
             };
             if dir == Dir::Read {
-                // SAFETY: as above; reads own the buffer mutably.
+                // SAFETY: `piece.local` points `len` bytes into the caller's buffer
+                // (`off + len <= span.len`), which a read holds mutably.
                 unsafe { std::ptr::write_bytes(piece.local, 0, len) };
             }
             let err = self.error(dir, outcome, addr.0);

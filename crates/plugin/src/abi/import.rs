@@ -149,7 +149,9 @@ pub struct ImportedMemory<A> {
 // SAFETY: exported memory objects wrap `Arc<dyn MemoryView>` values, which are
 // `Send + Sync` by the core trait's bounds; the vtable functions take `&self` semantics.
 unsafe impl<A> Send for ImportedMemory<A> {}
-// SAFETY: as above.
+// SAFETY: the wrapped `Arc<dyn MemoryView>` is `Sync` by the core trait's bounds, and
+// every vtable function takes the object by shared reference (reads and writes are
+// `&self` on the exporting side), so calls from several threads at once are sound.
 unsafe impl<A> Sync for ImportedMemory<A> {}
 
 impl<A> Drop for ImportedMemory<A> {
@@ -352,7 +354,8 @@ pub struct ImportedCpu {
 
 // SAFETY: wraps an `Arc<dyn CpuState>` (Send + Sync by the trait's bounds).
 unsafe impl Send for ImportedCpu {}
-// SAFETY: as above.
+// SAFETY: the wrapped `Arc<dyn CpuState>` is `Sync` by the trait's bounds and its vtable
+// functions only take shared references.
 unsafe impl Sync for ImportedCpu {}
 
 impl Drop for ImportedCpu {
@@ -418,7 +421,8 @@ pub unsafe fn import_target(
     let writer = if obj.writer.this.is_null() {
         None
     } else {
-        // SAFETY: as above.
+        // SAFETY: the caller guarantees every object of `obj` is a live export of this
+        // ABI; the writer is non-null here.
         Some(Arc::new(unsafe {
             ImportedMemory::<PhysAddr>::new(obj.writer, origin.clone())
         }))
@@ -453,7 +457,8 @@ pub struct ImportedProcess {
 
 // SAFETY: wraps an `Arc<dyn Process>` (Send + Sync by the trait's bounds).
 unsafe impl Send for ImportedProcess {}
-// SAFETY: as above.
+// SAFETY: the wrapped `Arc<dyn Process>` is `Sync` by the trait's bounds, its vtable
+// functions only take shared references, and `info`/`memory` are `Sync` Rust values.
 unsafe impl Sync for ImportedProcess {}
 
 impl Drop for ImportedProcess {
@@ -515,7 +520,8 @@ pub struct ImportedOs {
 
 // SAFETY: wraps an `Arc<dyn Os>` (Send + Sync by the trait's bounds).
 unsafe impl Send for ImportedOs {}
-// SAFETY: as above.
+// SAFETY: the wrapped `Arc<dyn Os>` is `Sync` by the trait's bounds and its vtable
+// functions only take shared references.
 unsafe impl Sync for ImportedOs {}
 
 impl Drop for ImportedOs {
