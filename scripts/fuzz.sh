@@ -31,6 +31,9 @@ if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked --quiet
 fi
 fuzz=(env RUSTC_BOOTSTRAP=1 cargo +stable fuzz)
+# glibc's thread-local destructor records are reported as leaks by libFuzzer's per-input
+# leak check; fuzz/lsan.supp suppresses exactly those (see the file).
+export LSAN_OPTIONS="suppressions=$PWD/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 mode="${1:-}"
 shift || true

@@ -7,6 +7,6 @@ use libfuzzer_sys::fuzz_target;
 use memlens_connector_file::fuzzing::exercise_bytes;
 use memlens_connector_file::FormatChoice;
 
-fuzz_target!(init: memlens_connector_file::fuzzing::warm_up(), |data: &[u8]| {
+fuzz_target!(|data: &[u8]| {
     exercise_bytes(data, &[FormatChoice::Kdump]);
 });

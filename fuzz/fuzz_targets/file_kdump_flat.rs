@@ -8,6 +8,6 @@ use libfuzzer_sys::fuzz_target;
 use memlens_connector_file::fuzzing::{exercise_bytes, flat_input};
 use memlens_connector_file::FormatChoice;
 
-fuzz_target!(init: memlens_connector_file::fuzzing::warm_up(), |data: &[u8]| {
+fuzz_target!(|data: &[u8]| {
     exercise_bytes(&flat_input(data), &[FormatChoice::Kdump]);
 });

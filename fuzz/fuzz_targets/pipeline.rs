@@ -9,7 +9,7 @@
 use libfuzzer_sys::fuzz_target;
 use memlens_connector_file::{open_dump, DumpOptions};
 
-fuzz_target!(init: memlens_connector_file::fuzzing::warm_up(), |data: &[u8]| {
+fuzz_target!(|data: &[u8]| {
     let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
     let path = format!("{dir}/memlens-fuzz-pipeline-{}", std::process::id());
     if std::fs::write(&path, data).is_err() {

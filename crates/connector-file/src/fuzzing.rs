@@ -119,28 +119,3 @@ pub fn lzo(data: &[u8]) -> Result<usize, &'static str> {
 pub fn lzo_decompress(input: &[u8], out: &mut [u8]) -> Result<usize, &'static str> {
     crate::lzo::decompress(input, out)
 }
-
-/// Creates this thread's per-thread decompressor (kdump zlib pages) before fuzzing starts.
-///
-/// glibc allocates a destructor record the first time a thread-local with a destructor
-/// is touched; LeakSanitizer, which libFuzzer runs after an input that allocated more than
-/// it freed, does not see that record as reachable and reports it as a 64-byte leak of the
-/// first input that decompresses a zlib page (the `pipeline` campaign hit it). Fuzz
-/// targets that can reach kdump pages call this from their `init:` block.
-pub fn warm_up() {
-    let page = [0u8; 4096];
-    let mut c = flate2::Compress::new(flate2::Compression::fast(), true);
-    let mut z = vec![0u8; 8192];
-    if c.compress(&page, &mut z, flate2::FlushCompress::Finish)
-        .is_ok()
-    {
-        let n = usize::try_from(c.total_out()).unwrap_or(0).min(z.len());
-        let mut out = [0u8; 4096];
-        let r = crate::kdump::decompress::decompress_page(
-            crate::kdump::COMPRESSED_ZLIB,
-            &z[..n],
-            &mut out,
-        );
-        debug_assert!(r.is_ok(), "{r:?}");
-    }
-}

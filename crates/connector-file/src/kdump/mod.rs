@@ -33,7 +33,7 @@
 //!   [`MAX_FLAT_RECORDS`](crate::limits::MAX_FLAT_RECORDS) records, its bitmaps are no
 //!   longer than the file, and its descriptor table fits in the bytes its records hold.
 
-pub(crate) mod decompress;
+mod decompress;
 mod parse;
 
 use std::borrow::Cow;
